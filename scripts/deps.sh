@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Install every build and test dependency of atlas with apt (Debian 12). Idempotent and quiet
+# when everything is present; `make deps` runs it, and every other make target runs it first.
+set -euo pipefail
+
+packages=(
+	# user space
+	g++ gcc make cmake ninja-build pkg-config git
+	libgtest-dev libgmock-dev libbenchmark-dev
+	clang-format clang-tidy
+	# kernel build (kernel/build.sh)
+	linux-source-6.12 ccache bc bison flex libelf-dev libssl-dev xz-utils patch binutils
+	python3
+	# guest runner (guest/run)
+	qemu-system-x86 busybox-static cpio
+)
+
+missing=()
+for p in "${packages[@]}"; do
+	[ "$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null)" = installed ] || missing+=("$p")
+done
+[ ${#missing[@]} -gt 0 ] || exit 0
+
+echo "deps: installing ${missing[*]}"
+if [ "$(id -u)" != 0 ]; then
+	if command -v sudo >/dev/null; then
+		as_root=(sudo)
+	else
+		echo "deps: missing packages: ${missing[*]}" >&2
+		echo "deps: run as root: apt-get update && apt-get install ${missing[*]}" >&2
+		exit 1
+	fi
+else
+	as_root=()
+fi
+export DEBIAN_FRONTEND=noninteractive
+"${as_root[@]}" apt-get update -qq
+"${as_root[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+echo "deps: done"

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Tests of guest/run's contract (docs/guest-runner.md), one case per invocation:
+#   runner_test.sh CASE GUEST_RUN KERNEL
+set -uo pipefail
+case_name=$1 run=$2 kernel=$3
+out=$(mktemp) log=$(mktemp)
+trap 'rm -f "$out" "$log"' EXIT
+
+# expect STATUS PATTERN ARGS...: run the runner, require exit STATUS and PATTERN in its output.
+expect() {
+	local want=$1 pattern=$2
+	shift 2
+	"$run" --kernel "$kernel" --quiet --log "$log" "$@" >"$out" 2>&1
+	local got=$?
+	if [ "$got" != "$want" ]; then
+		echo "FAIL: expected exit status $want, got $got from: guest/run $*"
+		cat "$out"
+		exit 1
+	fi
+	if [ -n "$pattern" ] && ! grep -Eq "$pattern" "$out" "$log"; then
+		echo "FAIL: output lacks /$pattern/ for: guest/run $*"
+		cat "$out"
+		exit 1
+	fi
+	echo "ok: exit status $got${pattern:+, output matches /$pattern/}"
+}
+
+case "$case_name" in
+exit_status)
+	expect 0 "" -- true
+	expect 7 "command exited with status 7" -- 'echo hello; exit 7'
+	;;
+time_limit)
+	# The marker proves the guest booted and the command was running when the limit hit.
+	expect 253 "time limit of 120s expired" --timeout 120 -- 'echo atlas-sleeping-now; sleep 100000'
+	grep -q atlas-sleeping-now "$log" || { echo "FAIL: the command never started"; exit 1; }
+	;;
+splat_fails_run)
+	# LKDTM makes the kernel print a real WARNING; the command itself succeeds.
+	expect 252 "kernel log shows a report.*WARNING:" -- 'echo WARNING > /sys/kernel/debug/provoke-crash/DIRECT; exit 0'
+	;;
+test_output_is_not_a_splat)
+	expect 0 "" -- 'echo "WARNING: a test printed this"; echo "BUG: so what"; exit 0'
+	;;
+directories)
+	dir=$(mktemp -d)
+	mkdir -p "$dir/sub"
+	echo 'echo from-a-script; exit 3' >"$dir/sub/script.sh"
+	expect 3 "from-a-script" --add "$dir:/atlas/data" -- 'sh /atlas/data/sub/script.sh'
+	rm -rf "$dir"
+	;;
+*)
+	echo "unknown case $case_name"
+	exit 2
+	;;
+esac

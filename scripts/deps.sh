@@ -8,6 +8,10 @@ packages=(
 	g++ gcc make cmake ninja-build pkg-config git
 	libgtest-dev libgmock-dev libbenchmark-dev
 	clang-format clang-tidy
+	# live-patching runtime, loader and tools (ELF/DWARF, unwinding, x86 decoding, CLI, JSON)
+	libelf-dev libdw-dev libunwind-dev libzydis-dev libcli11-dev libfmt-dev nlohmann-json3-dev
+	# fuzzing the patch parser (libFuzzer)
+	clang libclang-rt-14-dev
 	# kernel build (kernel/build.sh)
 	linux-source-6.12 ccache bc bison flex libelf-dev libssl-dev xz-utils patch binutils
 	python3

@@ -1,0 +1,280 @@
+// atlas/runtime.hpp - the in-process live-patching runtime (docs/live-patching.md).
+//
+// A Runtime keeps a registry of the application's threads, drives transitions (apply or revert
+// one CodeChange) in global or wait-free mode, and reports what happened as a status snapshot
+// and a JSON-lines event log. Threads take part through cheap quiescence points.
+//
+// Error handling: nothing here throws into the caller or terminates the process; every failure
+// comes back as a Result or Report whose message names what failed and what to do.
+#ifndef ATLAS_RUNTIME_HPP
+#define ATLAS_RUNTIME_HPP
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <sys/types.h>
+#include <vector>
+
+namespace atlas
+{
+
+using ViewId = long;
+
+// Success, or a failure with a message that says what failed and what to do.
+class [[nodiscard]] Result
+{
+public:
+	static Result success()
+	{
+		return Result{};
+	}
+	static Result failure(std::string message)
+	{
+		Result r;
+		r.ok_ = false;
+		r.message_ = std::move(message);
+		return r;
+	}
+	bool ok() const noexcept
+	{
+		return ok_;
+	}
+	explicit operator bool() const noexcept
+	{
+		return ok_;
+	}
+	const std::string &message() const noexcept
+	{
+		return message_;
+	}
+
+private:
+	bool ok_ = true;
+	std::string message_;
+};
+
+struct AddressRange {
+	std::uintptr_t start = 0;
+	std::uintptr_t end = 0; // exclusive
+};
+
+// One code change: implemented by the patch loader, and by tests. apply() and revert() run on
+// the patcher thread while the transition guarantees that no registered thread can observe a
+// partial write: every thread parked or blocked (global mode), or the patcher alone in a fresh
+// view (wait-free mode). They must not throw; an exception is caught and treated as failure.
+class CodeChange
+{
+public:
+	virtual ~CodeChange() = default;
+	// Name + content hash + target build-id: two changes with equal identity are the same.
+	virtual std::string identity() const = 0;
+	virtual Result apply() = 0;
+	virtual Result revert() = 0;
+	// The change alters a protocol between threads (lock order, meaning of shared data): old
+	// and new code must never run concurrently, so it is always applied in global mode.
+	virtual bool requires_global() const
+	{
+		return false;
+	}
+	// Entry ranges of the functions the change replaces; used for last-in-first-out revert
+	// per function (and, later, the stack check of the preload wrappers).
+	virtual std::vector<AddressRange> replaced_functions() const
+	{
+		return {};
+	}
+	// No view can run code of this change any more (its wait-free transition was reverted, or
+	// the change was reverted and the last view holding it deleted): resources may be freed.
+	virtual void unreachable() noexcept {}
+};
+
+// Result of a view operation, in the convention of atlas/mmview.h: value >= 0, or error = errno.
+struct ViewResult {
+	long value = 0;
+	int error = 0;
+	bool ok() const noexcept
+	{
+		return error == 0;
+	}
+};
+
+// The address-space views operations the runtime needs (atlas/mmview.h), behind an interface so
+// that the wait-free state machine can be tested with a simulation. Every operation acts on the
+// calling thread, as the syscall does. Implementations must be thread-safe.
+class ViewOps
+{
+public:
+	virtual ~ViewOps() = default;
+	virtual ViewResult create() = 0;           // new view, copy of the caller's
+	virtual ViewResult remove(ViewId id) = 0;  // MMVIEW_DELETE
+	virtual ViewResult migrate(ViewId id) = 0; // returns the view left
+	virtual ViewResult current() = 0;          // ENOSYS: no views on this kernel
+	virtual ViewResult switch_base() = 0;      // the caller's view becomes the base
+};
+
+// The real operations: the mmview syscall.
+std::unique_ptr<ViewOps> kernel_view_ops();
+
+enum class Mode {
+	automatic, // wait-free when views exist and the change allows it, else global
+	global,
+	wait_free,
+};
+
+enum class ThreadState {
+	running,
+	parked,   // waiting at a quiescence point for a global transition to finish
+	blocked,  // between blocking_enter() and blocking_exit(): counts as quiescent
+	migrated, // moved to the target view of the wait-free transition in progress
+};
+
+enum class Outcome {
+	finished,        // applied or reverted everywhere
+	already_applied, // the same change (identity) is applied: nothing done
+	refused,         // nothing changed; message says why (deadline, unknown threads, busy, ...)
+	failed,          // the change itself failed; nothing changed (rolled back)
+	pending,         // wait-free: applied in the new view, some threads have not migrated yet
+	reverting,       // wait-free: going back to the old view, some threads still in the new one
+	reverted,        // wait-free: a pending transition was undone; nothing changed
+};
+
+const char *to_string(Mode mode) noexcept;
+const char *to_string(ThreadState state) noexcept;
+const char *to_string(Outcome outcome) noexcept;
+
+struct ThreadInfo {
+	pid_t tid = 0;
+	std::string name;
+	ViewId view = 0;
+	ThreadState state = ThreadState::running;
+	std::int64_t last_quiescence_ns = 0; // CLOCK_MONOTONIC; 0: never took part in a transition
+};
+
+struct Report {
+	std::uint64_t transition = 0; // 0: rejected before a transition was started
+	Outcome outcome = Outcome::refused;
+	Mode mode = Mode::global; // the mode used (never automatic)
+	std::string change;       // identity
+	std::string message;
+	std::vector<ThreadInfo> lagging; // threads that did not reach quiescence in time
+	std::chrono::nanoseconds duration{0};
+
+	// The request is complete and succeeded: finished, already applied, or reverted.
+	bool ok() const noexcept
+	{
+		return outcome == Outcome::finished || outcome == Outcome::already_applied ||
+		       outcome == Outcome::reverted;
+	}
+};
+
+struct AppliedChange {
+	std::string identity;
+	Mode mode = Mode::global;
+	std::uint64_t transition = 0;
+	std::chrono::nanoseconds duration{0};
+};
+
+struct StatusSnapshot {
+	bool views_available = false;
+	std::string views_note; // why not, when unavailable
+	bool membarrier_sync_core = false;
+	std::string membarrier_note;
+	ViewId base_view = 0;
+	// The transition in progress (a wait-free one can stay pending after its deadline).
+	std::optional<std::uint64_t> transition;
+	std::optional<Outcome> transition_state; // pending or reverting
+	ViewId target_view = 0;
+	std::vector<ThreadInfo> threads;
+	std::vector<pid_t> exempt_threads;
+	std::vector<AppliedChange> applied; // oldest first
+	std::optional<Report> last_report;
+	std::uint64_t slow_path_entries = 0; // process-wide count of quiescence slow paths
+
+	std::string to_json() const;
+};
+
+// Where the event log goes: a file descriptor (one JSON object per line) and/or a callback
+// (one line without the newline). Called on the patcher thread, never with a runtime lock held.
+struct EventSink {
+	int fd = -1;
+	std::function<void(std::string_view line)> callback;
+};
+
+struct RuntimeOptions {
+	std::unique_ptr<ViewOps> views; // null: kernel_view_ops()
+	EventSink events;
+	std::chrono::milliseconds default_deadline{5000};
+	// Refuse a transition while /proc/self/task lists threads that are neither registered nor
+	// exempt (they could run code being replaced).
+	bool refuse_unknown_threads = true;
+};
+
+struct Request {
+	Mode mode = Mode::automatic;
+	std::chrono::milliseconds deadline{0}; // 0: RuntimeOptions::default_deadline
+};
+
+namespace detail
+{
+class Core;
+// Number of transitions in progress in this process; quiescence points only look at this.
+extern std::atomic<unsigned> transitions_in_flight;
+void quiescence_slow_path() noexcept;
+} // namespace detail
+
+class Runtime
+{
+public:
+	// Never fails because views or membarrier are missing: those degrade, and the status and
+	// event log say so. Returns null only when memory is exhausted.
+	static std::unique_ptr<Runtime> create(RuntimeOptions options) noexcept;
+	~Runtime();
+	Runtime(const Runtime &) = delete;
+	Runtime &operator=(const Runtime &) = delete;
+
+	// Register the calling thread (name empty: its comm). A thread is registered with at most
+	// one runtime; it is unregistered automatically when it exits.
+	Result register_current_thread(std::string_view name = {}) noexcept;
+	Result unregister_current_thread() noexcept;
+	// Declare a thread that is not registered but never runs code a change replaces (a
+	// sanitizer's or library's helper thread), so that unknown-thread checks accept it.
+	Result exempt_thread(pid_t tid) noexcept;
+
+	// Transitions run on the calling thread (the patcher), which must not be registered.
+	Report apply(std::shared_ptr<CodeChange> change, Request request = {}) noexcept;
+	Report revert(std::string_view identity, Request request = {}) noexcept;
+	// For a pending or reverting wait-free transition: keep waiting, or go back.
+	Report wait(std::chrono::milliseconds deadline) noexcept;
+	Report revert_pending(std::chrono::milliseconds deadline) noexcept;
+
+	StatusSnapshot status() const noexcept;
+
+private:
+	explicit Runtime(std::shared_ptr<detail::Core> core);
+	std::shared_ptr<detail::Core> core_;
+};
+
+// A quiescence point of the calling thread: call it where no frame of a function that may be
+// replaced is on the stack. Fast path: one relaxed load and a compare. Relaxed suffices: a
+// transition only needs each thread to notice it eventually; everything the thread then reads
+// is ordered by the runtime's mutex on the slow path.
+inline void quiescence_point() noexcept
+{
+	if (detail::transitions_in_flight.load(std::memory_order_relaxed) == 0) [[likely]]
+		return;
+	detail::quiescence_slow_path();
+}
+
+// Bracket a call in which the thread may block for long (epoll_wait, accept, ...): in between
+// it counts as quiescent. blocking_exit() completes the pending handshake before returning
+// (park in global mode, migrate in wait-free mode). No-ops on unregistered threads.
+void blocking_enter() noexcept;
+void blocking_exit() noexcept;
+
+} // namespace atlas
+
+#endif // ATLAS_RUNTIME_HPP

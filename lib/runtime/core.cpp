@@ -1,0 +1,1059 @@
+// The transition state machine (docs/live-patching.md, "Runtime core").
+//
+// Locking: one mutex (Core::mu_) guards the registry and the transition. Quiescence points
+// never touch it unless a transition is in flight; the event log is written after mu_ is
+// released, so a sink callback may call status().
+#include "core.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <dirent.h>
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <fstream>
+#include <linux/membarrier.h>
+#include <pthread.h>
+#include <set>
+#include <sys/syscall.h>
+#include <thread>
+#include <unistd.h>
+
+namespace atlas::detail
+{
+
+std::atomic<unsigned> transitions_in_flight{0};
+std::atomic<std::uint64_t> slow_path_entries{0};
+
+namespace
+{
+
+// The calling thread's registration. The handle keeps the Core alive, so that a thread exiting
+// after its Runtime was destroyed still unregisters safely.
+struct ThreadHandle {
+	std::shared_ptr<Core> core;
+	ThreadRecord *record = nullptr;
+
+	~ThreadHandle()
+	{
+		if (core && record)
+			core->unregister(record);
+	}
+};
+
+thread_local ThreadHandle tl_handle;
+
+std::string errno_text(int err)
+{
+	return fmt::format("{} ({})", strerrordesc_np(err) ? strerrordesc_np(err) : "unknown",
+	                   strerrorname_np(err) ? strerrorname_np(err) : "?");
+}
+
+std::string thread_comm(pid_t tid)
+{
+	std::ifstream in(fmt::format("/proc/self/task/{}/comm", tid));
+	std::string name;
+	std::getline(in, name);
+	return name;
+}
+
+// Thread ids in /proc/self/task; empty on error (the caller reports it).
+std::optional<std::vector<pid_t>> task_ids()
+{
+	DIR *dir = opendir("/proc/self/task");
+	if (!dir)
+		return std::nullopt;
+	std::vector<pid_t> tids;
+	while (struct dirent *entry = readdir(dir)) {
+		char *end = nullptr;
+		long tid = std::strtol(entry->d_name, &end, 10);
+		if (end != entry->d_name && *end == '\0' && tid > 0)
+			tids.push_back(static_cast<pid_t>(tid));
+	}
+	closedir(dir);
+	return tids;
+}
+
+std::string describe(const std::vector<ThreadInfo> &threads)
+{
+	std::vector<std::string> parts;
+	for (const auto &t : threads)
+		parts.push_back(
+		    fmt::format("{} ({}, {}, view {})", t.tid, t.name, to_string(t.state), t.view));
+	return fmt::format("{}", fmt::join(parts, ", "));
+}
+
+nlohmann::json threads_json(const std::vector<ThreadInfo> &threads)
+{
+	nlohmann::json list = nlohmann::json::array();
+	for (const auto &t : threads)
+		list.push_back({{"tid", t.tid},
+		                {"name", t.name},
+		                {"state", to_string(t.state)},
+		                {"view", t.view}});
+	return list;
+}
+
+Result call_change(CodeChange &change, Operation op) noexcept
+{
+	try {
+		return op == Operation::apply ? change.apply() : change.revert();
+	} catch (const std::exception &e) {
+		return Result::failure(fmt::format("the change threw: {}", e.what()));
+	} catch (...) {
+		return Result::failure("the change threw a non-standard exception");
+	}
+}
+
+const char *op_name(Operation op)
+{
+	return op == Operation::apply ? "apply" : "revert";
+}
+
+bool overlaps(const std::vector<AddressRange> &a, const std::vector<AddressRange> &b)
+{
+	for (const auto &x : a)
+		for (const auto &y : b)
+			if (x.start < y.end && y.start < x.end)
+				return true;
+	return false;
+}
+
+// Blocks every signal while parked: a handler running on a parked thread could execute code
+// that is being rewritten (design sec. 4).
+class SignalsBlocked
+{
+public:
+	SignalsBlocked() noexcept
+	{
+		sigset_t all;
+		sigfillset(&all);
+		blocked_ = pthread_sigmask(SIG_BLOCK, &all, &old_) == 0;
+	}
+	~SignalsBlocked()
+	{
+		if (blocked_)
+			pthread_sigmask(SIG_SETMASK, &old_, nullptr);
+	}
+	SignalsBlocked(const SignalsBlocked &) = delete;
+	SignalsBlocked &operator=(const SignalsBlocked &) = delete;
+
+private:
+	sigset_t old_;
+	bool blocked_ = false;
+};
+
+} // namespace
+
+Core::Core(RuntimeOptions options)
+    : options_{nullptr, {}, options.default_deadline, options.refuse_unknown_threads},
+      views_(options.views ? std::move(options.views) : kernel_view_ops()),
+      log_(std::move(options.events))
+{
+	// Views are probed once; without them the runtime works in global mode only.
+	ViewResult cur = views_->current();
+	if (cur.ok()) {
+		views_available_ = true;
+		base_view_ = cur.value;
+	} else if (cur.error == ENOSYS) {
+		views_note_ =
+		    "kernel without address-space views (mmview: ENOSYS): global mode only";
+	} else {
+		views_note_ =
+		    fmt::format("mmview probe failed: {}: global mode only", errno_text(cur.error));
+	}
+
+	// Parked threads resume through a kernel exit that is not architecturally serialising
+	// (sysret); SYNC_CORE makes every thread serialise before it runs rewritten code again.
+	long cmds = syscall(SYS_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
+	if (cmds < 0) {
+		membarrier_note_ = fmt::format("membarrier unavailable: {}", errno_text(errno));
+	} else if (!(cmds & MEMBARRIER_CMD_PRIVATE_EXPEDITED_SYNC_CORE)) {
+		membarrier_note_ = "kernel lacks MEMBARRIER_CMD_PRIVATE_EXPEDITED_SYNC_CORE";
+	} else if (syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_SYNC_CORE, 0,
+	                   0) != 0) {
+		membarrier_note_ =
+		    fmt::format("membarrier SYNC_CORE registration failed: {}", errno_text(errno));
+	} else {
+		membarrier_ = true;
+	}
+	if (!membarrier_)
+		membarrier_note_ += "; global mode relies on the kernel's return path to serialise "
+		                    "parked threads' instruction streams";
+
+	log_.emit("runtime_started", {{"pid", getpid()},
+	                              {"views", views_available_},
+	                              {"views_note", views_note_},
+	                              {"base_view", base_view_},
+	                              {"membarrier_sync_core", membarrier_},
+	                              {"membarrier_note", membarrier_note_}});
+}
+
+Core::~Core()
+{
+	// Only reached when no thread is registered any more: nobody is left to migrate.
+	if (tr_)
+		transitions_in_flight.fetch_sub(1, std::memory_order_seq_cst);
+}
+
+Result Core::register_current_thread(std::string_view name)
+{
+	ThreadHandle &handle = tl_handle;
+	if (handle.record) {
+		return Result::failure(
+		    fmt::format("thread {} is already registered{}; unregister it first", gettid(),
+		                handle.core.get() == this ? "" : " with another runtime"));
+	}
+	auto record = std::make_unique<ThreadRecord>();
+	record->tid = gettid();
+	record->name = name.empty() ? thread_comm(record->tid) : std::string(name);
+	if (views_available_) {
+		// A new thread runs in its creator's view (which may already be the target).
+		ViewResult cur = views_->current();
+		if (!cur.ok())
+			return Result::failure(
+			    fmt::format("registering thread {}: mmview current failed: {}",
+			                record->tid, errno_text(cur.error)));
+		record->view = cur.value;
+	}
+
+	std::unique_lock lock(mu_);
+	// Nobody joins while the patcher writes: a thread born now waits here until release.
+	cv_workers_.wait(lock, [&] {
+		return !(tr_ && tr_->mode == Mode::global && tr_->phase == Phase::applying);
+	});
+	// Born during a transition: not acknowledged yet, so it parks or migrates at its first
+	// point; otherwise up to date.
+	record->acked_gen = tr_ ? 0 : gen_counter_;
+	handle.record = record.get();
+	handle.core = shared_from_this();
+	records_.push_back(std::move(record));
+	cv_patcher_.notify_all();
+	return Result::success();
+}
+
+Result Core::unregister_current_thread()
+{
+	ThreadHandle &handle = tl_handle;
+	if (!handle.record || handle.core.get() != this)
+		return Result::failure(
+		    fmt::format("thread {} is not registered with this runtime", gettid()));
+	unregister(handle.record);
+	handle.record = nullptr;
+	handle.core.reset();
+	return Result::success();
+}
+
+void Core::unregister(ThreadRecord *record) noexcept
+{
+	std::lock_guard lock(mu_);
+	auto it = std::find_if(records_.begin(), records_.end(),
+	                       [&](const auto &r) { return r.get() == record; });
+	if (it == records_.end())
+		return;
+	// A dying thread stops counting; the patcher logs it.
+	if (tr_) {
+		try {
+			exited_during_.emplace_back(record->tid, record->name);
+		} catch (...) {
+		}
+	}
+	records_.erase(it);
+	cv_patcher_.notify_all();
+}
+
+Result Core::exempt_thread(pid_t tid)
+{
+	if (tid <= 0)
+		return Result::failure(fmt::format("exempt_thread: invalid thread id {}", tid));
+	std::lock_guard lock(mu_);
+	if (std::find(exempt_.begin(), exempt_.end(), tid) == exempt_.end())
+		exempt_.push_back(tid);
+	return Result::success();
+}
+
+void Core::set_generation_locked(std::uint64_t gen)
+{
+	gen_counter_ = gen;
+	gen_published_.store(gen, std::memory_order_release);
+}
+
+void Core::handshake(ThreadRecord &record) noexcept
+{
+	// Unlocked check: this thread already handled the newest generation.
+	if (gen_published_.load(std::memory_order_acquire) == record.acked_gen)
+		return;
+	std::unique_lock lock(mu_);
+	for (;;) {
+		if (!tr_ || record.acked_gen >= tr_->gen) {
+			record.acked_gen = gen_counter_;
+			return;
+		}
+		const std::uint64_t gen = tr_->gen;
+		const std::int64_t now = monotonic_ns();
+		record.last_quiescence_ns.store(now, std::memory_order_relaxed);
+
+		if (tr_->mode == Mode::global) {
+			record.acked_gen = gen;
+			record.arrived_ns = now;
+			record.state.store(ThreadState::parked, std::memory_order_seq_cst);
+			cv_patcher_.notify_all();
+			{
+				SignalsBlocked no_signals;
+				cv_workers_.wait(lock, [&] { return released_gen_ >= gen; });
+			}
+			record.state.store(ThreadState::running, std::memory_order_seq_cst);
+			return;
+		}
+
+		const ViewId target = tr_->target_view;
+		if (record.view != target) {
+			// The syscall runs unlocked: it never waits for other threads.
+			lock.unlock();
+			ViewResult moved = views_->migrate(target);
+			lock.lock();
+			if (!moved.ok()) {
+				// Stays lagging (listed with the error) rather than retrying a
+				// failing syscall at every point.
+				record.error = fmt::format("migrate to view {} failed: {}", target,
+				                           errno_text(moved.error));
+				record.acked_gen = gen;
+				cv_patcher_.notify_all();
+				return;
+			}
+			record.view = target;
+			record.error.clear();
+			// The target may have changed meanwhile (revert): look again.
+			if (!tr_ || tr_->gen != gen)
+				continue;
+		}
+		record.acked_gen = gen;
+		record.arrived_ns = monotonic_ns();
+		cv_patcher_.notify_all();
+		return;
+	}
+}
+
+void Core::blocking_enter(ThreadRecord &record) noexcept
+{
+	// seq_cst pairs with the patcher's increment of transitions_in_flight and its seq_cst
+	// load of the state; see blocking_exit().
+	record.state.store(ThreadState::blocked, std::memory_order_seq_cst);
+}
+
+void Core::blocking_exit(ThreadRecord &record) noexcept
+{
+	record.last_quiescence_ns.store(monotonic_ns(), std::memory_order_relaxed);
+	// Dekker-style handshake with the patcher, which increments transitions_in_flight and
+	// then reads each thread's state. Both sides are seq_cst (store then load), so either the
+	// patcher sees "running" and waits for this thread, or this thread sees the transition and
+	// completes the handshake before returning to application code.
+	record.state.store(ThreadState::running, std::memory_order_seq_cst);
+	if (transitions_in_flight.load(std::memory_order_seq_cst) == 0)
+		return;
+	handshake(record);
+}
+
+Core::Deadline Core::deadline_of(std::chrono::milliseconds deadline) const
+{
+	if (deadline.count() <= 0)
+		deadline = options_.default_deadline;
+	return std::chrono::steady_clock::now() + deadline;
+}
+
+ThreadInfo Core::info_locked(const ThreadRecord &record) const
+{
+	ThreadInfo info;
+	info.tid = record.tid;
+	info.name = record.name;
+	info.view = record.view;
+	info.state = record.state.load(std::memory_order_seq_cst);
+	info.last_quiescence_ns = record.last_quiescence_ns.load(std::memory_order_relaxed);
+	if (info.state == ThreadState::running && tr_ && tr_->mode == Mode::wait_free &&
+	    record.view == tr_->target_view && record.view != tr_->old_view)
+		info.state = ThreadState::migrated;
+	return info;
+}
+
+// Threads the transition in progress still waits for.
+std::vector<ThreadInfo> Core::lagging_locked() const
+{
+	std::vector<ThreadInfo> lagging;
+	if (!tr_)
+		return lagging;
+	for (const auto &r : records_) {
+		bool done;
+		if (tr_->mode == Mode::global) {
+			ThreadState state = r->state.load(std::memory_order_seq_cst);
+			done = state == ThreadState::blocked ||
+			       (state == ThreadState::parked && r->acked_gen == tr_->gen);
+		} else {
+			// A blocked thread is quiescent but still in the old view, which
+			// cannot be retired before it leaves.
+			done = r->view == tr_->target_view;
+		}
+		if (!done)
+			lagging.push_back(info_locked(*r));
+	}
+	return lagging;
+}
+
+Result Core::unknown_threads_check()
+{
+	if (!options_.refuse_unknown_threads)
+		return Result::success();
+	// A thread that has just unregistered on its way out is still listed for a moment;
+	// only threads that stay listed are unknown. No notification exists for that: poll.
+	std::vector<pid_t> unknown;
+	for (int attempt = 0; attempt < 10; attempt++) {
+		std::set<pid_t> known;
+		{
+			std::lock_guard lock(mu_);
+			for (const auto &r : records_)
+				known.insert(r->tid);
+			known.insert(exempt_.begin(), exempt_.end());
+		}
+		known.insert(gettid());
+		auto tids = task_ids();
+		if (!tids)
+			return Result::failure(
+			    fmt::format("cannot list /proc/self/task: {}; is /proc mounted?",
+			                errno_text(errno)));
+		unknown.clear();
+		for (pid_t tid : *tids)
+			if (!known.count(tid))
+				unknown.push_back(tid);
+		if (unknown.empty())
+			return Result::success();
+		std::this_thread::sleep_for(std::chrono::milliseconds(5));
+	}
+	std::vector<std::string> names;
+	for (pid_t tid : unknown)
+		names.push_back(fmt::format("{} ({})", tid, thread_comm(tid)));
+	return Result::failure(fmt::format(
+	    "/proc/self/task lists threads the runtime does not know: {}; register them "
+	    "(atlas_thread_register) or, if they never run code a change replaces, exempt them "
+	    "(atlas_thread_exempt)",
+	    fmt::join(names, ", ")));
+}
+
+void Core::remember(const Report &report)
+{
+	std::lock_guard lock(mu_);
+	last_report_ = report;
+}
+
+Report Core::apply(std::shared_ptr<CodeChange> change, Request request)
+{
+	Report report;
+	if (!change) {
+		report.message = "apply: no change given";
+		return report;
+	}
+	std::string identity;
+	try {
+		identity = change->identity();
+	} catch (...) {
+		report.message = "apply: the change's identity() threw";
+		return report;
+	}
+	{
+		std::lock_guard lock(mu_);
+		for (const auto &a : applied_) {
+			if (a.info.identity == identity) {
+				report.change = identity;
+				report.mode = a.info.mode;
+				report.outcome = Outcome::already_applied;
+				report.message =
+				    fmt::format("{} is already applied (transition {})", identity,
+				                a.info.transition);
+				return report;
+			}
+		}
+	}
+	return start(Operation::apply, std::move(change), std::move(identity), request);
+}
+
+Report Core::revert(std::string_view identity, Request request)
+{
+	Report report;
+	report.change = std::string(identity);
+	std::shared_ptr<CodeChange> change;
+	{
+		std::lock_guard lock(mu_);
+		auto it = std::find_if(applied_.begin(), applied_.end(),
+		                       [&](const auto &a) { return a.info.identity == identity; });
+		if (it == applied_.end()) {
+			report.message = fmt::format("revert: {} is not applied", identity);
+			return report;
+		}
+		// Last in, first out per function: a later change of the same function goes first.
+		auto mine = it->change->replaced_functions();
+		for (auto later = it + 1; later != applied_.end(); ++later) {
+			if (overlaps(mine, later->change->replaced_functions())) {
+				report.message = fmt::format(
+				    "revert: {} replaces functions that the later change {} also "
+				    "replaces; revert {} first",
+				    identity, later->info.identity, later->info.identity);
+				return report;
+			}
+		}
+		change = it->change;
+	}
+	return start(Operation::revert, std::move(change), std::string(identity), request);
+}
+
+Report Core::start(Operation op, std::shared_ptr<CodeChange> change, std::string identity,
+                   Request request)
+{
+	Report report;
+	report.change = identity;
+	if (tl_handle.record) {
+		report.message = fmt::format(
+		    "{}: called from registered thread {}; a transition waits for every registered "
+		    "thread, so call it from an unregistered control thread",
+		    op_name(op), gettid());
+		return report;
+	}
+	bool global_required = false;
+	try {
+		global_required = change->requires_global();
+	} catch (...) {
+		report.message = "the change's requires_global() threw";
+		return report;
+	}
+	Mode mode = request.mode;
+	if (mode == Mode::automatic)
+		mode = views_available_ && !global_required ? Mode::wait_free : Mode::global;
+	report.mode = mode;
+	if (mode == Mode::wait_free && !views_available_) {
+		report.message =
+		    fmt::format("wait-free mode unavailable: {}; use global mode", views_note_);
+		return report;
+	}
+	if (mode == Mode::wait_free && global_required) {
+		report.message = fmt::format("{} requires global mode (it changes a protocol "
+		                             "between threads); request global or automatic mode",
+		                             identity);
+		return report;
+	}
+	{
+		std::lock_guard lock(mu_);
+		if (patcher_busy_ || tr_) {
+			report.message =
+			    tr_ ? fmt::format("busy: transition {} is {}; wait() or "
+			                      "revert_pending() first",
+			                      tr_->id,
+			                      tr_->phase == Phase::reverting ? "reverting"
+			                                                     : "pending")
+			        : "busy: another transition is running; retry when it "
+			          "has finished";
+			return report;
+		}
+		patcher_busy_ = true;
+	}
+	Deadline deadline = deadline_of(request.deadline);
+	log_.emit("request", {{"op", op_name(op)},
+	                      {"change", identity},
+	                      {"mode", to_string(mode)},
+	                      {"deadline_ms", std::chrono::duration_cast<std::chrono::milliseconds>(
+	                                          deadline - std::chrono::steady_clock::now())
+	                                          .count()}});
+	Result known = unknown_threads_check();
+	if (!known) {
+		report.message = fmt::format("refused, unchanged: {}", known.message());
+		log_.emit("refused", {{"change", identity}, {"reason", report.message}});
+		std::lock_guard lock(mu_);
+		patcher_busy_ = false;
+		last_report_ = report;
+		return report;
+	}
+	report = mode == Mode::global
+	             ? run_global(op, std::move(change), identity, deadline, std::move(report))
+	             : run_wait_free(op, std::move(change), identity, deadline, std::move(report));
+	remember(report);
+	return report;
+}
+
+void Core::finish_locked(Report &report)
+{
+	if (tr_) {
+		report.transition = tr_->id;
+		report.duration = std::chrono::nanoseconds(monotonic_ns() - tr_->started_ns);
+		tr_.reset();
+		transitions_in_flight.fetch_sub(1, std::memory_order_seq_cst);
+	}
+	exited_during_.clear();
+	patcher_busy_ = false;
+}
+
+Report Core::run_global(Operation op, std::shared_ptr<CodeChange> change, std::string identity,
+                        Deadline deadline, Report report)
+{
+	// With views, all registered threads are in the base view between transitions: write there.
+	if (views_available_) {
+		ViewResult to_base = views_->migrate(base_view_);
+		if (!to_base.ok()) {
+			std::lock_guard lock(mu_);
+			patcher_busy_ = false;
+			report.message = fmt::format(
+			    "refused, unchanged: patcher could not enter base view {}: {}",
+			    base_view_, errno_text(to_base.error));
+			return report;
+		}
+	}
+
+	Events events;
+	std::unique_lock lock(mu_);
+	Transition tr;
+	tr.id = ++transition_counter_;
+	tr.mode = Mode::global;
+	tr.phase = Phase::gathering;
+	tr.op = op;
+	tr.change = change;
+	tr.identity = identity;
+	tr.started_ns = tr.gen_started_ns = monotonic_ns();
+	tr.target_view = tr.old_view = tr.new_view = base_view_;
+	tr_ = tr;
+	set_generation_locked(gen_counter_ + 1);
+	tr_->gen = gen_counter_;
+	const std::uint64_t gen = tr_->gen;
+	report.transition = tr_->id;
+	// seq_cst: the Dekker pairing with blocking_exit() (state store, then this load).
+	transitions_in_flight.fetch_add(1, std::memory_order_seq_cst);
+
+	auto release = [&](bool applied) {
+		const std::int64_t now = monotonic_ns();
+		for (const auto &r : records_) {
+			if (r->acked_gen == gen &&
+			    r->state.load(std::memory_order_seq_cst) == ThreadState::parked)
+				events.emplace_back(
+				    "thread_parked",
+				    nlohmann::json{{"transition", tr_->id},
+				                   {"tid", r->tid},
+				                   {"name", r->name},
+				                   {"latency_ns", r->arrived_ns - tr_->started_ns},
+				                   {"wait_ns", now - r->arrived_ns}});
+			else if (r->state.load(std::memory_order_seq_cst) == ThreadState::blocked)
+				events.emplace_back("thread_blocked",
+				                    nlohmann::json{{"transition", tr_->id},
+				                                   {"tid", r->tid},
+				                                   {"name", r->name}});
+		}
+		for (const auto &[tid, name] : exited_during_)
+			events.emplace_back(
+			    "thread_exited",
+			    nlohmann::json{{"transition", tr_->id}, {"tid", tid}, {"name", name}});
+		released_gen_ = gen;
+		finish_locked(report);
+		cv_workers_.notify_all();
+		events.emplace_back(applied ? "finished" : "refused",
+		                    nlohmann::json{{"transition", report.transition},
+		                                   {"op", op_name(op)},
+		                                   {"change", identity},
+		                                   {"mode", "global"},
+		                                   {"duration_ns", report.duration.count()},
+		                                   {"message", report.message}});
+	};
+
+	for (;;) {
+		report.lagging = lagging_locked();
+		if (report.lagging.empty())
+			break;
+		if (std::chrono::steady_clock::now() >= deadline) {
+			report.outcome = Outcome::refused;
+			report.message = fmt::format(
+			    "refused, unchanged: deadline expired before every thread reached a "
+			    "quiescence point; lagging: {}; make them call "
+			    "atlas_quiescence_point() "
+			    "or bracket their blocking calls, or retry with a longer deadline",
+			    describe(report.lagging));
+			nlohmann::json refused_threads = threads_json(report.lagging);
+			release(false);
+			events.back().second["lagging"] = std::move(refused_threads);
+			lock.unlock();
+			log_.emit_all(events);
+			return report;
+		}
+		cv_patcher_.wait_until(lock, deadline);
+	}
+	tr_->phase = Phase::applying;
+	lock.unlock();
+
+	// Everyone registered is parked or blocked, and nobody can register: the authoritative
+	// check for threads outside the registry.
+	Result known = unknown_threads_check();
+	Result changed = known ? call_change(*change, op) : Result::success();
+	bool barrier_ok = true;
+	if (known && changed && membarrier_) {
+		barrier_ok =
+		    syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED_SYNC_CORE, 0, 0) == 0;
+	}
+
+	lock.lock();
+	if (!known) {
+		report.outcome = Outcome::refused;
+		report.message = fmt::format("refused, unchanged: {}", known.message());
+	} else if (!changed) {
+		report.outcome = Outcome::failed;
+		report.message = fmt::format("{} of {} failed, nothing changed: {}", op_name(op),
+		                             identity, changed.message());
+	} else {
+		report.outcome = Outcome::finished;
+		report.message = fmt::format("{} {}: done in global mode", op_name(op), identity);
+		if (!barrier_ok)
+			report.message += "; warning: membarrier SYNC_CORE failed";
+		if (op == Operation::apply) {
+			AppliedEntry entry;
+			entry.info.identity = identity;
+			entry.info.mode = Mode::global;
+			entry.info.transition = tr_->id;
+			entry.change = change;
+			applied_.push_back(std::move(entry));
+		} else {
+			std::erase_if(applied_,
+			              [&](const auto &a) { return a.info.identity == identity; });
+		}
+		events.emplace_back("change_applied", nlohmann::json{{"transition", tr_->id},
+		                                                     {"op", op_name(op)},
+		                                                     {"change", identity},
+		                                                     {"view", base_view_}});
+		events.emplace_back("membarrier",
+		                    nlohmann::json{{"transition", tr_->id},
+		                                   {"sync_core", membarrier_},
+		                                   {"ok", membarrier_ && barrier_ok}});
+	}
+	report.lagging.clear();
+	release(report.outcome == Outcome::finished);
+	if (report.outcome == Outcome::finished && !applied_.empty() &&
+	    applied_.back().info.identity == identity)
+		applied_.back().info.duration = report.duration;
+	lock.unlock();
+	log_.emit_all(events);
+	if (report.outcome == Outcome::finished && op == Operation::revert)
+		change->unreachable();
+	return report;
+}
+
+Report Core::run_wait_free(Operation op, std::shared_ptr<CodeChange> change, std::string identity,
+                           Deadline deadline, Report report)
+{
+	auto refuse = [&](Outcome outcome, std::string message) {
+		std::lock_guard lock(mu_);
+		patcher_busy_ = false;
+		report.outcome = outcome;
+		report.message = std::move(message);
+		log_.emit(outcome == Outcome::failed ? "failed" : "refused",
+		          {{"change", identity}, {"message", report.message}});
+		return report;
+	};
+	const std::int64_t started = monotonic_ns();
+	// The new view is a copy of the caller's: start from the base.
+	ViewResult to_base = views_->migrate(base_view_);
+	if (!to_base.ok())
+		return refuse(Outcome::refused,
+		              fmt::format("refused, unchanged: patcher could not enter base view "
+		                          "{}: {}",
+		                          base_view_, errno_text(to_base.error)));
+	ViewResult created = views_->create();
+	if (!created.ok())
+		return refuse(Outcome::refused,
+		              fmt::format("refused, unchanged: creating a view failed: {}",
+		                          errno_text(created.error)));
+	const ViewId fresh = created.value;
+	log_.emit("view_created", {{"view", fresh}, {"change", identity}});
+	ViewResult entered = views_->migrate(fresh);
+	if (!entered.ok()) {
+		views_->remove(fresh);
+		return refuse(Outcome::refused,
+		              fmt::format("refused, unchanged: entering new view {} failed: {}",
+		                          fresh, errno_text(entered.error)));
+	}
+	// Only this thread runs in the new view: its private text copy is ours to write.
+	Result changed = call_change(*change, op);
+	if (!changed) {
+		// Nothing outside the new view was touched: drop it.
+		views_->migrate(base_view_);
+		views_->remove(fresh);
+		return refuse(Outcome::failed,
+		              fmt::format("{} of {} failed in view {}, nothing changed: {}",
+		                          op_name(op), identity, fresh, changed.message()));
+	}
+	log_.emit("change_applied", {{"op", op_name(op)}, {"change", identity}, {"view", fresh}});
+
+	std::unique_lock lock(mu_);
+	Transition tr;
+	tr.id = ++transition_counter_;
+	tr.mode = Mode::wait_free;
+	tr.phase = Phase::migrating;
+	tr.op = op;
+	tr.change = change;
+	tr.identity = identity;
+	tr.started_ns = started;
+	tr.gen_started_ns = monotonic_ns();
+	tr.target_view = tr.new_view = fresh;
+	tr.old_view = base_view_;
+	tr_ = tr;
+	set_generation_locked(gen_counter_ + 1);
+	tr_->gen = gen_counter_;
+	report.transition = tr_->id;
+	// Publishing: threads see it at their next point (relaxed loads on the fast path; the
+	// slow path takes mu_, which orders everything the patcher wrote before).
+	transitions_in_flight.fetch_add(1, std::memory_order_seq_cst);
+	return wait_wait_free(lock, deadline, std::move(report));
+}
+
+Report Core::wait_wait_free(std::unique_lock<std::mutex> &lock, Deadline deadline, Report report)
+{
+	Events events;
+	for (;;) {
+		const std::uint64_t gen = tr_->gen;
+		for (auto &r : records_) {
+			if (r->acked_gen == gen && r->reported_gen != gen &&
+			    r->view == tr_->target_view) {
+				r->reported_gen = gen;
+				events.emplace_back(
+				    "thread_migrated",
+				    nlohmann::json{
+				        {"transition", tr_->id},
+				        {"tid", r->tid},
+				        {"name", r->name},
+				        {"view", r->view},
+				        {"latency_ns", r->arrived_ns - tr_->gen_started_ns}});
+			}
+		}
+		for (const auto &[tid, name] : exited_during_)
+			events.emplace_back(
+			    "thread_exited",
+			    nlohmann::json{{"transition", tr_->id}, {"tid", tid}, {"name", name}});
+		exited_during_.clear();
+		report.lagging = lagging_locked();
+		if (report.lagging.empty())
+			break;
+		if (std::chrono::steady_clock::now() >= deadline) {
+			const bool reverting = tr_->phase == Phase::reverting;
+			report.outcome = reverting ? Outcome::reverting : Outcome::pending;
+			report.transition = tr_->id;
+			report.duration =
+			    std::chrono::nanoseconds(monotonic_ns() - tr_->started_ns);
+			report.message = fmt::format(
+			    "{}: {} of {} is in view {}; waiting for threads to reach a quiescence "
+			    "point and migrate: {}; call wait() to keep waiting{}",
+			    reverting ? "reverting" : "pending", op_name(tr_->op), tr_->identity,
+			    tr_->target_view, describe(report.lagging),
+			    reverting ? "" : " or revert_pending() to go back");
+			events.emplace_back(
+			    reverting ? "reverting" : "pending",
+			    nlohmann::json{{"transition", tr_->id},
+			                   {"lagging", threads_json(report.lagging)}});
+			patcher_busy_ = false;
+			lock.unlock();
+			log_.emit_all(events);
+			return report;
+		}
+		lock.unlock();
+		log_.emit_all(events);
+		lock.lock();
+		// Re-check before sleeping: the log was written unlocked.
+		if (!lagging_locked().empty())
+			cv_patcher_.wait_until(lock, deadline);
+	}
+
+	// Every registered thread is in the target view: retire the other one.
+	Transition tr = *tr_;
+	lock.unlock();
+	log_.emit_all(events);
+	std::string problems;
+	bool base_switched = false;
+	if (tr.phase == Phase::migrating) {
+		ViewResult in = views_->migrate(tr.new_view);
+		ViewResult based = in.ok() ? views_->switch_base() : in;
+		base_switched = based.ok();
+		if (based.ok()) {
+			log_.emit("base_switched", {{"transition", tr.id}, {"view", tr.new_view}});
+			ViewResult removed = views_->remove(tr.old_view);
+			if (removed.ok())
+				log_.emit("view_deleted",
+				          {{"transition", tr.id}, {"view", tr.old_view}});
+			else
+				problems = fmt::format("; deleting old view {} failed: {}",
+				                       tr.old_view, errno_text(removed.error));
+		} else {
+			problems =
+			    fmt::format("; switching the base to view {} failed: {}; old view "
+			                "{} kept",
+			                tr.new_view, errno_text(based.error), tr.old_view);
+		}
+	} else {
+		ViewResult back = views_->migrate(tr.old_view);
+		ViewResult removed = back.ok() ? views_->remove(tr.new_view) : back;
+		if (removed.ok())
+			log_.emit("view_deleted", {{"transition", tr.id}, {"view", tr.new_view}});
+		else
+			problems = fmt::format("; deleting view {} failed: {}", tr.new_view,
+			                       errno_text(removed.error));
+	}
+
+	lock.lock();
+	if (tr.phase == Phase::migrating) {
+		if (base_switched)
+			base_view_ = tr.new_view;
+		report.outcome = Outcome::finished;
+		report.message = fmt::format("{} {}: done in wait-free mode, view {}{}",
+		                             op_name(tr.op), tr.identity, tr.new_view, problems);
+		if (tr.op == Operation::apply) {
+			AppliedEntry entry;
+			entry.info.identity = tr.identity;
+			entry.info.mode = Mode::wait_free;
+			entry.info.transition = tr.id;
+			entry.info.duration =
+			    std::chrono::nanoseconds(monotonic_ns() - tr.started_ns);
+			entry.change = tr.change;
+			applied_.push_back(std::move(entry));
+		} else {
+			std::erase_if(applied_, [&](const auto &a) {
+				return a.info.identity == tr.identity;
+			});
+		}
+	} else {
+		report.outcome = Outcome::reverted;
+		report.message = fmt::format("{} of {} reverted: every thread is back in view {}, "
+		                             "nothing changed{}",
+		                             op_name(tr.op), tr.identity, tr.old_view, problems);
+	}
+	report.lagging.clear();
+	finish_locked(report);
+	lock.unlock();
+	log_.emit(report.outcome == Outcome::finished ? "finished" : "reverted",
+	          {{"transition", tr.id},
+	           {"op", op_name(tr.op)},
+	           {"change", tr.identity},
+	           {"mode", "wait_free"},
+	           {"duration_ns", report.duration.count()},
+	           {"message", report.message}});
+	// The new code can no longer run anywhere: either the reverted change after its view
+	// was deleted, or an undone apply.
+	if ((report.outcome == Outcome::finished && tr.op == Operation::revert) ||
+	    (report.outcome == Outcome::reverted && tr.op == Operation::apply))
+		tr.change->unreachable();
+	return report;
+}
+
+Report Core::wait(std::chrono::milliseconds deadline)
+{
+	Report report;
+	if (tl_handle.record) {
+		report.message = "wait: called from a registered thread; call it from an "
+		                 "unregistered control thread";
+		return report;
+	}
+	std::unique_lock lock(mu_);
+	if (!tr_ || tr_->mode != Mode::wait_free || patcher_busy_) {
+		report.message = patcher_busy_ ? "wait: another patcher call is running"
+		                               : "wait: no pending wait-free transition";
+		return report;
+	}
+	patcher_busy_ = true;
+	report.mode = Mode::wait_free;
+	report.change = tr_->identity;
+	report.transition = tr_->id;
+	report = wait_wait_free(lock, deadline_of(deadline), std::move(report));
+	if (lock.owns_lock())
+		lock.unlock();
+	remember(report);
+	return report;
+}
+
+Report Core::revert_pending(std::chrono::milliseconds deadline)
+{
+	Report report;
+	if (tl_handle.record) {
+		report.message = "revert_pending: called from a registered thread; call it from "
+		                 "an unregistered control thread";
+		return report;
+	}
+	std::unique_lock lock(mu_);
+	if (!tr_ || tr_->mode != Mode::wait_free || patcher_busy_) {
+		report.message = patcher_busy_ ? "revert_pending: another patcher call is running"
+		                               : "revert_pending: no pending wait-free transition";
+		return report;
+	}
+	patcher_busy_ = true;
+	report.mode = Mode::wait_free;
+	report.change = tr_->identity;
+	report.transition = tr_->id;
+	const std::uint64_t id = tr_->id;
+	const ViewId old_view = tr_->old_view;
+	if (tr_->phase != Phase::reverting) {
+		// The old view, never modified, becomes the target again.
+		tr_->phase = Phase::reverting;
+		tr_->target_view = old_view;
+		set_generation_locked(gen_counter_ + 1);
+		tr_->gen = gen_counter_;
+		tr_->gen_started_ns = monotonic_ns();
+	}
+	lock.unlock();
+	log_.emit("reverting", {{"transition", id}, {"view", old_view}});
+	lock.lock();
+	report = wait_wait_free(lock, deadline_of(deadline), std::move(report));
+	if (lock.owns_lock())
+		lock.unlock();
+	remember(report);
+	return report;
+}
+
+StatusSnapshot Core::status() const
+{
+	StatusSnapshot s;
+	s.views_available = views_available_;
+	s.views_note = views_note_;
+	s.membarrier_sync_core = membarrier_;
+	s.membarrier_note = membarrier_note_;
+	s.slow_path_entries = slow_path_entries.load(std::memory_order_relaxed);
+	std::lock_guard lock(mu_);
+	s.base_view = base_view_;
+	if (tr_) {
+		s.transition = tr_->id;
+		s.target_view = tr_->target_view;
+		if (tr_->mode == Mode::wait_free)
+			s.transition_state =
+			    tr_->phase == Phase::reverting ? Outcome::reverting : Outcome::pending;
+	}
+	for (const auto &r : records_)
+		s.threads.push_back(info_locked(*r));
+	s.exempt_threads = exempt_;
+	for (const auto &a : applied_)
+		s.applied.push_back(a.info);
+	s.last_report = last_report_;
+	return s;
+}
+
+void quiescence_slow_path() noexcept
+{
+	slow_path_entries.fetch_add(1, std::memory_order_relaxed);
+	ThreadHandle &handle = tl_handle;
+	if (handle.record)
+		handle.core->handshake(*handle.record);
+}
+
+} // namespace atlas::detail
+
+namespace atlas
+{
+
+void blocking_enter() noexcept
+{
+	auto &handle = detail::tl_handle;
+	if (handle.record)
+		handle.core->blocking_enter(*handle.record);
+}
+
+void blocking_exit() noexcept
+{
+	auto &handle = detail::tl_handle;
+	if (handle.record)
+		handle.core->blocking_exit(*handle.record);
+}
+
+} // namespace atlas

@@ -1,0 +1,140 @@
+// The runtime's state: registry, transition state machine, views, event log.
+#ifndef ATLAS_RUNTIME_CORE_HPP
+#define ATLAS_RUNTIME_CORE_HPP
+
+#include <atlas/runtime.hpp>
+
+#include "event_log.hpp"
+
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace atlas::detail
+{
+
+extern std::atomic<std::uint64_t> slow_path_entries;
+
+struct ThreadRecord {
+	pid_t tid = 0;
+	std::string name;
+	// Written by the owning thread; read by the patcher without the owner's cooperation.
+	// seq_cst against transitions_in_flight: see Core::blocking_exit().
+	std::atomic<ThreadState> state{ThreadState::running};
+	std::atomic<std::int64_t> last_quiescence_ns{0};
+	// Written only by the owning thread, under Core::mu_; the owner may read it unlocked.
+	std::uint64_t acked_gen = 0;
+	// Guarded by Core::mu_.
+	ViewId view = 0;
+	std::int64_t arrived_ns = 0;    // when it parked or migrated for acked_gen
+	std::uint64_t reported_gen = 0; // generation whose arrival is in the event log
+	std::string error;              // last failed migration
+};
+
+enum class Operation { apply, revert };
+
+enum class Phase {
+	gathering, // global: waiting for every thread to park or block
+	applying,  // global: all quiescent, the patcher writes
+	migrating, // wait-free: the change is in target_view, threads move there
+	reverting, // wait-free: old_view is the target again
+};
+
+struct Transition {
+	std::uint64_t id = 0;
+	std::uint64_t gen = 0; // a new generation on every change of target
+	Mode mode = Mode::global;
+	Phase phase = Phase::gathering;
+	Operation op = Operation::apply;
+	std::shared_ptr<CodeChange> change;
+	std::string identity;
+	ViewId target_view = 0;
+	ViewId old_view = 0;
+	ViewId new_view = 0;
+	std::int64_t started_ns = 0;     // the request
+	std::int64_t gen_started_ns = 0; // the current generation
+};
+
+struct AppliedEntry {
+	AppliedChange info;
+	std::shared_ptr<CodeChange> change;
+};
+
+class Core : public std::enable_shared_from_this<Core>
+{
+public:
+	explicit Core(RuntimeOptions options);
+	~Core();
+
+	Result register_current_thread(std::string_view name);
+	Result unregister_current_thread();
+	void unregister(ThreadRecord *record) noexcept;
+	Result exempt_thread(pid_t tid);
+
+	Report apply(std::shared_ptr<CodeChange> change, Request request);
+	Report revert(std::string_view identity, Request request);
+	Report wait(std::chrono::milliseconds deadline);
+	Report revert_pending(std::chrono::milliseconds deadline);
+	StatusSnapshot status() const;
+
+	// On the record's own thread.
+	void handshake(ThreadRecord &record) noexcept;
+	void blocking_enter(ThreadRecord &record) noexcept;
+	void blocking_exit(ThreadRecord &record) noexcept;
+
+private:
+	using Events = std::vector<std::pair<const char *, nlohmann::json>>;
+	using Deadline = std::chrono::steady_clock::time_point;
+
+	Report start(Operation op, std::shared_ptr<CodeChange> change, std::string identity,
+	             Request request);
+	Report run_global(Operation op, std::shared_ptr<CodeChange> change, std::string identity,
+	                  Deadline deadline, Report report);
+	Report run_wait_free(Operation op, std::shared_ptr<CodeChange> change, std::string identity,
+	                     Deadline deadline, Report report);
+	Report wait_wait_free(std::unique_lock<std::mutex> &lock, Deadline deadline, Report report);
+	void finish_locked(Report &report); // ends the transition: tr_ reset, counters, busy
+	Result unknown_threads_check();
+	std::vector<ThreadInfo> lagging_locked() const;
+	ThreadInfo info_locked(const ThreadRecord &record) const;
+	void set_generation_locked(std::uint64_t gen);
+	Deadline deadline_of(std::chrono::milliseconds deadline) const;
+	void remember(const Report &report);
+
+	const RuntimeOptions options_;
+	std::unique_ptr<ViewOps> views_;
+	mutable EventLog log_;
+	bool views_available_ = false;
+	std::string views_note_;
+	bool membarrier_ = false;
+	std::string membarrier_note_;
+
+	mutable std::mutex mu_;
+	std::condition_variable cv_patcher_; // a thread parked, migrated, blocked or exited
+	std::condition_variable cv_workers_; // a global transition released its threads
+	std::vector<std::unique_ptr<ThreadRecord>> records_;
+	std::vector<pid_t> exempt_;
+	std::optional<Transition> tr_;
+	bool patcher_busy_ = false; // one patcher at a time
+	std::uint64_t gen_counter_ = 0;
+	std::uint64_t transition_counter_ = 0;
+	std::uint64_t released_gen_ = 0; // global: threads parked for gen <= this may go
+	ViewId base_view_ = 0;
+	std::vector<AppliedEntry> applied_;
+	std::optional<Report> last_report_;
+	std::vector<std::pair<pid_t, std::string>> exited_during_;
+
+	// The newest generation, for the unlocked check on the slow path: a thread whose acked_gen
+	// equals it has nothing to do. Release/acquire: a thread that sees a new generation then
+	// takes mu_ anyway, the ordering only keeps the unlocked check from being stale forever.
+	std::atomic<std::uint64_t> gen_published_{0};
+};
+
+} // namespace atlas::detail
+
+#endif

@@ -1,0 +1,213 @@
+// The public C++ API: thin, exception-free wrappers over the Core.
+#include "core.hpp"
+
+#include <fmt/format.h>
+
+namespace atlas
+{
+
+const char *to_string(Mode mode) noexcept
+{
+	switch (mode) {
+	case Mode::automatic:
+		return "automatic";
+	case Mode::global:
+		return "global";
+	case Mode::wait_free:
+		return "wait_free";
+	}
+	return "?";
+}
+
+const char *to_string(ThreadState state) noexcept
+{
+	switch (state) {
+	case ThreadState::running:
+		return "running";
+	case ThreadState::parked:
+		return "parked";
+	case ThreadState::blocked:
+		return "blocked";
+	case ThreadState::migrated:
+		return "migrated";
+	}
+	return "?";
+}
+
+const char *to_string(Outcome outcome) noexcept
+{
+	switch (outcome) {
+	case Outcome::finished:
+		return "finished";
+	case Outcome::already_applied:
+		return "already_applied";
+	case Outcome::refused:
+		return "refused";
+	case Outcome::failed:
+		return "failed";
+	case Outcome::pending:
+		return "pending";
+	case Outcome::reverting:
+		return "reverting";
+	case Outcome::reverted:
+		return "reverted";
+	}
+	return "?";
+}
+
+namespace
+{
+
+nlohmann::json thread_json(const ThreadInfo &t)
+{
+	return {{"tid", t.tid},
+	        {"name", t.name},
+	        {"view", t.view},
+	        {"state", to_string(t.state)},
+	        {"last_quiescence_ns", t.last_quiescence_ns}};
+}
+
+nlohmann::json report_json(const Report &r)
+{
+	nlohmann::json lagging = nlohmann::json::array();
+	for (const auto &t : r.lagging)
+		lagging.push_back(thread_json(t));
+	return {{"transition", r.transition},
+	        {"outcome", to_string(r.outcome)},
+	        {"mode", to_string(r.mode)},
+	        {"change", r.change},
+	        {"message", r.message},
+	        {"lagging", lagging},
+	        {"duration_ns", r.duration.count()}};
+}
+
+// Turns anything thrown (in practice std::bad_alloc) into a refused report.
+template <typename F>
+Report guarded(const char *what, F &&f) noexcept
+{
+	try {
+		return f();
+	} catch (const std::exception &e) {
+		Report r;
+		try {
+			r.message =
+			    fmt::format("{}: internal error: {}; nothing changed", what, e.what());
+		} catch (...) {
+		}
+		return r;
+	} catch (...) {
+		return Report{};
+	}
+}
+
+template <typename F>
+Result guarded_result(const char *what, F &&f) noexcept
+{
+	try {
+		return f();
+	} catch (const std::exception &e) {
+		try {
+			return Result::failure(
+			    fmt::format("{}: internal error: {}", what, e.what()));
+		} catch (...) {
+		}
+	} catch (...) {
+	}
+	return Result::failure({});
+}
+
+} // namespace
+
+std::string StatusSnapshot::to_json() const
+{
+	nlohmann::json threads_list = nlohmann::json::array();
+	for (const auto &t : threads)
+		threads_list.push_back(thread_json(t));
+	nlohmann::json applied_list = nlohmann::json::array();
+	for (const auto &a : applied)
+		applied_list.push_back({{"change", a.identity},
+		                        {"mode", to_string(a.mode)},
+		                        {"transition", a.transition},
+		                        {"duration_ns", a.duration.count()}});
+	nlohmann::json j = {
+	    {"mode", views_available ? "wait_free and global" : "global only"},
+	    {"views_available", views_available},
+	    {"views_note", views_note},
+	    {"membarrier_sync_core", membarrier_sync_core},
+	    {"membarrier_note", membarrier_note},
+	    {"base_view", base_view},
+	    {"threads", threads_list},
+	    {"exempt_threads", exempt_threads},
+	    {"applied", applied_list},
+	    {"slow_path_entries", slow_path_entries},
+	};
+	if (transition) {
+		j["transition"] = {
+		    {"id", *transition},
+		    {"state", transition_state ? to_string(*transition_state) : "in_progress"},
+		    {"target_view", target_view}};
+	}
+	if (last_report)
+		j["last_report"] = report_json(*last_report);
+	return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+std::unique_ptr<Runtime> Runtime::create(RuntimeOptions options) noexcept
+{
+	try {
+		return std::unique_ptr<Runtime>(
+		    new Runtime(std::make_shared<detail::Core>(std::move(options))));
+	} catch (...) {
+		return nullptr;
+	}
+}
+
+Runtime::Runtime(std::shared_ptr<detail::Core> core) : core_(std::move(core)) {}
+
+Runtime::~Runtime() = default;
+
+Result Runtime::register_current_thread(std::string_view name) noexcept
+{
+	return guarded_result("register", [&] { return core_->register_current_thread(name); });
+}
+
+Result Runtime::unregister_current_thread() noexcept
+{
+	return guarded_result("unregister", [&] { return core_->unregister_current_thread(); });
+}
+
+Result Runtime::exempt_thread(pid_t tid) noexcept
+{
+	return guarded_result("exempt", [&] { return core_->exempt_thread(tid); });
+}
+
+Report Runtime::apply(std::shared_ptr<CodeChange> change, Request request) noexcept
+{
+	return guarded("apply", [&] { return core_->apply(std::move(change), request); });
+}
+
+Report Runtime::revert(std::string_view identity, Request request) noexcept
+{
+	return guarded("revert", [&] { return core_->revert(identity, request); });
+}
+
+Report Runtime::wait(std::chrono::milliseconds deadline) noexcept
+{
+	return guarded("wait", [&] { return core_->wait(deadline); });
+}
+
+Report Runtime::revert_pending(std::chrono::milliseconds deadline) noexcept
+{
+	return guarded("revert_pending", [&] { return core_->revert_pending(deadline); });
+}
+
+StatusSnapshot Runtime::status() const noexcept
+{
+	try {
+		return core_->status();
+	} catch (...) {
+		return StatusSnapshot{};
+	}
+}
+
+} // namespace atlas

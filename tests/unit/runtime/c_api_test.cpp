@@ -1,0 +1,76 @@
+// The C API: init/shutdown, errors through atlas_last_error(), a C11 client.
+#include "c_api_user.h"
+#include "helpers.hpp"
+
+#include <atlas/atlas.h>
+#include <cstdlib>
+#include <gtest/gtest.h>
+
+namespace
+{
+
+class CApiTest : public ::testing::Test
+{
+protected:
+	void TearDown() override
+	{
+		(void)atlas_shutdown();
+	}
+};
+
+TEST_F(CApiTest, CallsBeforeInitFailWithAMessage)
+{
+	EXPECT_EQ(atlas_thread_register("x"), -1);
+	EXPECT_NE(std::string(atlas_last_error()).find("atlas_init"), std::string::npos);
+	EXPECT_EQ(atlas_status_json(), nullptr);
+	atlas_quiescence_point(); // harmless without a runtime
+}
+
+TEST_F(CApiTest, InitTwiceIsAnError)
+{
+	struct atlas_options options;
+	atlas_options_init(&options);
+	options.allow_unknown_threads = 1;
+	ASSERT_EQ(atlas_init(&options), 0) << atlas_last_error();
+	EXPECT_EQ(atlas_init(&options), -1);
+	EXPECT_NE(std::string(atlas_last_error()).find("already initialised"), std::string::npos);
+}
+
+TEST_F(CApiTest, CClientAppliesAndRevertsInGlobalMode)
+{
+	struct atlas_options options;
+	atlas_options_init(&options);
+	// The C API runtime uses the real kernel ops: on a stock kernel, global mode. Threads of
+	// the test process (sanitizers, gtest) are not registered, so allow them here; the
+	// refusal itself is covered by the C++ tests.
+	options.allow_unknown_threads = 1;
+	int lines = 0;
+	options.event_fn = [](void *ctx, const char *line, size_t length) {
+		(void)line;
+		if (length > 0)
+			(*static_cast<int *>(ctx))++;
+	};
+	options.event_context = &lines;
+	ASSERT_EQ(atlas_init(&options), 0) << atlas_last_error();
+	char failure[256] = "";
+	EXPECT_EQ(c_api_scenario(failure, sizeof(failure)), 0) << failure;
+	char *status = atlas_status_json();
+	ASSERT_NE(status, nullptr);
+	auto json = nlohmann::json::parse(status);
+	atlas_free(status);
+	EXPECT_TRUE(json.contains("threads"));
+	EXPECT_TRUE(json["applied"].empty());
+	EXPECT_GT(lines, 3);
+}
+
+TEST_F(CApiTest, ApplyValidatesItsArguments)
+{
+	ASSERT_EQ(atlas_init(nullptr), 0);
+	struct atlas_change change = {};
+	EXPECT_EQ(atlas_apply(&change, ATLAS_MODE_GLOBAL, 100, nullptr), -1);
+	EXPECT_NE(std::string(atlas_last_error()).find("identity"), std::string::npos);
+	EXPECT_EQ(atlas_wait(10, nullptr), -1);
+	EXPECT_NE(std::string(atlas_last_error()).find("no pending"), std::string::npos);
+}
+
+} // namespace

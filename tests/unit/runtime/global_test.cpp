@@ -1,0 +1,313 @@
+// Global mode: every registered thread parked or blocked while the change is written.
+#include "changes.hpp"
+
+#include <gtest/gtest.h>
+#include <latch>
+
+using namespace atlas_test;
+using atlas::Mode;
+using atlas::Outcome;
+
+namespace
+{
+
+class GlobalTest : public ::testing::Test
+{
+protected:
+	void SetUp() override
+	{
+		target.entry = version_one;
+		for (auto &b : target.bytes)
+			b = 1;
+		atlas::RuntimeOptions options;
+		options.views = make_views();
+		options.events = events.sink();
+		rt = atlas::Runtime::create(std::move(options));
+		ASSERT_TRUE(rt);
+		exempt_existing_threads(*rt);
+	}
+	virtual std::unique_ptr<atlas::ViewOps> make_views()
+	{
+		auto state = std::make_shared<FakeViewState>();
+		state->unavailable = true; // a stock kernel
+		return std::make_unique<FakeViews>(state);
+	}
+
+	// Workers that loop over quiescence points and observe the target.
+	void start_workers(int n)
+	{
+		std::latch registered(n);
+		for (int i = 0; i < n; i++) {
+			workers.emplace_back([this, i, &registered] {
+				ASSERT_TRUE(
+				    rt->register_current_thread("worker-" + std::to_string(i)));
+				registered.count_down();
+				while (!stop.load(std::memory_order_acquire)) {
+					atlas::quiescence_point();
+					int v = observe(target, torn);
+					if (v == 2)
+						saw_two++;
+					std::this_thread::yield();
+				}
+			});
+		}
+		registered.wait();
+	}
+	void stop_workers()
+	{
+		stop.store(true, std::memory_order_release);
+		for (auto &w : workers)
+			w.join();
+		workers.clear();
+	}
+	void TearDown() override
+	{
+		stop_workers();
+	}
+
+	Target target;
+	EventRecorder events;
+	std::unique_ptr<atlas::Runtime> rt;
+	std::vector<std::thread> workers;
+	std::atomic<bool> stop{false};
+	std::atomic<int> torn{0};
+	std::atomic<int> saw_two{0};
+};
+
+TEST_F(GlobalTest, WorkersParkWhileChangeIsAppliedRevertedAndReapplied)
+{
+	start_workers(4);
+	auto change = std::make_shared<SwapChange>(target, "swap");
+	for (int round = 0; round < 5; round++) {
+		atlas::Report applied = rt->apply(change, {Mode::automatic, 5000ms});
+		ASSERT_EQ(applied.outcome, Outcome::finished) << applied.message;
+		EXPECT_EQ(applied.mode, Mode::global);
+		atlas::Report reverted = rt->revert("swap", {Mode::global, 5000ms});
+		ASSERT_EQ(reverted.outcome, Outcome::finished) << reverted.message;
+	}
+	ASSERT_TRUE(rt->apply(change, {Mode::global, 5000ms}).ok());
+	int before = saw_two.load();
+	EXPECT_TRUE(eventually([&] { return saw_two.load() > before + 8; }));
+	stop_workers();
+	EXPECT_EQ(torn.load(), 0);
+	EXPECT_EQ(change->applies.load(), 6);
+	EXPECT_EQ(change->reverts.load(), 5);
+	EXPECT_EQ(target.entry(), 2);
+	EXPECT_EQ(events.count("finished"), 11u);
+	EXPECT_GE(events.count("thread_parked"), 4u);
+}
+
+TEST_F(GlobalTest, ReapplyingReportsAlreadyApplied)
+{
+	start_workers(2);
+	auto change = std::make_shared<SwapChange>(target, "once");
+	ASSERT_TRUE(rt->apply(change).ok());
+	atlas::Report again = rt->apply(std::make_shared<SwapChange>(target, "once"));
+	EXPECT_EQ(again.outcome, Outcome::already_applied);
+	EXPECT_TRUE(again.ok());
+	EXPECT_EQ(change->applies.load(), 1);
+}
+
+TEST_F(GlobalTest, LaggingThreadMeansRefusedUnchangedAndNamed)
+{
+	start_workers(2);
+	std::latch lagging_registered(1), let_go(1);
+	std::thread lagging([&] {
+		ASSERT_TRUE(rt->register_current_thread("stuck-worker"));
+		lagging_registered.count_down();
+		let_go.wait(); // never reaches a quiescence point meanwhile
+	});
+	lagging_registered.wait();
+	auto change = std::make_shared<SwapChange>(target, "late");
+	atlas::Report r = rt->apply(change, {Mode::global, 150ms});
+	EXPECT_EQ(r.outcome, Outcome::refused);
+	EXPECT_NE(r.message.find("stuck-worker"), std::string::npos) << r.message;
+	ASSERT_EQ(r.lagging.size(), 1u);
+	EXPECT_EQ(r.lagging[0].name, "stuck-worker");
+	EXPECT_EQ(change->applies.load(), 0);
+	EXPECT_TRUE(rt->status().applied.empty());
+	// The parked workers were released: none is parked any more.
+	EXPECT_TRUE(eventually([&] {
+		for (const auto &t : rt->status().threads)
+			if (t.state == atlas::ThreadState::parked)
+				return false;
+		return true;
+	}));
+	let_go.count_down();
+	lagging.join();
+	EXPECT_EQ(target.entry(), 1);
+	EXPECT_EQ(events.count("refused"), 1u);
+	// And a retry without the laggard succeeds.
+	EXPECT_TRUE(rt->apply(change, {Mode::global, 5000ms}).ok());
+}
+
+TEST_F(GlobalTest, BlockedThreadCountsAsQuiescentAndParksInExit)
+{
+	std::latch blocked(1), wake(1);
+	std::atomic<int> seen_after_exit{0};
+	std::thread sleeper([&] {
+		ASSERT_TRUE(rt->register_current_thread("sleeper"));
+		atlas::blocking_enter();
+		blocked.count_down();
+		wake.wait(); // the "blocking call"
+		atlas::blocking_exit();
+		// Must not get here before the change is complete: reads race otherwise (TSan).
+		seen_after_exit = target.entry();
+	});
+	blocked.wait();
+	auto change = std::make_shared<SwapChange>(target, "while-blocked");
+	const pid_t sleeper_tid = [&] {
+		pid_t tid = 0;
+		eventually([&] {
+			auto threads = rt->status().threads;
+			if (threads.size() == 1)
+				tid = threads[0].tid;
+			return tid != 0;
+		});
+		return tid;
+	}();
+	change->during_apply = [&] {
+		// The blocked thread wakes up mid-write: its exit must park it.
+		wake.count_down();
+		EXPECT_TRUE(eventually([&] {
+			auto t = find_thread(*rt, sleeper_tid);
+			return t && t->state == atlas::ThreadState::parked;
+		}));
+	};
+	atlas::Report r = rt->apply(change, {Mode::global, 5000ms});
+	ASSERT_EQ(r.outcome, Outcome::finished) << r.message;
+	sleeper.join();
+	EXPECT_EQ(seen_after_exit.load(), 2);
+}
+
+TEST_F(GlobalTest, UnknownThreadIsRefusedAndNamed)
+{
+	std::latch started(1), let_go(1);
+	std::thread stranger([&] {
+		pthread_setname_np(pthread_self(), "stranger");
+		started.count_down();
+		let_go.wait();
+	});
+	started.wait();
+	auto change = std::make_shared<SwapChange>(target, "unknown");
+	atlas::Report r = rt->apply(change, {Mode::global, 2000ms});
+	EXPECT_EQ(r.outcome, Outcome::refused);
+	EXPECT_NE(r.message.find("stranger"), std::string::npos) << r.message;
+	EXPECT_EQ(change->applies.load(), 0);
+	let_go.count_down();
+	stranger.join();
+}
+
+TEST_F(GlobalTest, BirthsAndDeathsDuringTransition)
+{
+	start_workers(2);
+	std::latch lagging_registered(1), let_go(1);
+	std::atomic<int> child_saw{0};
+	std::thread child;
+	std::thread creator([&] {
+		ASSERT_TRUE(rt->register_current_thread("creator"));
+		lagging_registered.count_down();
+		let_go.wait(); // lags until the transition is under way
+		// Born mid-transition: must park before running, and sees the change after.
+		std::latch child_registered(1);
+		child = std::thread([&] {
+			ASSERT_TRUE(rt->register_current_thread("child"));
+			child_registered.count_down();
+			atlas::quiescence_point();
+			child_saw = target.entry();
+		});
+		child_registered.wait();
+		// Dies without reaching a quiescence point: stops counting.
+	});
+	lagging_registered.wait();
+	auto change = std::make_shared<SwapChange>(target, "births");
+	std::thread patcher([&] {
+		atlas::Report r = rt->apply(change, {Mode::global, 8000ms});
+		EXPECT_EQ(r.outcome, Outcome::finished) << r.message;
+	});
+	// Gathering (past the first unknown-thread check, which the child would fail).
+	ASSERT_TRUE(eventually([&] { return rt->status().transition.has_value(); }));
+	let_go.count_down();
+	creator.join();
+	child.join();
+	patcher.join();
+	EXPECT_EQ(child_saw.load(), 2);
+	EXPECT_EQ(change->applies.load(), 1);
+	EXPECT_GE(events.count("thread_exited"), 1u);
+}
+
+TEST_F(GlobalTest, FailedChangeLeavesNothingApplied)
+{
+	start_workers(2);
+	auto change = std::make_shared<SwapChange>(target, "broken");
+	change->fail_apply = true;
+	atlas::Report r = rt->apply(change);
+	EXPECT_EQ(r.outcome, Outcome::failed) << r.message;
+	EXPECT_NE(r.message.find("injected failure"), std::string::npos);
+	EXPECT_TRUE(rt->status().applied.empty());
+}
+
+TEST_F(GlobalTest, RevertIsLastInFirstOutPerFunction)
+{
+	start_workers(1);
+	Target other;
+	other.entry = version_one;
+	auto first = std::make_shared<SwapChange>(
+	    target, "first", false, std::vector<atlas::AddressRange>{{0x1000, 0x1100}});
+	auto second = std::make_shared<SwapChange>(
+	    other, "second", false, std::vector<atlas::AddressRange>{{0x1080, 0x1200}});
+	ASSERT_TRUE(rt->apply(first).ok());
+	ASSERT_TRUE(rt->apply(second).ok());
+	atlas::Report r = rt->revert("first");
+	EXPECT_EQ(r.outcome, Outcome::refused);
+	EXPECT_NE(r.message.find("revert second first"), std::string::npos) << r.message;
+	EXPECT_TRUE(rt->revert("second").ok());
+	EXPECT_TRUE(rt->revert("first").ok());
+	EXPECT_EQ(rt->revert("first").outcome, Outcome::refused); // not applied any more
+}
+
+TEST_F(GlobalTest, CalledFromRegisteredThreadIsRefused)
+{
+	std::thread t([&] {
+		ASSERT_TRUE(rt->register_current_thread("self-patcher"));
+		atlas::Report r = rt->apply(std::make_shared<SwapChange>(target, "self"));
+		EXPECT_EQ(r.outcome, Outcome::refused);
+		EXPECT_NE(r.message.find("unregistered control thread"), std::string::npos);
+	});
+	t.join();
+}
+
+TEST_F(GlobalTest, WaitFreeRequestedWithoutViewsIsRefused)
+{
+	atlas::Report r = rt->apply(std::make_shared<SwapChange>(target, "wf"), {Mode::wait_free});
+	EXPECT_EQ(r.outcome, Outcome::refused);
+	EXPECT_NE(r.message.find("ENOSYS"), std::string::npos) << r.message;
+}
+
+// Views exist, but the change changes a protocol between threads.
+class GlobalWithViewsTest : public GlobalTest
+{
+protected:
+	std::unique_ptr<atlas::ViewOps> make_views() override
+	{
+		views = std::make_shared<FakeViewState>();
+		return std::make_unique<FakeViews>(views);
+	}
+	std::shared_ptr<FakeViewState> views;
+};
+
+TEST_F(GlobalWithViewsTest, RequiresGlobalIsAppliedGloballyEvenWithViews)
+{
+	start_workers(2);
+	auto change = std::make_shared<SwapChange>(target, "protocol", true);
+	atlas::Report r = rt->apply(change);
+	ASSERT_EQ(r.outcome, Outcome::finished) << r.message;
+	EXPECT_EQ(r.mode, Mode::global);
+	EXPECT_EQ(views->creates(), 0);
+	EXPECT_EQ(
+	    rt->apply(std::make_shared<SwapChange>(target, "protocol2", true), {Mode::wait_free})
+	        .outcome,
+	    Outcome::refused);
+}
+
+} // namespace

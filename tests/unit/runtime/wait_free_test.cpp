@@ -1,0 +1,293 @@
+// Wait-free mode on simulated views: the patcher applies in a new view, each worker migrates
+// at its own next point, the old view is retired.
+#include "changes.hpp"
+
+#include <gtest/gtest.h>
+#include <latch>
+
+using namespace atlas_test;
+using atlas::Mode;
+using atlas::Outcome;
+
+namespace
+{
+
+class WaitFreeTest : public ::testing::Test
+{
+protected:
+	void SetUp() override
+	{
+		views = std::make_shared<FakeViewState>();
+		atlas::RuntimeOptions options;
+		options.views = std::make_unique<FakeViews>(views);
+		options.events = events.sink();
+		rt = atlas::Runtime::create(std::move(options));
+		ASSERT_TRUE(rt);
+		exempt_existing_threads(*rt);
+		change = std::make_shared<ViewChange>(views, "fix");
+	}
+	void start_workers(int n)
+	{
+		std::latch registered(n);
+		for (int i = 0; i < n; i++) {
+			workers.push_back(spawn(views, [this, i, &registered] {
+				ASSERT_TRUE(
+				    rt->register_current_thread("worker-" + std::to_string(i)));
+				registered.count_down();
+				int last = 1;
+				while (!stop.load(std::memory_order_acquire)) {
+					atlas::quiescence_point();
+					int v = change->version();
+					// Between points the version never changes under a thread.
+					if (v != change->version())
+						inconsistent++;
+					if (v != last)
+						switches++;
+					last = v;
+					std::this_thread::yield();
+				}
+			}));
+		}
+		registered.wait();
+	}
+	void stop_workers()
+	{
+		stop.store(true, std::memory_order_release);
+		for (auto &w : workers)
+			w.join();
+		workers.clear();
+	}
+	void TearDown() override
+	{
+		stop_workers();
+		// Never leave a transition in flight for the next test.
+		if (rt && rt->status().transition)
+			(void)rt->revert_pending(5000ms);
+	}
+	bool all_workers_in(long view)
+	{
+		for (const auto &t : rt->status().threads)
+			if (views->current_of(t.tid) != view)
+				return false;
+		return true;
+	}
+
+	std::shared_ptr<FakeViewState> views;
+	EventRecorder events;
+	std::unique_ptr<atlas::Runtime> rt;
+	std::shared_ptr<ViewChange> change;
+	std::vector<std::thread> workers;
+	std::atomic<bool> stop{false};
+	std::atomic<int> inconsistent{0};
+	std::atomic<int> switches{0};
+};
+
+TEST_F(WaitFreeTest, WorkersMigrateAndOldViewIsRetired)
+{
+	start_workers(4);
+	atlas::Report r = rt->apply(change, {Mode::automatic, 5000ms});
+	ASSERT_EQ(r.outcome, Outcome::finished) << r.message;
+	EXPECT_EQ(r.mode, Mode::wait_free);
+	const long fresh = change->patched_view.load();
+	EXPECT_GT(fresh, 0);
+	EXPECT_EQ(views->base(), fresh);
+	EXPECT_FALSE(views->live(0));
+	EXPECT_TRUE(all_workers_in(fresh));
+	EXPECT_EQ(rt->status().base_view, fresh);
+	EXPECT_EQ(events.count("thread_migrated"), 4u);
+	EXPECT_EQ(events.count("base_switched"), 1u);
+	EXPECT_EQ(events.count("view_deleted"), 1u);
+	stop_workers();
+	EXPECT_EQ(inconsistent.load(), 0);
+}
+
+TEST_F(WaitFreeTest, RepeatedApplyRevertCycles)
+{
+	start_workers(3);
+	for (int round = 0; round < 5; round++) {
+		atlas::Report a = rt->apply(change, {Mode::wait_free, 5000ms});
+		ASSERT_EQ(a.outcome, Outcome::finished) << a.message;
+		long base = views->base();
+		ASSERT_TRUE(all_workers_in(base));
+		atlas::Report b = rt->revert("fix", {Mode::wait_free, 5000ms});
+		ASSERT_EQ(b.outcome, Outcome::finished) << b.message;
+		ASSERT_NE(views->base(), base);
+		ASSERT_FALSE(views->live(base));
+		ASSERT_TRUE(all_workers_in(views->base()));
+		change->patched_view = 0;
+		change->unpatched_view = 0;
+	}
+	EXPECT_EQ(change->applies.load(), 5);
+	EXPECT_EQ(change->reverts.load(), 5);
+	EXPECT_EQ(change->unreachable_calls.load(), 5);
+	EXPECT_TRUE(rt->status().applied.empty());
+}
+
+TEST_F(WaitFreeTest, LaggingThreadLeavesItPendingThenWaitFinishes)
+{
+	start_workers(2);
+	std::latch registered(1), let_go(1);
+	pid_t lagging_tid = 0;
+	std::thread lagging = spawn(views, [&] {
+		ASSERT_TRUE(rt->register_current_thread("slowpoke"));
+		lagging_tid = gettid();
+		registered.count_down();
+		let_go.wait();
+		atlas::quiescence_point();
+	});
+	registered.wait();
+	atlas::Report r = rt->apply(change, {Mode::wait_free, 100ms});
+	ASSERT_EQ(r.outcome, Outcome::pending) << r.message;
+	ASSERT_EQ(r.lagging.size(), 1u);
+	EXPECT_EQ(r.lagging[0].name, "slowpoke");
+	EXPECT_NE(r.message.find("slowpoke"), std::string::npos);
+	auto s = rt->status();
+	ASSERT_TRUE(s.transition_state);
+	EXPECT_EQ(*s.transition_state, Outcome::pending);
+	// Other workers already run the new code; a second request must wait its turn.
+	EXPECT_EQ(rt->apply(std::make_shared<ViewChange>(views, "other")).outcome,
+	          Outcome::refused);
+	let_go.count_down();
+	lagging.join(); // migrated at its point, then died: either way it stops counting
+	atlas::Report done = rt->wait(5000ms);
+	ASSERT_EQ(done.outcome, Outcome::finished) << done.message;
+	EXPECT_EQ(views->base(), change->patched_view.load());
+	EXPECT_EQ(views->current_of(lagging_tid), change->patched_view.load());
+}
+
+TEST_F(WaitFreeTest, PendingThenRevertPendingRestoresOldView)
+{
+	start_workers(2);
+	std::latch registered(1), let_go(1);
+	std::thread lagging = spawn(views, [&] {
+		ASSERT_TRUE(rt->register_current_thread("slowpoke"));
+		registered.count_down();
+		let_go.wait();
+		atlas::quiescence_point();
+	});
+	registered.wait();
+	ASSERT_EQ(rt->apply(change, {Mode::wait_free, 100ms}).outcome, Outcome::pending);
+	const long fresh = change->patched_view.load();
+	EXPECT_TRUE(eventually([&] {
+		int migrated = 0;
+		for (const auto &t : rt->status().threads)
+			migrated += t.state == atlas::ThreadState::migrated;
+		return migrated == 2;
+	}));
+	std::thread reverter([&] {
+		atlas::Report back = rt->revert_pending(5000ms);
+		EXPECT_EQ(back.outcome, Outcome::reverted) << back.message;
+	});
+	ASSERT_TRUE(events.wait_for("reverting"));
+	let_go.count_down();
+	lagging.join();
+	reverter.join();
+	EXPECT_EQ(views->base(), 0);
+	EXPECT_FALSE(views->live(fresh));
+	EXPECT_TRUE(all_workers_in(0));
+	EXPECT_TRUE(rt->status().applied.empty());
+	EXPECT_EQ(change->unreachable_calls.load(), 1);
+	EXPECT_EQ(events.count("reverted"), 1u);
+	stop_workers();
+	EXPECT_EQ(inconsistent.load(), 0);
+}
+
+TEST_F(WaitFreeTest, BirthsStartInCreatorsViewAndMigrateAtFirstPoint)
+{
+	std::latch registered(1), let_go(1), child_registered(1), child_go(1);
+	std::atomic<long> child_view_at_birth{-1}, child_view_after_point{-1};
+	std::thread child;
+	std::thread creator = spawn(views, [&] {
+		ASSERT_TRUE(rt->register_current_thread("creator"));
+		registered.count_down();
+		let_go.wait(); // not migrated yet: its child is born in the old view
+		child = spawn(views, [&] {
+			ASSERT_TRUE(rt->register_current_thread("child"));
+			child_view_at_birth = views->current_of_caller();
+			child_registered.count_down();
+			child_go.wait();
+			atlas::quiescence_point();
+			child_view_after_point = views->current_of_caller();
+		});
+		child_registered.wait();
+		atlas::quiescence_point();
+	});
+	registered.wait();
+	ASSERT_EQ(rt->apply(change, {Mode::wait_free, 50ms}).outcome, Outcome::pending);
+	let_go.count_down();
+	creator.join();
+	EXPECT_EQ(child_view_at_birth.load(), 0);
+	atlas::Report still = rt->wait(50ms);
+	EXPECT_EQ(still.outcome, Outcome::pending);
+	ASSERT_EQ(still.lagging.size(), 1u);
+	EXPECT_EQ(still.lagging[0].name, "child");
+	child_go.count_down();
+	child.join();
+	EXPECT_EQ(child_view_after_point.load(), change->patched_view.load());
+	EXPECT_EQ(rt->wait(5000ms).outcome, Outcome::finished);
+	EXPECT_GE(events.count("thread_exited"), 1u);
+}
+
+TEST_F(WaitFreeTest, BlockedThreadMigratesInItsExit)
+{
+	std::latch blocked(1), wake(1);
+	std::atomic<long> view_after_exit{-1};
+	std::thread sleeper = spawn(views, [&] {
+		ASSERT_TRUE(rt->register_current_thread("sleeper"));
+		atlas::blocking_enter();
+		blocked.count_down();
+		wake.wait();
+		atlas::blocking_exit();
+		view_after_exit = views->current_of_caller();
+	});
+	blocked.wait();
+	atlas::Report r = rt->apply(change, {Mode::wait_free, 50ms});
+	ASSERT_EQ(r.outcome, Outcome::pending) << r.message;
+	ASSERT_EQ(r.lagging.size(), 1u);
+	EXPECT_EQ(r.lagging[0].state, atlas::ThreadState::blocked);
+	wake.count_down();
+	sleeper.join();
+	EXPECT_EQ(view_after_exit.load(), change->patched_view.load());
+	EXPECT_EQ(rt->wait(5000ms).outcome, Outcome::finished);
+}
+
+TEST_F(WaitFreeTest, FailedApplyDropsTheNewViewAndChangesNothing)
+{
+	start_workers(2);
+	change->fail_apply = true;
+	atlas::Report r = rt->apply(change, {Mode::wait_free, 1000ms});
+	EXPECT_EQ(r.outcome, Outcome::failed);
+	EXPECT_FALSE(views->live(1));
+	EXPECT_EQ(views->base(), 0);
+	EXPECT_TRUE(all_workers_in(0));
+	EXPECT_FALSE(rt->status().transition);
+
+	views->fail_create = true;
+	change->fail_apply = false;
+	r = rt->apply(change, {Mode::wait_free, 1000ms});
+	EXPECT_EQ(r.outcome, Outcome::refused);
+	EXPECT_NE(r.message.find("ENOMEM"), std::string::npos) << r.message;
+}
+
+TEST_F(WaitFreeTest, EventLogTellsTheWholeTransition)
+{
+	start_workers(2);
+	ASSERT_TRUE(rt->apply(change, {Mode::wait_free, 5000ms}).ok());
+	std::vector<std::string> order;
+	for (const auto &line : events.lines()) {
+		ASSERT_TRUE(line.contains("mono_ns"));
+		std::string e = line["event"];
+		if (e == "thread_migrated") {
+			EXPECT_GE(line["latency_ns"].get<long>(), 0);
+			EXPECT_TRUE(line["name"].get<std::string>().starts_with("worker-"));
+		}
+		if (order.empty() || order.back() != e)
+			order.push_back(e);
+	}
+	std::vector<std::string> expected = {"runtime_started", "request",         "view_created",
+	                                     "change_applied",  "thread_migrated", "base_switched",
+	                                     "view_deleted",    "finished"};
+	EXPECT_EQ(order, expected);
+}
+
+} // namespace

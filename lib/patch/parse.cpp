@@ -339,7 +339,7 @@ private:
 				                           "section [{}] {} (0x{:x} bytes)",
 				                           where, s.value, s.size, shndx, sec.name,
 				                           sec.size));
-			if (s.type == STT_FUNC && !sec.exec())
+			if (s.type == STT_FUNC && !(sec.exec() && sec.alloc()))
 				return invalid(fmt::format(
 				    "{}: function in non-executable section {}", where, sec.name));
 		}
@@ -422,6 +422,13 @@ private:
 					    fmt::format("{} entry {}: relocation against the "
 					                "file symbol '{}'",
 					                where, k, sym.name));
+				if (sym.defined() && sym.section != section_abs &&
+				    !p_.sections[sym.section].alloc())
+					return invalid(fmt::format(
+					    "{} entry {}: relocation against '{}', which is "
+					    "defined in "
+					    "the non-loaded section {}",
+					    where, k, sym.name, p_.sections[sym.section].name));
 				if (is_tls_relocation(e.type) != (sym.type == STT_TLS))
 					return invalid(fmt::format(
 					    "{} entry {}: {} against {} symbol '{}'", where, k,

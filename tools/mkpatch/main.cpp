@@ -359,7 +359,8 @@ int main(int argc, char **argv)
 	try {
 		app.parse(argc, argv);
 	} catch (const CLI::ParseError &e) {
-		return app.exit(e);
+		// --help is a "parse error" with status 0; real usage errors exit with 2.
+		return app.exit(e) == 0 ? 0 : 2;
 	}
 	if (!inspect_path.empty())
 		return inspect(inspect_path, as_json);

@@ -324,6 +324,23 @@ TEST(Parse, RefusesTlsRelocationAgainstNonTlsSymbol)
 	EXPECT_MESSAGE(refused(e.bytes), "against the non-TLS symbol 'a_counter'");
 }
 
+TEST(Parse, RefusesRelocationAgainstNonLoadedSection)
+{
+	ElfBytes e(load(bin("fix.patch.o")));
+	size_t messages = e.symbol_index("messages");
+	ASSERT_NE(messages, 0u);
+	Elf64_Sym s = e.sym(messages);
+	s.st_shndx = uint16_t(e.section_index(".comment"));
+	s.st_value = 0;
+	s.st_size = 8;
+	e.set_sym(messages, s);
+	Elf64_Rela r = e.rela(".rela.text.helper_fixed", 0);
+	r.r_info = ELF64_R_INFO(messages, ELF64_R_TYPE(r.r_info));
+	e.set_rela(".rela.text.helper_fixed", 0, r);
+	EXPECT_MESSAGE(refused(e.bytes), "'messages', which is defined in the non-loaded section "
+	                                 ".comment");
+}
+
 TEST(Parse, RefusesRealNonPicObject)
 {
 	Metadata m = parsed("fix.patch.o").metadata;

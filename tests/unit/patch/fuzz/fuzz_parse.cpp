@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: MIT
 // libFuzzer target: parse_patch() on arbitrary bytes must return an error or a consistent
 // model, never crash, leak or hit undefined behaviour (the loader parses inside the process
-// being patched).
+// being patched). The target-side readers get the same bytes: the loader runs them on the
+// objects mapped in the process.
 #include "atlas/patch/patch.hpp"
 #include "atlas/patch/reloc.hpp"
+#include "atlas/patch/target.hpp"
 
 #include <cstddef>
 #include <cstdint>
@@ -29,6 +31,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			if (i >= p->symbols.size() || !p->symbols[i].defined())
 				__builtin_trap();
 		(void)parse_patch(bytes); // and with the hash check
+	}
+	(void)read_build_id(bytes);
+	auto syms = read_symbols(bytes);
+	if (syms.ok()) {
+		(void)resolve_symbol(*syms, SymbolRef{"helper", "dup_a.c", {}, {}},
+		                     SymbolKind::function);
+		(void)resolve_symbol(*syms, SymbolRef{"counter", "", {}, {}}, SymbolKind::any);
 	}
 	return 0;
 }

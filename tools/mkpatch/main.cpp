@@ -127,7 +127,8 @@ struct ObjectCache {
 struct BuildOptions {
 	std::string manifest;
 	std::string output;
-	std::string target; // overrides the manifest's
+	std::string target;  // overrides the manifest's
+	std::string symbols; // overrides the manifest's
 	std::string compiler;
 	std::vector<std::string> extra_flags;
 	bool verbose = false;
@@ -154,16 +155,50 @@ Result<std::string> build(const BuildOptions &o)
 	if (!build_id)
 		return make_error(build_id.error().code,
 		                  fmt::format("{}: {}", target, build_id.error().message));
+	// The target's symbols: its own .symtab, or a separate debug file's (same build-id; its
+	// .symtab is the unstripped binary's, index for index).
+	std::string symbols = !o.symbols.empty()    ? fs::absolute(o.symbols).string()
+	                      : !m->symbols.empty() ? resolve_path(m->dir, m->symbols)
+	                                            : target;
 	ObjectCache objects;
 	auto target_syms = objects.get(target);
 	if (!target_syms)
 		return target_syms.error();
-	if ((*target_syms)->dynamic)
-		return make_error(Errc::not_found,
-		                  fmt::format("{} is stripped (no .symtab): build it unstripped or "
-		                              "point --target at its separate debug file's "
-		                              "original",
-		                              target));
+	if (symbols == target && (*target_syms)->dynamic) {
+		std::string hex = patch::to_hex(*build_id);
+		std::string debug =
+		    "/usr/lib/debug/.build-id/" + hex.substr(0, 2) + "/" + hex.substr(2) + ".debug";
+		if (!fs::exists(debug))
+			return make_error(
+			    Errc::not_found,
+			    fmt::format("{} is stripped (no .symtab) and {} does not "
+			                "exist: build the target unstripped or give its "
+			                "separate debug file with --symbols",
+			                target, debug));
+		symbols = debug;
+	}
+	if (symbols != target) {
+		auto bytes = patch::read_file(symbols);
+		if (!bytes)
+			return bytes.error();
+		auto id = patch::read_build_id(*bytes);
+		if (!id)
+			return make_error(id.error().code,
+			                  fmt::format("{}: {}", symbols, id.error().message));
+		if (*id != *build_id)
+			return make_error(
+			    Errc::invalid_format,
+			    fmt::format("symbols file {} has build-id {}, but the target "
+			                "{} has {}: it belongs to another build",
+			                symbols, patch::to_hex(*id), target,
+			                patch::to_hex(*build_id)));
+		target_syms = objects.get(symbols);
+		if (!target_syms)
+			return target_syms.error();
+		if ((*target_syms)->dynamic)
+			return make_error(Errc::not_found,
+			                  fmt::format("symbols file {} has no .symtab", symbols));
+	}
 
 	patch::Metadata md;
 	md.name = m->name;
@@ -183,7 +218,7 @@ Result<std::string> build(const BuildOptions &o)
 		md.redirects.push_back(patch::Redirect{patch::exact_ref(**sym), r.replacement});
 	}
 	for (const mkpatch::ManifestReference &r : m->references) {
-		std::string object = r.object.empty() ? target : resolve_path(m->dir, r.object);
+		std::string object = r.object.empty() ? symbols : resolve_path(m->dir, r.object);
 		auto syms = objects.get(object);
 		if (!syms)
 			return syms.error();
@@ -346,6 +381,9 @@ int main(int argc, char **argv)
 	app.add_option("-o,--output", o.output,
 	               "the patch file to write (default: <name>.patch.o)");
 	app.add_option("--target", o.target, "the target binary (overrides the manifest's)");
+	app.add_option("--symbols", o.symbols,
+	               "the target's separate debug file, for a stripped target (overrides the "
+	               "manifest's; default: its /usr/lib/debug/.build-id/ file)");
 	app.add_option("--cc", o.compiler,
 	               "the compiler (default: the manifest's, else gcc, or g++ for C++ sources)");
 	app.add_flag("-v,--verbose", o.verbose, "print the compiler command");

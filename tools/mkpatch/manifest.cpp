@@ -88,12 +88,13 @@ patch::SymbolRef get_ref(const json &obj, const char *name_key, const std::strin
 Manifest parse(const json &j, const std::string &dir)
 {
 	check_keys(j, "manifest",
-	           {"name", "target", "source", "compiler", "flags", "requires_global", "redirects",
-	            "references"});
+	           {"name", "target", "symbols", "source", "compiler", "flags", "requires_global",
+	            "redirects", "references"});
 	Manifest m;
 	m.dir = dir;
 	m.name = get_string(j, "name", "manifest", true);
 	m.target = get_string(j, "target", "manifest", false);
+	m.symbols = get_string(j, "symbols", "manifest", false);
 	m.source = get_string(j, "source", "manifest", true);
 	m.compiler = get_string(j, "compiler", "manifest", false);
 	if (auto it = j.find("flags"); it != j.end()) {

@@ -26,6 +26,7 @@ struct Manifest {
 	std::string dir; // the manifest's directory: relative paths are relative to it
 	std::string name;
 	std::string target;
+	std::string symbols; // a separate debug file of the target; empty: the target itself
 	std::string source;
 	std::string compiler; // empty: gcc or g++ by the source's extension
 	std::vector<std::string> flags;

@@ -49,10 +49,12 @@ protected:
 	{
 		return run(std::string(ATLAS_TEST_MKPATCH) + " " + args);
 	}
-	test::RunResult build(const nlohmann::json &j)
+	test::RunResult build(const nlohmann::json &j,
+	                      const std::string &target = ATLAS_TEST_TARGET,
+	                      const std::string &args = "")
 	{
-		return mkpatch("-m " + manifest(j) + " --target " + ATLAS_TEST_TARGET + " -o " +
-		               (dir / "out.patch.o").string());
+		return mkpatch("-m " + manifest(j) + " --target " + target + " -o " +
+		               (dir / "out.patch.o").string() + " " + args);
 	}
 	fs::path dir;
 };
@@ -107,6 +109,42 @@ TEST_F(Tool, ReplacementMissingFromTheSource)
 	EXPECT_EQ(r.status, 1);
 	// fix.c has no function named helper: the patch validator says so.
 	EXPECT_NE(r.output.find("replacement 'helper'"), std::string::npos) << r.output;
+}
+
+TEST_F(Tool, StrippedTargetWithSeparateDebugFile)
+{
+	const nlohmann::json j = {
+	    {"redirects",
+	     {{{"target", "helper"}, {"file", "dup_a.c"}, {"replacement", "helper_fixed"}}}},
+	    {"references",
+	     {{{"symbol", "a_counter"}, {"target", "counter"}, {"file", "dup_a.c"}}}}};
+	auto r = build(j, bin("dup_target.stripped"));
+	EXPECT_EQ(r.status, 1);
+	EXPECT_NE(r.output.find("is stripped"), std::string::npos) << r.output;
+	EXPECT_NE(r.output.find("--symbols"), std::string::npos) << r.output;
+
+	r = build(j, bin("dup_target.stripped"), "--symbols " + bin("dup_target.debug"));
+	ASSERT_EQ(r.status, 0) << r.output;
+	auto p = parse_patch(load((dir / "out.patch.o").string()));
+	ASSERT_TRUE(p.ok()) << p.error().message;
+	auto unstripped = parse_patch(load(bin("fix.patch.o")));
+	ASSERT_TRUE(unstripped.ok());
+	// The same symbols as from the unstripped binary, index for index.
+	EXPECT_EQ(p->metadata.redirects[0], unstripped->metadata.redirects[0]);
+	EXPECT_EQ(p->metadata.references, unstripped->metadata.references);
+	EXPECT_EQ(p->metadata.target_build_id, unstripped->metadata.target_build_id);
+	EXPECT_EQ(p->metadata.target_path, bin("dup_target.stripped"));
+
+	// A symbols file of another build is refused.
+	r = build(j, bin("dup_target.stripped"),
+	          "--symbols " + std::string(ATLAS_TEST_OTHER_TARGET));
+	EXPECT_EQ(r.status, 1);
+	EXPECT_NE(r.output.find("has build-id ffff, but the target"), std::string::npos)
+	    << r.output;
+	r = build(j, bin("dup_target.stripped"),
+	          "--symbols " + std::string(ATLAS_TEST_NOBUILDID_TARGET));
+	EXPECT_EQ(r.status, 1);
+	EXPECT_NE(r.output.find("no GNU build-id"), std::string::npos) << r.output;
 }
 
 TEST_F(Tool, StrictManifest)

@@ -14,7 +14,7 @@ packages=(
 	clang libclang-rt-14-dev
 	# kernel build (kernel/build.sh)
 	linux-source-6.12 ccache bc bison flex libelf-dev libssl-dev xz-utils patch binutils
-	python3
+	python3 python3-ply python3-git  # checkpatch.pl (spdxcheck)
 	# guest runner (guest/run)
 	qemu-system-x86 busybox-static cpio
 )

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Export the views series from a development tree made by kernel/dev-tree.sh:
+#
+#   kernel/export-series.sh DIR
+#
+# Files that do not exist upstream (atlas-base) are copied, at their final version, to
+# kernel/src/<path>; every commit in atlas-base..HEAD that changes upstream files becomes one
+# patch in kernel/patches/ (only those files), listed in order in kernel/patches/series.
+# Afterwards it checks everything with checkpatch.pl --strict and says what it found.
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+dir=$(cd "${1:?usage: kernel/export-series.sh DIR}" && pwd)
+cd "$dir"
+git rev-parse -q --verify atlas-base >/dev/null || { echo "kernel/export-series.sh: $dir has no tag atlas-base (make it with kernel/dev-tree.sh)" >&2; exit 1; }
+[ -z "$(git status --porcelain)" ] || { echo "kernel/export-series.sh: $dir has uncommitted changes; commit them first" >&2; exit 1; }
+
+mapfile -t new_files < <(git diff --name-only --diff-filter=A atlas-base HEAD)
+rm -rf "$root/kernel/src"
+for f in "${new_files[@]}"; do
+	mkdir -p "$root/kernel/src/$(dirname "$f")"
+	cp "$f" "$root/kernel/src/$f"
+done
+
+rm -f "$root/kernel/patches/"*.patch
+excludes=()
+for f in "${new_files[@]}"; do excludes+=(":(exclude)$f"); done
+git format-patch -q --no-signature --zero-commit -o "$root/kernel/patches" atlas-base..HEAD -- . "${excludes[@]}"
+{
+	echo "# atlas kernel patch series, applied in this order by kernel/build.sh (patch -p1, no fuzz)."
+	echo "# Exported from a development tree by kernel/export-series.sh; new files are in kernel/src/."
+	(cd "$root/kernel/patches" && ls -1 ./*.patch 2>/dev/null | sed 's|^\./||')
+} >"$root/kernel/patches/series"
+
+echo "exported ${#new_files[@]} new files to kernel/src and $(grep -c '\.patch$' "$root/kernel/patches/series") patches to kernel/patches"
+status=0
+for p in "$root"/kernel/patches/*.patch; do
+	[ -e "$p" ] || continue
+	scripts/checkpatch.pl --strict -q "$p" || status=1
+done
+for f in "${new_files[@]}"; do
+	case "$f" in *.c | *.h) scripts/checkpatch.pl --strict -q -f "$f" || status=1 ;; esac
+done
+[ $status = 0 ] && echo "checkpatch --strict: clean" || echo "checkpatch --strict: see above"
+exit $status

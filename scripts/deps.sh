@@ -14,6 +14,8 @@ packages=(
 	clang libclang-rt-14-dev
 	# kernel build (kernel/build.sh)
 	linux-source-6.12 ccache bc bison flex libelf-dev libssl-dev xz-utils patch binutils
+	# upstream mm selftests of the same source (tests/guest/mm-selftests)
+	libcap-dev libnuma-dev
 	python3 python3-ply python3-git  # checkpatch.pl (spdxcheck)
 	# guest runner (guest/run)
 	qemu-system-x86 busybox-static cpio

@@ -1,0 +1,54 @@
+// SPDX-License-Identifier: MIT
+// The patch loader (design sec. 4, docs/patch-format.md "Loader"): maps a validated patch into
+// the calling process next to its target object, resolves and applies its relocations, and
+// returns an atlas::CodeChange whose apply() writes the redirects and whose revert() restores
+// the original bytes. Nothing here throws, exits or aborts: it runs inside the patched process.
+#pragma once
+
+#include "atlas/patch/patch.hpp"
+#include "atlas/patch/result.hpp"
+#include "atlas/runtime.hpp"
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace atlas::patch
+{
+
+// A patch mapped into this process. load_patch() returns it as a CodeChange; callers that
+// stack patches keep it (std::dynamic_pointer_cast<const LoadedPatch>) to pass as `earlier`.
+class LoadedPatch : public atlas::CodeChange
+{
+public:
+	// The address a later patch binds `name` to: a global function or datum this patch
+	// defines. A replacement function yields the original entry it redirects (function
+	// pointers keep comparing equal; calls go through the original entry, so the newest patch
+	// of that function runs).
+	virtual std::optional<uint64_t> lookup(std::string_view name) const = 0;
+	// Where the patch's code and read-only data, and its writable data, are mapped.
+	virtual atlas::AddressRange text_range() const = 0;
+	virtual atlas::AddressRange data_range() const = 0;
+	// The original entry of each redirected function (after endbr64 when present), in the
+	// order of the patch's redirect records.
+	virtual std::vector<uint64_t> redirect_sites() const = 0;
+};
+
+struct LoadOptions {
+	// Patches loaded before, for symbol resolution patch -> earlier patches (last first) ->
+	// target -> global scope.
+	std::vector<std::shared_ptr<const LoadedPatch>> earlier;
+};
+
+// Reads, validates and maps the patch file into this process (text from a memfd as R+X, data
+// RW, within +-2 GiB of the target object), resolves and applies its relocations, registers its
+// .eh_frame, runs its .init_array; writes no redirect. Every check (build-id, symbols, redirect
+// sites) happens before anything is mapped. The change's apply() writes the redirects through
+// /proc/thread-self/mem, revert() restores the bytes it overwrote, unreachable() unmaps.
+Result<std::shared_ptr<atlas::CodeChange>> load_patch(const std::string &path,
+                                                      const LoadOptions &options = {});
+
+} // namespace atlas::patch

@@ -1,0 +1,423 @@
+// SPDX-License-Identifier: MIT
+// The loader matrix: patches built by atlas-mkpatch for real gcc/g++ -O2 targets (shared
+// libraries dlopen'ed here, and code linked into this PIE executable), loaded, applied,
+// stacked and reverted in this process, directly and through atlas::Runtime in global mode.
+#include <atlas/patch/loader.hpp>
+#include <atlas/runtime.hpp>
+
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <dirent.h>
+#include <dlfcn.h>
+#include <fstream>
+#include <gtest/gtest.h>
+#include <stdexcept>
+#include <string>
+#include <sys/mman.h>
+#include <thread>
+#include <vector>
+
+extern "C" {
+int exe_add(int a, int b);
+unsigned long exe_len(const char *s);
+int exe_tls_bump(void);
+int exe_tls2_get(void);
+int exe_call_add(int a, int b);
+}
+
+namespace
+{
+
+using atlas::patch::load_patch;
+using atlas::patch::LoadedPatch;
+using atlas::patch::LoadOptions;
+
+const std::string dir = ATLAS_LOADER_TEST_DIR;
+
+std::string patch_path(const std::string &name)
+{
+	return dir + "/" + name + ".patch.o";
+}
+
+// Patched objects stay loaded (RTLD_NODELETE): the design pins them.
+void *open_lib(const std::string &rel)
+{
+	void *h = dlopen((dir + "/" + rel).c_str(), RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
+	EXPECT_NE(h, nullptr) << dlerror();
+	return h;
+}
+
+template <class F>
+F sym(void *h, const char *name)
+{
+	void *p = dlsym(h, name);
+	EXPECT_NE(p, nullptr) << name;
+	return reinterpret_cast<F>(p);
+}
+
+std::vector<uint8_t> bytes_at(const void *p, size_t n = 16)
+{
+	const auto *b = static_cast<const uint8_t *>(p);
+	return {b, b + n};
+}
+
+// Mappings of patches in this process (the memfd text of every loaded patch).
+int patch_mappings()
+{
+	std::ifstream maps("/proc/self/maps");
+	std::string line;
+	int n = 0;
+	while (std::getline(maps, line))
+		n += line.find("atlas-patch:") != std::string::npos;
+	return n;
+}
+
+bool mapped(uintptr_t addr)
+{
+	return msync(reinterpret_cast<void *>(addr & ~uintptr_t(4095)), 4096, MS_ASYNC) == 0;
+}
+
+std::shared_ptr<atlas::CodeChange> must_load(const std::string &name, const LoadOptions &opt = {})
+{
+	auto r = load_patch(patch_path(name), opt);
+	EXPECT_TRUE(r.ok()) << (r.ok() ? "" : r.error().message);
+	return r.ok() ? *r : nullptr;
+}
+
+struct LibC {
+	void *h = open_lib("v1/libloadtarget.so");
+	int (*add)(int, int) = sym<int (*)(int, int)>(h, "lib_add");
+	int (*call_add)(int, int) = sym<int (*)(int, int)>(h, "lib_call_add");
+	int (*format)(char *, int) = sym<int (*)(char *, int)>(h, "lib_format");
+	int (*count)() = sym<int (*)()>(h, "lib_count");
+	int (*tls_bump)() = sym<int (*)()>(h, "lib_tls_bump");
+	void (*static_set)(int) = sym<void (*)(int)>(h, "lib_static_set");
+	int (*static_get)() = sym<int (*)()>(h, "lib_static_get");
+	using add_fn = int (*)(int, int);
+	add_fn (*add_ptr)() = sym<add_fn (*)()>(h, "lib_add_ptr");
+	int *counter = sym<int *>(h, "lib_counter");
+	int (*loop)(int) = sym<int (*)(int)>(h, "lib_loop");
+	void *tiny = sym<void *>(h, "lib_tiny");
+
+	std::string fmt(int n)
+	{
+		char buf[64];
+		format(buf, n);
+		return buf;
+	}
+};
+
+TEST(Loader, CLibraryAppliedAndReverted)
+{
+	LibC lib;
+	auto before = bytes_at(reinterpret_cast<void *>(lib.add));
+	auto fmt_before = bytes_at(reinterpret_cast<void *>(lib.format));
+	auto change = must_load("lib_fix");
+	ASSERT_TRUE(change);
+	auto loaded = std::dynamic_pointer_cast<LoadedPatch>(change);
+	ASSERT_TRUE(loaded);
+	// Loading writes no redirect.
+	EXPECT_EQ(bytes_at(reinterpret_cast<void *>(lib.add)), before);
+	EXPECT_EQ(lib.add(1, 2), 3);
+	EXPECT_FALSE(change->requires_global());
+	EXPECT_EQ(change->replaced_functions().size(), 6u);
+
+	ASSERT_TRUE(change->apply()) << "apply";
+	EXPECT_EQ(lib.add(1, 2), 103);
+	EXPECT_EQ(lib.call_add(1, 2), 103); // a call through the PLT reaches the entry
+	EXPECT_EQ(lib.fmt(7), "v2:7");      // libc from the patch
+	int calls = lib.count();            // the library's static local, by reference
+	int counter = *lib.counter;
+	EXPECT_EQ(lib.count(), calls + 10);
+	EXPECT_EQ(*lib.counter, counter + 10); // extern data: the library's instance
+	lib.static_set(21);
+	EXPECT_EQ(lib.static_get(), 42); // the library's `static int`, by reference
+	// &lib_add in the patch is the original entry: function pointers compare equal.
+	EXPECT_EQ(reinterpret_cast<void *>(lib.add_ptr()), reinterpret_cast<void *>(lib.add));
+	// TLS of a dlopen'ed library: general-dynamic, per thread.
+	int t0 = lib.tls_bump();
+	EXPECT_EQ(lib.tls_bump(), t0 + 10);
+	int other = 0;
+	std::thread([&] { other = lib.tls_bump(); }).join();
+	EXPECT_EQ(other, 10);
+
+	ASSERT_TRUE(change->revert()) << "revert";
+	EXPECT_EQ(bytes_at(reinterpret_cast<void *>(lib.add)), before);
+	EXPECT_EQ(bytes_at(reinterpret_cast<void *>(lib.format)), fmt_before);
+	EXPECT_EQ(lib.add(1, 2), 3);
+	EXPECT_EQ(lib.fmt(7), "v1:7");
+	EXPECT_EQ(lib.static_get(), 21);
+	int t1 = lib.tls_bump();
+	EXPECT_EQ(lib.tls_bump(), t1 + 1);
+
+	// Applied again after a revert, then reverted and unmapped.
+	ASSERT_TRUE(change->apply());
+	EXPECT_EQ(lib.add(1, 2), 103);
+	ASSERT_TRUE(change->revert());
+	uintptr_t text = loaded->text_range().start;
+	EXPECT_TRUE(mapped(text));
+	change->unreachable();
+	EXPECT_FALSE(mapped(text));
+	EXPECT_FALSE(change->apply()) << "an unmapped patch must not be applied";
+	EXPECT_EQ(lib.add(1, 2), 3);
+}
+
+TEST(Loader, StackedPatchesRevertLastInFirstOut)
+{
+	LibC lib;
+	auto before = bytes_at(reinterpret_cast<void *>(lib.add));
+	auto first = must_load("lib_fix");
+	ASSERT_TRUE(first);
+	ASSERT_TRUE(first->apply());
+	LoadOptions opt;
+	opt.earlier.push_back(std::dynamic_pointer_cast<const LoadedPatch>(first));
+	auto second = must_load("lib_add2", opt);
+	ASSERT_TRUE(second);
+	ASSERT_TRUE(second->apply());
+	EXPECT_EQ(lib.add(1, 2), 203);
+	EXPECT_EQ(lib.call_add(1, 2), 203);
+	EXPECT_EQ(lib.fmt(3), "v2:3"); // the first patch's other redirects stay
+
+	auto stacked = bytes_at(reinterpret_cast<void *>(lib.add));
+	auto r = first->revert();
+	EXPECT_FALSE(r) << "reverting the lower patch first must be refused";
+	EXPECT_NE(r.message().find("last in, first out"), std::string::npos) << r.message();
+	EXPECT_EQ(bytes_at(reinterpret_cast<void *>(lib.add)), stacked);
+	EXPECT_EQ(lib.fmt(3), "v2:3");
+
+	ASSERT_TRUE(second->revert());
+	EXPECT_EQ(lib.add(1, 2), 103);
+	ASSERT_TRUE(first->revert());
+	EXPECT_EQ(lib.add(1, 2), 3);
+	EXPECT_EQ(bytes_at(reinterpret_cast<void *>(lib.add)), before);
+	second->unreachable();
+	first->unreachable();
+}
+
+// Every refusal happens before anything is mapped or written.
+void expect_refused(const std::string &name, const std::vector<std::string> &words)
+{
+	LibC lib;
+	auto add = bytes_at(reinterpret_cast<void *>(lib.add));
+	auto tiny = bytes_at(lib.tiny, 1);
+	auto loop = bytes_at(reinterpret_cast<void *>(lib.loop), 10);
+	int maps = patch_mappings();
+	auto r = load_patch(patch_path(name));
+	ASSERT_FALSE(r.ok()) << name << " must be refused";
+	for (const auto &w : words)
+		EXPECT_NE(r.error().message.find(w), std::string::npos)
+		    << "'" << w << "' missing in: " << r.error().message;
+	EXPECT_EQ(patch_mappings(), maps) << "a refused patch left a mapping";
+	EXPECT_EQ(bytes_at(reinterpret_cast<void *>(lib.add)), add);
+	EXPECT_EQ(bytes_at(lib.tiny, 1), tiny);
+	EXPECT_EQ(bytes_at(reinterpret_cast<void *>(lib.loop), 10), loop);
+	EXPECT_EQ(lib.add(1, 2), 3);
+	EXPECT_EQ(lib.loop(5), 5);
+}
+
+TEST(Loader, RefusesWrongBuildIdNamingBoth)
+{
+	expect_refused("lib_wrong_id", {"10ad0002", "10ad0001", "not loaded"});
+}
+
+TEST(Loader, RefusesUnresolvedSymbol)
+{
+	expect_refused("lib_unresolved", {"atlas_no_such_symbol", "unresolved"});
+}
+
+TEST(Loader, RefusesFunctionShorterThanTheJump)
+{
+	expect_refused("lib_tiny", {"lib_tiny", "too short"});
+}
+
+TEST(Loader, RefusesBranchIntoTheOverwrittenBytes)
+{
+	expect_refused("lib_loop", {"lib_loop", "branches to offset 0x2"});
+}
+
+TEST(Loader, RefusesInitialExecTlsOfDynamicTlsBlock)
+{
+	expect_refused("lib_tls_ie", {"lib_tls", "static TLS", "global-dynamic"});
+}
+
+TEST(Loader, RefusesMissingFile)
+{
+	auto r = load_patch(dir + "/no-such.patch.o");
+	ASSERT_FALSE(r.ok());
+	EXPECT_NE(r.error().message.find("no-such.patch.o"), std::string::npos);
+}
+
+TEST(Loader, PieExecutableLibcStubsAndStaticTls)
+{
+	int add0 = exe_add(1, 2);
+	auto before = bytes_at(reinterpret_cast<void *>(&exe_add));
+	auto change = must_load("exe_fix");
+	ASSERT_TRUE(change);
+	auto loaded = std::dynamic_pointer_cast<LoadedPatch>(change);
+	// Placed near the executable; libc (strlen) may be far away: the patch reaches it through
+	// a branch stub or GOT slot.
+	uintptr_t text = loaded->text_range().start;
+	auto exe = reinterpret_cast<uintptr_t>(&exe_add);
+	EXPECT_LT(text > exe ? text - exe : exe - text, uintptr_t(2) << 30);
+
+	ASSERT_TRUE(change->apply());
+	EXPECT_EQ(exe_add(1, 2), 503);
+	EXPECT_EQ(exe_call_add(1, 2), 503);
+	EXPECT_EQ(exe_len("abc"), 11u);
+	// Initial-exec and local-exec TLS of the executable, in this and another thread.
+	int tls2 = exe_tls2_get();
+	int t = exe_tls_bump();
+	EXPECT_EQ(exe_tls_bump(), t + 10);
+	EXPECT_EQ(exe_tls2_get(), tls2 + 200);
+	int other = 0, other2 = 0;
+	std::thread([&] {
+		other = exe_tls_bump();
+		other2 = exe_tls2_get();
+	}).join();
+	EXPECT_EQ(other, 10);
+	EXPECT_EQ(other2, 100);
+
+	ASSERT_TRUE(change->revert());
+	EXPECT_EQ(bytes_at(reinterpret_cast<void *>(&exe_add)), before);
+	EXPECT_EQ(exe_add(1, 2), add0);
+	EXPECT_EQ(exe_len("abc"), 8u);
+	change->unreachable();
+}
+
+TEST(Loader, CxxVirtualTemplateLambdaExceptions)
+{
+	void *h = open_lib("libloadcxx.so");
+	using shape = void;
+	auto make = sym<shape *(*)(int)>(h, "cxx_make_square");
+	auto destroy = sym<void (*)(shape *)>(h, "cxx_free");
+	auto area = sym<int (*)(const shape *)>(h, "cxx_area");
+	auto scale = sym<int (*)(int)>(h, "cxx_scale");
+	auto lambda = sym<int (*)(int)>(h, "cxx_lambda");
+	auto parse = sym<int (*)(int)>(h, "cxx_parse");
+	auto call_parse = sym<int (*)(int)>(h, "cxx_call_parse");
+	shape *sq = make(3);
+	EXPECT_EQ(area(sq), 9);
+	EXPECT_EQ(scale(5), 10);
+	EXPECT_EQ(lambda(2), 12);
+	EXPECT_EQ(call_parse(5), 10);
+	EXPECT_EQ(call_parse(-1), -1);
+
+	auto change = must_load("cxx_fix");
+	ASSERT_TRUE(change);
+	ASSERT_TRUE(change->apply());
+	EXPECT_EQ(area(sq), 1009); // virtual call through the original vtable
+	EXPECT_EQ(scale(5), 15);   // template instantiation
+	EXPECT_EQ(lambda(2), 642); // lambdas, std::sort and std::accumulate in the patch
+	EXPECT_EQ(call_parse(5), 20);
+	EXPECT_EQ(call_parse(-1), -1);   // rethrown through the patched frame
+	EXPECT_EQ(call_parse(2000), -2); // thrown by patch code, caught in the library
+	EXPECT_THROW(parse(2000), std::runtime_error);
+	try {
+		parse(-5);
+		ADD_FAILURE() << "no exception";
+	} catch (const std::invalid_argument &e) {
+		EXPECT_STREQ(e.what(), "negative");
+	}
+
+	ASSERT_TRUE(change->revert());
+	EXPECT_EQ(area(sq), 9);
+	EXPECT_EQ(scale(5), 10);
+	EXPECT_EQ(lambda(2), 12);
+	EXPECT_EQ(call_parse(2000), 4000);
+	destroy(sq);
+	change->unreachable();
+}
+
+// A stock kernel: no views, so the runtime uses global mode.
+class NoViews final : public atlas::ViewOps
+{
+public:
+	atlas::ViewResult create() override
+	{
+		return {0, ENOSYS};
+	}
+	atlas::ViewResult remove(atlas::ViewId) override
+	{
+		return {0, ENOSYS};
+	}
+	atlas::ViewResult migrate(atlas::ViewId) override
+	{
+		return {0, ENOSYS};
+	}
+	atlas::ViewResult current() override
+	{
+		return {0, ENOSYS};
+	}
+	atlas::ViewResult switch_base() override
+	{
+		return {0, ENOSYS};
+	}
+};
+
+TEST(Loader, RuntimeGlobalModeWithWorkers)
+{
+	LibC lib;
+	atlas::RuntimeOptions options;
+	options.views = std::make_unique<NoViews>();
+	auto rt = atlas::Runtime::create(std::move(options));
+	ASSERT_TRUE(rt);
+	// Threads that exist now (main, sanitizer helpers) never run the patched code.
+	std::thread([] {}).join();
+	if (DIR *d = opendir("/proc/self/task")) {
+		while (struct dirent *e = readdir(d))
+			if (long tid = std::strtol(e->d_name, nullptr, 10); tid > 0)
+				(void)rt->exempt_thread(pid_t(tid));
+		closedir(d);
+	}
+
+	constexpr int n = 3;
+	std::atomic<bool> stop{false};
+	std::atomic<int> bad{0}, registered{0};
+	std::atomic<int> seen[n] = {};
+	std::vector<std::thread> workers;
+	for (int i = 0; i < n; i++)
+		workers.emplace_back([&, i] {
+			if (!rt->register_current_thread("loader-worker"))
+				bad++;
+			registered++;
+			while (!stop.load()) {
+				atlas::quiescence_point();
+				int v = lib.call_add(1, 2);
+				if (v != 3 && v != 103)
+					bad++;
+				seen[i].store(v);
+			}
+		});
+	while (registered.load() < n)
+		std::this_thread::yield();
+
+	auto change = must_load("lib_fix");
+	ASSERT_TRUE(change);
+	atlas::Request req;
+	req.mode = atlas::Mode::global;
+	req.deadline = std::chrono::milliseconds(20000);
+	auto rep = rt->apply(change, req);
+	EXPECT_EQ(rep.outcome, atlas::Outcome::finished) << rep.message;
+	for (int i = 0; i < n; i++) {
+		auto end = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+		while (seen[i].load() != 103 && std::chrono::steady_clock::now() < end)
+			std::this_thread::yield();
+		EXPECT_EQ(seen[i].load(), 103) << "worker " << i;
+	}
+	auto rev = rt->revert(change->identity(), req);
+	EXPECT_EQ(rev.outcome, atlas::Outcome::finished) << rev.message;
+	for (int i = 0; i < n; i++) {
+		auto end = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+		while (seen[i].load() != 3 && std::chrono::steady_clock::now() < end)
+			std::this_thread::yield();
+		EXPECT_EQ(seen[i].load(), 3) << "worker " << i;
+	}
+	stop = true;
+	for (auto &w : workers)
+		w.join();
+	EXPECT_EQ(bad.load(), 0);
+	EXPECT_EQ(lib.add(1, 2), 3);
+}
+
+} // namespace

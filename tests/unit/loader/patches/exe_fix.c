@@ -1,0 +1,26 @@
+// SPDX-License-Identifier: MIT
+// Patch of exe_target.c (in the PIE test executable): libc from a patch placed near the
+// executable (stubs and GOT slots bridge the distance), extern data, initial-exec and
+// local-exec TLS.
+#include <string.h>
+
+extern int exe_data;
+extern __thread int exe_tls __attribute__((tls_model("initial-exec")));
+extern __thread int exe_tls2 __attribute__((tls_model("local-exec")));
+
+int exe_add(int a, int b)
+{
+	return a + b + exe_data * 100;
+}
+
+unsigned long exe_len(const char *s)
+{
+	return strlen(s) * 2 + exe_data;
+}
+
+int exe_tls_bump(void)
+{
+	exe_tls2 += 100;
+	exe_tls += 10;
+	return exe_tls;
+}

@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <dirent.h>
 #include <dlfcn.h>
@@ -15,6 +16,8 @@
 #include <stdexcept>
 #include <string>
 #include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
 #include <thread>
 #include <vector>
 
@@ -327,6 +330,46 @@ TEST(Loader, CxxVirtualTemplateLambdaExceptions)
 	EXPECT_EQ(call_parse(2000), 4000);
 	destroy(sq);
 	change->unreachable();
+}
+
+// Memory-deny-write-execute (prctl PR_SET_MDWE, Linux 6.3; what systemd's
+// MemoryDenyWriteExecute= enforces with seccomp): no mapping may become executable after being
+// writable, nor be mapped writable and executable. The loader never needs either. Irreversible,
+// so it runs in a child process.
+TEST(Loader, WorksUnderMemoryDenyWriteExecute)
+{
+	constexpr int pr_set_mdwe = 65, pr_mdwe_refuse_exec_gain = 1; // linux/prctl.h (6.3)
+	pid_t pid = fork();
+	ASSERT_GE(pid, 0);
+	if (pid == 0) {
+		if (prctl(pr_set_mdwe, pr_mdwe_refuse_exec_gain, 0, 0, 0) != 0)
+			_exit(errno == EINVAL ? 77 : 2);
+		// Enforced: an anonymous W+X mapping is refused now.
+		void *wx = mmap(nullptr, 4096, PROT_READ | PROT_WRITE | PROT_EXEC,
+		                MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (wx != MAP_FAILED)
+			_exit(3);
+		auto r = load_patch(patch_path("exe_fix"));
+		if (!r.ok()) {
+			std::fprintf(stderr, "%s\n", r.error().message.c_str());
+			_exit(4);
+		}
+		if (!(*r)->apply())
+			_exit(5);
+		if (exe_add(1, 2) != 503 || exe_len("abcd") != 13)
+			_exit(6);
+		if (!(*r)->revert() || exe_add(1, 2) != 8)
+			_exit(7);
+		_exit(0);
+	}
+	int status = 0;
+	ASSERT_EQ(waitpid(pid, &status, 0), pid);
+	ASSERT_TRUE(WIFEXITED(status)) << "child died with signal " << WTERMSIG(status);
+	if (WEXITSTATUS(status) == 77)
+		GTEST_SKIP() << "this kernel has no PR_SET_MDWE (Linux >= 6.3)";
+	EXPECT_EQ(WEXITSTATUS(status), 0)
+	    << "2: prctl failed, 3: W+X not refused, 4: load, 5: apply, 6: patched behaviour, "
+	       "7: revert";
 }
 
 // A stock kernel: no views, so the runtime uses global mode.

@@ -5,6 +5,8 @@
 #include <atlas/patch/loader.hpp>
 #include <atlas/runtime.hpp>
 
+#include "../runtime/helpers.hpp" // simulated views (FakeViews)
+
 #include <atomic>
 #include <cerrno>
 #include <cstdio>
@@ -461,6 +463,57 @@ TEST(Loader, RuntimeGlobalModeWithWorkers)
 		w.join();
 	EXPECT_EQ(bad.load(), 0);
 	EXPECT_EQ(lib.add(1, 2), 3);
+}
+
+// Wait-free mode through the runtime on simulated views: the patcher "migrates" and calls
+// apply(), workers migrate at their points, the old view is retired; then a wait-free revert.
+// The simulation has one real address space, so this checks the loader's change in the
+// runtime's wait-free state machine, not the isolation between views (that needs the views
+// kernel: the guest tests).
+TEST(Loader, RuntimeWaitFreeModeOnSimulatedViews)
+{
+	LibC lib;
+	auto views = std::make_shared<atlas_test::FakeViewState>();
+	atlas::RuntimeOptions options;
+	options.views = std::make_unique<atlas_test::FakeViews>(views);
+	auto rt = atlas::Runtime::create(std::move(options));
+	ASSERT_TRUE(rt);
+	atlas_test::exempt_existing_threads(*rt);
+
+	constexpr int n = 3;
+	std::atomic<bool> stop{false};
+	std::atomic<int> bad{0}, registered{0};
+	std::vector<std::thread> workers;
+	for (int i = 0; i < n; i++)
+		workers.push_back(atlas_test::spawn(views, [&] {
+			if (!rt->register_current_thread("loader-wf"))
+				bad++;
+			registered++;
+			while (!stop.load()) {
+				atlas::quiescence_point();
+				int v = lib.call_add(1, 2);
+				if (v != 3 && v != 103)
+					bad++;
+			}
+		}));
+	while (registered.load() < n)
+		std::this_thread::yield();
+
+	auto change = must_load("lib_fix");
+	ASSERT_TRUE(change);
+	atlas::Request req;
+	req.mode = atlas::Mode::wait_free;
+	req.deadline = std::chrono::milliseconds(20000);
+	auto rep = rt->apply(change, req);
+	EXPECT_EQ(rep.outcome, atlas::Outcome::finished) << rep.message;
+	EXPECT_EQ(lib.call_add(1, 2), 103);
+	auto rev = rt->revert(change->identity(), req);
+	EXPECT_EQ(rev.outcome, atlas::Outcome::finished) << rev.message;
+	EXPECT_EQ(lib.call_add(1, 2), 3);
+	stop = true;
+	for (auto &w : workers)
+		w.join();
+	EXPECT_EQ(bad.load(), 0);
 }
 
 } // namespace

@@ -25,6 +25,7 @@
 #include <link.h>
 #include <map>
 #include <mutex>
+#include <set>
 #include <sys/mman.h>
 #include <tuple>
 #include <unistd.h>
@@ -409,6 +410,11 @@ public:
 	{
 		return {uintptr_t(base_ + rx_size_), uintptr_t(base_ + rx_size_ + rw_size_)};
 	}
+	Cells cells_{};
+	Cells cells() const override
+	{
+		return cells_;
+	}
 	std::vector<uint64_t> redirect_sites() const override
 	{
 		std::vector<uint64_t> out;
@@ -560,6 +566,7 @@ private:
 	uint32_t eh_frame_section_ = 0;
 	uint64_t rx_size_ = 0, rw_size_ = 0, base_ = 0;
 	std::vector<uint8_t> rx_, rw_;
+	std::set<uint32_t> stubs_used_;
 };
 
 Result<void> Loader::find_target()
@@ -1016,6 +1023,7 @@ Result<void> Loader::relocate()
 			auto v = compute_relocation(in);
 			if (!v && v.error().code == Errc::needs_branch_stub) {
 				in.symbol = base_ + cells_.at({CellKind::stub, e.symbol, 0});
+				stubs_used_.insert(e.symbol);
 				v = compute_relocation(in);
 			}
 			if (!v)
@@ -1085,6 +1093,13 @@ Result<std::shared_ptr<atlas::CodeChange>> Loader::publish()
 	impl->rx_size_ = rx_size_;
 	impl->rw_size_ = rw_size_;
 	impl->redirects_ = redirects_;
+	impl->cells_.branch_stubs_used = stubs_used_.size();
+	for (const auto &[key, off] : cells_) {
+		CellKind kind = std::get<0>(key);
+		impl->cells_.got_slots += kind == CellKind::got;
+		impl->cells_.tls_slots +=
+		    kind == CellKind::got_tpoff || kind == CellKind::tls_index;
+	}
 	for (uint32_t i = 1; i < p_.symbols.size(); i++) {
 		const Symbol &s = p_.symbols[i];
 		if (s.defined() && s.bind != STB_LOCAL && !s.name.empty() &&

@@ -127,6 +127,8 @@ TEST(Loader, CLibraryAppliedAndReverted)
 	EXPECT_EQ(lib.add(1, 2), 3);
 	EXPECT_FALSE(change->requires_global());
 	EXPECT_EQ(change->replaced_functions().size(), 6u);
+	EXPECT_EQ(loaded->cells().tls_slots, 1u); // lib_tls: a tls_index (general-dynamic)
+	EXPECT_GE(loaded->cells().got_slots, 2u); // lib_counter, lib_zero
 
 	ASSERT_TRUE(change->apply()) << "apply";
 	EXPECT_EQ(lib.add(1, 2), 103);
@@ -265,6 +267,13 @@ TEST(Loader, PieExecutableLibcStubsAndStaticTls)
 	uintptr_t text = loaded->text_range().start;
 	auto exe = reinterpret_cast<uintptr_t>(&exe_add);
 	EXPECT_LT(text > exe ? text - exe : exe - text, uintptr_t(2) << 30);
+	auto far = reinterpret_cast<uintptr_t>(dlsym(RTLD_DEFAULT, "strlen"));
+	ASSERT_NE(far, 0u);
+	if ((far > text ? far - text : text - far) > (uintptr_t(2) << 30)) {
+		EXPECT_GE(loaded->cells().branch_stubs_used, 1u) << "strlen is far: needs a stub";
+	}
+	EXPECT_GE(loaded->cells().got_slots, 2u); // exe_data, stderr
+	EXPECT_EQ(loaded->cells().tls_slots, 1u); // exe_tls (initial-exec); exe_tls2 is LE
 
 	ASSERT_TRUE(change->apply());
 	EXPECT_EQ(exe_add(1, 2), 503);

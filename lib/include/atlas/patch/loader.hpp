@@ -35,6 +35,13 @@ public:
 	// The original entry of each redirected function (after endbr64 when present), in the
 	// order of the patch's redirect records.
 	virtual std::vector<uint64_t> redirect_sites() const = 0;
+	// What the loader generated to bridge distances (docs/patch-format.md, "Loader").
+	struct Cells {
+		size_t branch_stubs_used = 0; // calls beyond +-2 GiB routed through a stub
+		size_t got_slots = 0;
+		size_t tls_slots = 0; // TP-offset slots and tls_index pairs
+	};
+	virtual Cells cells() const = 0;
 };
 
 struct LoadOptions {

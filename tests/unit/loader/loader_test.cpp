@@ -134,7 +134,10 @@ TEST(Loader, CLibraryAppliedAndReverted)
 	EXPECT_EQ(lib.add(1, 2), 103);
 	EXPECT_EQ(lib.call_add(1, 2), 103); // a call through the PLT reaches the entry
 	EXPECT_EQ(lib.fmt(7), "v2:7");      // libc from the patch
-	int calls = lib.count();            // the library's static local, by reference
+	EXPECT_EQ(lib.fmt(2), "two:4");     // a jump table in the patch's .rodata
+	EXPECT_EQ(lib.fmt(3), "three:333");
+	EXPECT_EQ(lib.fmt(6), "six:vi");
+	int calls = lib.count(); // the library's static local, by reference
 	int counter = *lib.counter;
 	EXPECT_EQ(lib.count(), calls + 10);
 	EXPECT_EQ(*lib.counter, counter + 10); // extern data: the library's instance
@@ -184,14 +187,14 @@ TEST(Loader, StackedPatchesRevertLastInFirstOut)
 	ASSERT_TRUE(second->apply());
 	EXPECT_EQ(lib.add(1, 2), 203);
 	EXPECT_EQ(lib.call_add(1, 2), 203);
-	EXPECT_EQ(lib.fmt(3), "v2:3"); // the first patch's other redirects stay
+	EXPECT_EQ(lib.fmt(7), "v2:7"); // the first patch's other redirects stay
 
 	auto stacked = bytes_at(reinterpret_cast<void *>(lib.add));
 	auto r = first->revert();
 	EXPECT_FALSE(r) << "reverting the lower patch first must be refused";
 	EXPECT_NE(r.message().find("last in, first out"), std::string::npos) << r.message();
 	EXPECT_EQ(bytes_at(reinterpret_cast<void *>(lib.add)), stacked);
-	EXPECT_EQ(lib.fmt(3), "v2:3");
+	EXPECT_EQ(lib.fmt(7), "v2:7");
 
 	ASSERT_TRUE(second->revert());
 	EXPECT_EQ(lib.add(1, 2), 103);

@@ -14,9 +14,28 @@ int lib_add(int a, int b)
 	return a + b + 100 + lib_zero;
 }
 
+// A switch dense enough for a jump table in .rodata (PC-relative entries relocated against
+// this function's section), and -fstack-protector-strong for a canary and __stack_chk_fail.
 int lib_format(char *buf, int n)
 {
-	return snprintf(buf, 64, "v2:%d", n);
+	char tmp[32];
+	switch (n) {
+	case 1:
+		return snprintf(buf, 64, "one");
+	case 2:
+		return snprintf(buf, 64, "two:%d", n * 2);
+	case 3:
+		snprintf(tmp, sizeof tmp, "%d%d%d", n, n, n);
+		return snprintf(buf, 64, "three:%s", tmp);
+	case 4:
+		return snprintf(buf, 64, "four:%x", n * 255);
+	case 5:
+		return snprintf(buf, 64, "five:%c", 'a' + n);
+	case 6:
+		return snprintf(buf, 64, "six:%s", "vi");
+	default:
+		return snprintf(buf, 64, "v2:%d", n);
+	}
 }
 
 int lib_count(void)

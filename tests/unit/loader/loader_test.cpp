@@ -15,6 +15,8 @@
 #include <dlfcn.h>
 #include <fstream>
 #include <gtest/gtest.h>
+#define UNW_LOCAL_ONLY
+#include <libunwind.h>
 #include <stdexcept>
 #include <string>
 #include <sys/mman.h>
@@ -343,6 +345,104 @@ TEST(Loader, CxxVirtualTemplateLambdaExceptions)
 	EXPECT_EQ(lambda(2), 12);
 	EXPECT_EQ(call_parse(2000), 4000);
 	destroy(sq);
+	change->unreachable();
+}
+
+// libunwind (what the preload's stack check uses) opened privately, as the preload does: its
+// library also exports _Unwind_* and must not take over the process's C++ exceptions.
+struct Libunwind {
+	void *h = dlopen("libunwind.so.8", RTLD_NOW | RTLD_LOCAL);
+	int (*getcontext)(unw_context_t *) = fn<decltype(getcontext)>("_Ux86_64_getcontext");
+	int (*init_local)(unw_cursor_t *,
+	                  unw_context_t *) = fn<decltype(init_local)>("_ULx86_64_init_local");
+	int (*step)(unw_cursor_t *) = fn<decltype(step)>("_ULx86_64_step");
+	int (*get_reg)(unw_cursor_t *, unw_regnum_t,
+	               unw_word_t *) = fn<decltype(get_reg)>("_ULx86_64_get_reg");
+	void (*dyn_register)(unw_dyn_info_t *) = fn<decltype(dyn_register)>("_U_dyn_register");
+	void (*dyn_cancel)(unw_dyn_info_t *) = fn<decltype(dyn_cancel)>("_U_dyn_cancel");
+
+	template <class F>
+	F fn(const char *name)
+	{
+		return h ? reinterpret_cast<F>(dlsym(h, name)) : nullptr;
+	}
+	bool ok() const
+	{
+		return getcontext && init_local && step && get_reg && dyn_register && dyn_cancel;
+	}
+};
+Libunwind *unwinder;
+std::vector<uintptr_t> unwound; // IPs seen from the callback, innermost first
+int unwind_steps_failed = 0;
+
+int unwinding_callback(int x)
+{
+	unwound.clear();
+	unwind_steps_failed = 0;
+	unw_context_t ctx;
+	unw_cursor_t cur;
+	if (unwinder->getcontext(&ctx) != 0 || unwinder->init_local(&cur, &ctx) != 0)
+		return -1000;
+	for (int i = 0; i < 32; i++) {
+		unw_word_t ip = 0;
+		if (unwinder->get_reg(&cur, UNW_REG_IP, &ip) != 0 || ip == 0)
+			break;
+		unwound.push_back(uintptr_t(ip));
+		int r = unwinder->step(&cur);
+		if (r < 0)
+			unwind_steps_failed++;
+		if (r <= 0)
+			break;
+	}
+	return x;
+}
+
+TEST(Loader, LibunwindStepsThroughPatchFrames)
+{
+	Libunwind lu;
+	if (!lu.h)
+		GTEST_SKIP() << "libunwind.so.8 is not installed (Debian: libunwind8)";
+	ASSERT_TRUE(lu.ok()) << "libunwind.so.8 lacks an entry point";
+	unwinder = &lu;
+	void *h = open_lib("libloadcxx.so");
+	auto outer = sym<int (*)(int (*)(int), int)>(h, "cxx_visit_outer");
+	Dl_info lib_info{};
+	ASSERT_NE(dladdr(reinterpret_cast<void *>(outer), &lib_info), 0);
+
+	auto change = must_load("cxx_fix");
+	ASSERT_TRUE(change);
+	auto loaded = std::dynamic_pointer_cast<LoadedPatch>(change);
+	auto table = loaded->unwind_table();
+	ASSERT_GT(table.table_len, 0u) << "the C++ patch has an .eh_frame";
+	unw_dyn_info_t di{};
+	di.start_ip = table.start_ip;
+	di.end_ip = table.end_ip;
+	di.format = UNW_INFO_FORMAT_REMOTE_TABLE;
+	di.u.rti.segbase = table.segbase;
+	di.u.rti.table_data = table.table_data;
+	di.u.rti.table_len = table.table_len;
+	lu.dyn_register(&di);
+
+	ASSERT_TRUE(change->apply());
+	EXPECT_EQ(outer(unwinding_callback, 5), 21); // (5 + 2) * 3: the patched cxx_visit ran
+	auto text = loaded->text_range();
+	size_t in_patch = unwound.size();
+	for (size_t i = 0; i < unwound.size(); i++)
+		if (unwound[i] >= text.start && unwound[i] < text.end) {
+			in_patch = i;
+			break;
+		}
+	ASSERT_LT(in_patch, unwound.size()) << "no frame in the patch's text";
+	ASSERT_LT(in_patch + 1, unwound.size()) << "the unwind stopped at the patch's frame";
+	Dl_info caller{};
+	ASSERT_NE(dladdr(reinterpret_cast<void *>(unwound[in_patch + 1]), &caller), 0);
+	EXPECT_EQ(caller.dli_fbase, lib_info.dli_fbase)
+	    << "the frame above the patch's is its caller in the library";
+	EXPECT_EQ(unwind_steps_failed, 0);
+
+	ASSERT_TRUE(change->revert());
+	EXPECT_EQ(outer(unwinding_callback, 5), 18);
+	lu.dyn_cancel(&di);
 	change->unreachable();
 }
 

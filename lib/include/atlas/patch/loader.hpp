@@ -42,6 +42,20 @@ public:
 		size_t tls_slots = 0; // TP-offset slots and tls_index pairs
 	};
 	virtual Cells cells() const = 0;
+	// The patch's call frame information as a binary-search table for libunwind's dynamic
+	// registry (libgcc's is filled by the loader itself): a unw_dyn_info_t with format
+	// UNW_INFO_FORMAT_REMOTE_TABLE, start_ip/end_ip, u.rti.segbase, u.rti.table_data and
+	// u.rti.table_len (in unw_word_t units) from these fields, registered with
+	// _U_dyn_register and cancelled (_U_dyn_cancel) before unreachable(). Entries are
+	// {int32 start_ip - segbase, int32 FDE address - segbase}, sorted. Empty (table_len 0) when
+	// the patch has no .eh_frame. Valid as long as this object exists and is not unreachable.
+	struct UnwindTable {
+		uint64_t start_ip = 0, end_ip = 0;
+		uint64_t segbase = 0;
+		uint64_t table_data = 0;
+		uint64_t table_len = 0; // in 8-byte words
+	};
+	virtual UnwindTable unwind_table() const = 0;
 };
 
 struct LoadOptions {

@@ -70,3 +70,8 @@ extern "C" int cxx_parse(int x)
 		throw; // rethrown through this frame: its LSDA and the personality are relocated
 	}
 }
+
+extern "C" int cxx_visit(int (*cb)(int), int x)
+{
+	return cb(x) + 2;
+}

@@ -66,6 +66,18 @@ __attribute__((noinline)) int cxx_parse(int x)
 	return x * 2;
 }
 
+// A patched frame between a callback and its caller in the library: the unwinder must step
+// through the patch's code (its .eh_frame).
+__attribute__((noinline)) int cxx_visit(int (*cb)(int), int x)
+{
+	return cb(x) + 1;
+}
+
+int cxx_visit_outer(int (*cb)(int), int x)
+{
+	return cxx_visit(cb, x) * 3;
+}
+
 int cxx_call_parse(int x)
 {
 	try {

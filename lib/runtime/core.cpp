@@ -79,8 +79,9 @@ std::string describe(const std::vector<ThreadInfo> &threads)
 {
 	std::vector<std::string> parts;
 	for (const auto &t : threads)
-		parts.push_back(
-		    fmt::format("{} ({}, {}, view {})", t.tid, t.name, to_string(t.state), t.view));
+		parts.push_back(fmt::format("{} ({}, {}, view {}{}{})", t.tid, t.name,
+		                            to_string(t.state), t.view, t.note.empty() ? "" : ": ",
+		                            t.note));
 	return fmt::format("{}", fmt::join(parts, ", "));
 }
 
@@ -91,7 +92,8 @@ nlohmann::json threads_json(const std::vector<ThreadInfo> &threads)
 		list.push_back({{"tid", t.tid},
 		                {"name", t.name},
 		                {"state", to_string(t.state)},
-		                {"view", t.view}});
+		                {"view", t.view},
+		                {"note", t.note}});
 	return list;
 }
 
@@ -147,7 +149,12 @@ private:
 } // namespace
 
 Core::Core(RuntimeOptions options)
-    : options_{nullptr, {}, options.default_deadline, options.refuse_unknown_threads},
+    : options_{nullptr,
+               {},
+               options.default_deadline,
+               options.refuse_unknown_threads,
+               std::move(options.may_complete),
+               std::move(options.blocked_may_count)},
       views_(options.views ? std::move(options.views) : kernel_view_ops()),
       log_(std::move(options.events))
 {
@@ -208,6 +215,9 @@ Result Core::register_current_thread(std::string_view name)
 	auto record = std::make_unique<ThreadRecord>();
 	record->tid = gettid();
 	record->name = name.empty() ? thread_comm(record->tid) : std::string(name);
+	// Programs often name their threads after creating them (pthread_setname_np): a thread
+	// registered on creation (the preload library) is reported by its current comm.
+	record->comm_name = name.empty();
 	if (views_available_) {
 		// A new thread runs in its creator's view (which may already be the target).
 		ViewResult cur = views_->current();
@@ -291,6 +301,32 @@ void Core::handshake(ThreadRecord &record) noexcept
 			return;
 		}
 		const std::uint64_t gen = tr_->gen;
+		// The quiescence check (the preload's stack check). Skipped when nothing is left to
+		// do in wait-free mode, and once a global transition writes: then this thread was
+		// counted as blocked (after its own check) and must park, not run.
+		const bool needs_move = tr_->mode == Mode::global || record.view != tr_->target_view;
+		if (options_.may_complete && needs_move &&
+		    !(tr_->mode == Mode::global && tr_->phase == Phase::applying)) {
+			std::shared_ptr<CodeChange> change = tr_->change;
+			// Unlocked: the check may unwind the stack, which takes the loader's lock.
+			lock.unlock();
+			std::string refusal;
+			try {
+				refusal = options_.may_complete(*change);
+			} catch (...) {
+				refusal = "the quiescence check threw";
+			}
+			lock.lock();
+			if (!tr_ || tr_->gen != gen)
+				continue;
+			if (!refusal.empty()) {
+				// Not acknowledged: lagging, and asked again at the next point.
+				record.error = std::move(refusal);
+				cv_patcher_.notify_all();
+				return;
+			}
+			record.error.clear();
+		}
 		const std::int64_t now = monotonic_ns();
 		record.last_quiescence_ns.store(now, std::memory_order_relaxed);
 
@@ -340,6 +376,12 @@ void Core::blocking_enter(ThreadRecord &record) noexcept
 	// seq_cst pairs with the patcher's increment of transitions_in_flight and its seq_cst
 	// load of the state; see blocking_exit().
 	record.state.store(ThreadState::blocked, std::memory_order_seq_cst);
+	// A global transition may be waiting for this thread, which now counts as quiescent and
+	// may block for long: wake the patcher, or it would sleep until its deadline.
+	if (transitions_in_flight.load(std::memory_order_seq_cst) != 0) {
+		std::lock_guard lock(mu_);
+		cv_patcher_.notify_all();
+	}
 }
 
 void Core::blocking_exit(ThreadRecord &record) noexcept
@@ -367,9 +409,16 @@ ThreadInfo Core::info_locked(const ThreadRecord &record) const
 	ThreadInfo info;
 	info.tid = record.tid;
 	info.name = record.name;
+	if (record.comm_name) {
+		std::string comm = thread_comm(record.tid);
+		if (!comm.empty())
+			info.name = std::move(comm);
+	}
 	info.view = record.view;
 	info.state = record.state.load(std::memory_order_seq_cst);
 	info.last_quiescence_ns = record.last_quiescence_ns.load(std::memory_order_relaxed);
+	if (tr_)
+		info.note = record.error;
 	if (info.state == ThreadState::running && tr_ && tr_->mode == Mode::wait_free &&
 	    record.view == tr_->target_view && record.view != tr_->old_view)
 		info.state = ThreadState::migrated;
@@ -386,8 +435,21 @@ std::vector<ThreadInfo> Core::lagging_locked() const
 		bool done;
 		if (tr_->mode == Mode::global) {
 			ThreadState state = r->state.load(std::memory_order_seq_cst);
-			done = state == ThreadState::blocked ||
-			       (state == ThreadState::parked && r->acked_gen == tr_->gen);
+			done = state == ThreadState::parked && r->acked_gen == tr_->gen;
+			if (state == ThreadState::blocked) {
+				done = true;
+				if (options_.blocked_may_count) {
+					std::string refusal;
+					try {
+						refusal = options_.blocked_may_count(r->tid, *tr_->change);
+					} catch (...) {
+						refusal = "the blocked-thread quiescence check threw";
+					}
+					done = refusal.empty();
+					if (!done)
+						r->error = std::move(refusal);
+				}
+			}
 		} else {
 			// A blocked thread is quiescent but still in the old view, which
 			// cannot be retired before it leaves.
@@ -584,6 +646,9 @@ void Core::finish_locked(Report &report)
 		tr_.reset();
 		transitions_in_flight.fetch_sub(1, std::memory_order_seq_cst);
 	}
+	// Notes explain lagging in one transition only.
+	for (auto &r : records_)
+		r->error.clear();
 	exited_during_.clear();
 	patcher_busy_ = false;
 }

@@ -23,6 +23,7 @@ extern std::atomic<std::uint64_t> slow_path_entries;
 struct ThreadRecord {
 	pid_t tid = 0;
 	std::string name;
+	bool comm_name = false; // no name given: report the thread's current comm
 	// Written by the owning thread; read by the patcher without the owner's cooperation.
 	// seq_cst against transitions_in_flight: see Core::blocking_exit().
 	std::atomic<ThreadState> state{ThreadState::running};

@@ -64,7 +64,8 @@ nlohmann::json thread_json(const ThreadInfo &t)
 	        {"name", t.name},
 	        {"view", t.view},
 	        {"state", to_string(t.state)},
-	        {"last_quiescence_ns", t.last_quiescence_ns}};
+	        {"last_quiescence_ns", t.last_quiescence_ns},
+	        {"note", t.note}};
 }
 
 nlohmann::json report_json(const Report &r)

@@ -152,6 +152,9 @@ struct ThreadInfo {
 	ViewId view = 0;
 	ThreadState state = ThreadState::running;
 	std::int64_t last_quiescence_ns = 0; // CLOCK_MONOTONIC; 0: never took part in a transition
+	// Why the thread has not completed its handshake for the transition in progress (a failed
+	// migration, or a refusal of a quiescence check such as the preload's stack check).
+	std::string note;
 };
 
 struct Report {
@@ -211,6 +214,19 @@ struct RuntimeOptions {
 	// Refuse a transition while /proc/self/task lists threads that are neither registered nor
 	// exempt (they could run code being replaced).
 	bool refuse_unknown_threads = true;
+
+	// Quiescence checks (the preload library's stack check; both optional). They return an
+	// empty string when the thread may count as quiescent for a transition of `change`, else
+	// the reason, which is shown as the thread's note in status and in lagging lists.
+	//
+	// may_complete: on the thread itself, at a quiescence point or in blocking_exit(), before
+	// it parks or migrates, with no runtime lock held. On refusal the thread goes on running
+	// (it stays lagging) and asks again at its next point.
+	std::function<std::string(const CodeChange &change)> may_complete;
+	// blocked_may_count: by the patcher, for thread `tid` found between blocking_enter() and
+	// blocking_exit() during a global transition, with the runtime's lock held (it must not
+	// call the Runtime). On refusal the thread counts as lagging until it leaves the call.
+	std::function<std::string(pid_t tid, const CodeChange &change)> blocked_may_count;
 };
 
 struct Request {

@@ -1,0 +1,620 @@
+// The control socket server and client (control.hpp).
+#include "control.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <condition_variable>
+#include <cstdlib>
+#include <cstring>
+#include <deque>
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <mutex>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <thread>
+#include <unistd.h>
+#include <vector>
+
+namespace atlas::control
+{
+
+namespace
+{
+
+std::string errno_text(int err)
+{
+	const char *desc = strerrordesc_np(err);
+	const char *name = strerrorname_np(err);
+	return fmt::format("{} ({})", desc ? desc : "unknown error", name ? name : "?");
+}
+
+nlohmann::json thread_json(const ThreadInfo &t)
+{
+	return {{"tid", t.tid},
+	        {"name", t.name},
+	        {"view", t.view},
+	        {"state", to_string(t.state)},
+	        {"last_quiescence_ns", t.last_quiescence_ns},
+	        {"note", t.note}};
+}
+
+// Writes all of `data`; false on error (the peer went away).
+bool write_all(int fd, std::string_view data)
+{
+	while (!data.empty()) {
+		ssize_t n = send(fd, data.data(), data.size(), MSG_NOSIGNAL);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return false;
+		data.remove_prefix(static_cast<std::size_t>(n));
+	}
+	return true;
+}
+
+std::string error_response(std::string_view verb, std::string message)
+{
+	nlohmann::json j = {{"ok", false}, {"error", std::move(message)}};
+	if (!verb.empty())
+		j["verb"] = verb;
+	return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+std::chrono::milliseconds deadline_of(const nlohmann::json &request)
+{
+	auto it = request.find("deadline_ms");
+	if (it == request.end() || !it->is_number_integer() || it->get<long long>() < 0)
+		return std::chrono::milliseconds(0);
+	return std::chrono::milliseconds(it->get<long long>());
+}
+
+nlohmann::json report_response(std::string_view verb, const Report &report)
+{
+	return {{"ok", report.ok()},
+	        {"verb", verb},
+	        {"outcome", to_string(report.outcome)},
+	        {"message", report.message},
+	        {"report", report_to_json(report)}};
+}
+
+std::string handle(Runtime &runtime, const Loader &loader, std::string_view line)
+{
+	nlohmann::json request = nlohmann::json::parse(line, nullptr, false);
+	if (request.is_discarded() || !request.is_object())
+		return error_response({}, "malformed request: expected one JSON object per line, "
+		                          "e.g. {\"verb\":\"ping\"}");
+	auto verb_it = request.find("verb");
+	if (verb_it == request.end() || !verb_it->is_string())
+		return error_response({},
+		                      "malformed request: missing string field \"verb\" (apply, "
+		                      "revert, status, wait, revert_pending, ping)");
+	const std::string verb = verb_it->get<std::string>();
+	nlohmann::json response;
+	if (verb == "ping") {
+		response = {{"ok", true},
+		            {"verb", verb},
+		            {"pid", getpid()},
+		            {"runtime", "atlas"},
+		            {"protocol", 1}};
+	} else if (verb == "status") {
+		response = {
+		    {"ok", true},
+		    {"verb", verb},
+		    {"pid", getpid()},
+		    {"status", nlohmann::json::parse(runtime.status().to_json(), nullptr, false)}};
+	} else if (verb == "apply" || verb == "revert") {
+		Request req;
+		if (auto m = request.find("mode"); m != request.end()) {
+			if (!m->is_string() || !parse_mode(m->get<std::string>(), req.mode))
+				return error_response(
+				    verb, "bad \"mode\": use auto, global or wait-free");
+		}
+		req.deadline = deadline_of(request);
+		Report report;
+		if (verb == "apply") {
+			auto p = request.find("patch");
+			if (p == request.end() || !p->is_string() || p->get<std::string>().empty())
+				return error_response(
+				    verb, "apply needs \"patch\": the patch file's path");
+			if (!loader)
+				return error_response(
+				    verb, "this runtime has no patch loader (built without "
+				          "atlas/patch/loader.hpp); nothing changed");
+			LoadResult loaded;
+			try {
+				loaded = loader(p->get<std::string>());
+			} catch (const std::exception &e) {
+				loaded.error = fmt::format("the loader threw: {}", e.what());
+			} catch (...) {
+				loaded.error = "the loader threw";
+			}
+			if (!loaded.change) {
+				if (loaded.error.empty())
+					loaded.error = "the loader returned no change";
+				response = {{"ok", false},
+				            {"verb", verb},
+				            {"outcome", "failed"},
+				            {"message",
+				             fmt::format("loading {} failed, nothing changed: {}",
+				                         p->get<std::string>(), loaded.error)}};
+				return response.dump(-1, ' ', false,
+				                     nlohmann::json::error_handler_t::replace);
+			}
+			report = runtime.apply(std::move(loaded.change), req);
+		} else {
+			auto id = request.find("identity");
+			if (id == request.end() || !id->is_string() ||
+			    id->get<std::string>().empty())
+				return error_response(verb,
+				                      "revert needs \"identity\": the applied "
+				                      "patch's identity (see status)");
+			report = runtime.revert(id->get<std::string>(), req);
+		}
+		response = report_response(verb, report);
+	} else if (verb == "wait") {
+		response = report_response(verb, runtime.wait(deadline_of(request)));
+	} else if (verb == "revert_pending") {
+		response = report_response(verb, runtime.revert_pending(deadline_of(request)));
+	} else {
+		return error_response(verb, fmt::format("unknown verb \"{}\": use apply, revert, "
+		                                        "status, wait, revert_pending or ping",
+		                                        verb));
+	}
+	return response.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+} // namespace
+
+std::string default_socket_dir()
+{
+	const char *xdg = std::getenv("XDG_RUNTIME_DIR");
+	if (xdg && xdg[0] == '/')
+		return fmt::format("{}/atlas", xdg);
+	return "/run/atlas";
+}
+
+std::string socket_path(pid_t pid, const std::string &dir)
+{
+	return fmt::format("{}/{}.sock", dir, pid);
+}
+
+bool parse_mode(std::string_view text, Mode &mode) noexcept
+{
+	if (text == "auto" || text == "automatic")
+		mode = Mode::automatic;
+	else if (text == "global")
+		mode = Mode::global;
+	else if (text == "wait-free" || text == "wait_free")
+		mode = Mode::wait_free;
+	else
+		return false;
+	return true;
+}
+
+nlohmann::json report_to_json(const Report &r)
+{
+	nlohmann::json lagging = nlohmann::json::array();
+	for (const auto &t : r.lagging)
+		lagging.push_back(thread_json(t));
+	return {{"transition", r.transition},
+	        {"outcome", to_string(r.outcome)},
+	        {"mode", to_string(r.mode)},
+	        {"change", r.change},
+	        {"message", r.message},
+	        {"lagging", lagging},
+	        {"duration_ns", r.duration.count()}};
+}
+
+std::string handle_request(Runtime &runtime, const Loader &loader, std::string_view line) noexcept
+{
+	try {
+		return handle(runtime, loader, line);
+	} catch (const std::exception &e) {
+		try {
+			return error_response({}, fmt::format("internal error: {}", e.what()));
+		} catch (...) {
+		}
+	} catch (...) {
+	}
+	return R"({"ok":false,"error":"internal error"})";
+}
+
+class Server::Impl
+{
+public:
+	Impl(Runtime &runtime, ServerOptions options)
+	    : runtime_(runtime), options_(std::move(options))
+	{
+	}
+	~Impl()
+	{
+		stop();
+		unlink_socket();
+	}
+
+	bool start(std::string &error);
+	void stop() noexcept;
+	void unlink_socket() noexcept
+	{
+		if (!unlinked_.exchange(true) && !options_.path.empty())
+			::unlink(options_.path.c_str());
+	}
+
+	Runtime &runtime_;
+	ServerOptions options_;
+
+private:
+	void accept_loop() noexcept;
+	void worker_loop() noexcept;
+	void serve(int fd) noexcept;
+	bool peer_allowed(int fd, std::string &why) const;
+
+	int listen_fd_ = -1;
+	int stop_pipe_[2] = {-1, -1};
+	std::atomic<bool> unlinked_{true};
+	std::vector<std::thread> threads_;
+	std::mutex mu_;
+	std::condition_variable cv_;
+	std::deque<int> queue_;
+	bool stopping_ = false;
+	std::mutex exempt_mu_;
+	std::condition_variable exempt_cv_;
+	unsigned exempted_ = 0;
+};
+
+namespace
+{
+
+// Creates `dir` (0700) if missing; refuses one that is not a directory owned by us.
+bool prepare_dir(const std::string &dir, std::string &error)
+{
+	if (mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
+		error = fmt::format("cannot create the control socket directory {}: {}; set "
+		                    "XDG_RUNTIME_DIR to a writable directory or create {} (mode "
+		                    "0700)",
+		                    dir, errno_text(errno), dir);
+		return false;
+	}
+	struct stat st;
+	if (lstat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+		error = fmt::format("{} is not a directory; remove it or set XDG_RUNTIME_DIR", dir);
+		return false;
+	}
+	if (st.st_uid != geteuid()) {
+		error = fmt::format("{} belongs to uid {}, not to this process's uid {}: another "
+		                    "user could replace the socket; use a directory of your own "
+		                    "(XDG_RUNTIME_DIR)",
+		                    dir, st.st_uid, geteuid());
+		return false;
+	}
+	return true;
+}
+
+} // namespace
+
+bool Server::Impl::start(std::string &error)
+{
+	if (options_.path.empty())
+		options_.path = socket_path(getpid(), default_socket_dir());
+	if (options_.owner_uid == static_cast<uid_t>(-1))
+		options_.owner_uid = geteuid();
+	if (options_.workers == 0)
+		options_.workers = 1;
+	sockaddr_un addr{};
+	addr.sun_family = AF_UNIX;
+	if (options_.path.size() >= sizeof(addr.sun_path)) {
+		error = fmt::format("control socket path {} is longer than {} bytes; use a shorter "
+		                    "XDG_RUNTIME_DIR",
+		                    options_.path, sizeof(addr.sun_path) - 1);
+		return false;
+	}
+	std::memcpy(addr.sun_path, options_.path.c_str(), options_.path.size() + 1);
+	const auto slash = options_.path.rfind('/');
+	if (slash != std::string::npos && slash > 0 &&
+	    !prepare_dir(options_.path.substr(0, slash), error))
+		return false;
+
+	listen_fd_ = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (listen_fd_ < 0) {
+		error = fmt::format("control socket: socket() failed: {}", errno_text(errno));
+		return false;
+	}
+	// The path names a pid: a file there is left over from a dead process with this pid.
+	::unlink(options_.path.c_str());
+	// 0600 from the start: no window in which others could connect.
+	mode_t old_mask = umask(0177);
+	int bound = bind(listen_fd_, reinterpret_cast<sockaddr *>(&addr), sizeof(addr));
+	int bind_errno = errno;
+	umask(old_mask);
+	if (bound != 0) {
+		error = fmt::format("control socket: bind({}) failed: {}", options_.path,
+		                    errno_text(bind_errno));
+		return false;
+	}
+	unlinked_ = false;
+	if (listen(listen_fd_, 16) != 0 || pipe2(stop_pipe_, O_CLOEXEC) != 0) {
+		error = fmt::format("control socket: listen/pipe failed: {}", errno_text(errno));
+		return false;
+	}
+	try {
+		threads_.emplace_back([this] { accept_loop(); });
+		for (unsigned i = 0; i < options_.workers; i++)
+			threads_.emplace_back([this] { worker_loop(); });
+	} catch (const std::exception &e) {
+		error = fmt::format("control socket: starting threads failed: {}", e.what());
+		return false;
+	}
+	// Every server thread is exempt before the first request can start a transition.
+	std::unique_lock lock(exempt_mu_);
+	exempt_cv_.wait(lock, [&] { return exempted_ == threads_.size(); });
+	return true;
+}
+
+void Server::Impl::stop() noexcept
+{
+	{
+		std::lock_guard lock(mu_);
+		if (stopping_ && threads_.empty())
+			return;
+		stopping_ = true;
+		cv_.notify_all();
+	}
+	if (stop_pipe_[1] >= 0) {
+		char c = 0;
+		(void)!::write(stop_pipe_[1], &c, 1);
+	}
+	for (auto &t : threads_)
+		if (t.joinable())
+			t.join();
+	threads_.clear();
+	for (int fd : queue_)
+		::close(fd);
+	queue_.clear();
+	for (int *fd : {&listen_fd_, &stop_pipe_[0], &stop_pipe_[1]}) {
+		if (*fd >= 0)
+			::close(*fd);
+		*fd = -1;
+	}
+}
+
+void Server::Impl::accept_loop() noexcept
+{
+	(void)runtime_.exempt_thread(gettid());
+	{
+		std::lock_guard lock(exempt_mu_);
+		exempted_++;
+		exempt_cv_.notify_all();
+	}
+	for (;;) {
+		pollfd fds[2] = {{listen_fd_, POLLIN, 0}, {stop_pipe_[0], POLLIN, 0}};
+		if (poll(fds, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			return;
+		}
+		if (fds[1].revents)
+			return;
+		if (!(fds[0].revents & POLLIN))
+			continue;
+		int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+		if (fd < 0)
+			continue; // EINTR, ECONNABORTED, EMFILE: keep serving
+		std::lock_guard lock(mu_);
+		if (stopping_) {
+			::close(fd);
+			return;
+		}
+		if (queue_.size() >= 64) {
+			(void)write_all(fd, error_response({}, "busy: too many connections "
+			                                       "waiting; retry later") +
+			                        "\n");
+			::close(fd);
+			continue;
+		}
+		queue_.push_back(fd);
+		cv_.notify_one();
+	}
+}
+
+void Server::Impl::worker_loop() noexcept
+{
+	(void)runtime_.exempt_thread(gettid());
+	{
+		std::lock_guard lock(exempt_mu_);
+		exempted_++;
+		exempt_cv_.notify_all();
+	}
+	for (;;) {
+		int fd;
+		{
+			std::unique_lock lock(mu_);
+			cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+			if (stopping_)
+				return;
+			fd = queue_.front();
+			queue_.pop_front();
+		}
+		serve(fd);
+		::close(fd);
+	}
+}
+
+bool Server::Impl::peer_allowed(int fd, std::string &why) const
+{
+	ucred cred{};
+	socklen_t len = sizeof(cred);
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
+		why = fmt::format("refused: cannot read the peer's credentials (SO_PEERCRED): {}",
+		                  errno_text(errno));
+		return false;
+	}
+	if (cred.uid == 0 || cred.uid == options_.owner_uid)
+		return true;
+	why = fmt::format("refused: peer uid {} (pid {}) is neither the process owner (uid {}) nor "
+	                  "root; this socket can inject code, so only they may use it: run "
+	                  "atlas as uid {} or as root",
+	                  cred.uid, cred.pid, options_.owner_uid, options_.owner_uid);
+	return false;
+}
+
+void Server::Impl::serve(int fd) noexcept
+{
+	try {
+		std::string why;
+		if (!peer_allowed(fd, why)) {
+			(void)write_all(fd, error_response({}, why) + "\n");
+			return;
+		}
+		std::string buffer;
+		char chunk[4096];
+		for (;;) {
+			// Serve every complete line already received.
+			std::size_t nl;
+			while ((nl = buffer.find('\n')) != std::string::npos) {
+				std::string_view line(buffer.data(), nl);
+				if (!line.empty() && line.back() == '\r')
+					line.remove_suffix(1);
+				if (!line.empty() &&
+				    !write_all(fd, handle_request(runtime_, options_.loader, line) +
+				                       "\n"))
+					return;
+				buffer.erase(0, nl + 1);
+			}
+			if (buffer.size() > options_.max_line) {
+				(void)write_all(
+				    fd,
+				    error_response({}, fmt::format("request line longer than {} "
+				                                   "bytes; closing the connection",
+				                                   options_.max_line)) +
+				        "\n");
+				return;
+			}
+			pollfd pfd[2] = {{fd, POLLIN, 0}, {stop_pipe_[0], POLLIN, 0}};
+			int ready = poll(pfd, 2, static_cast<int>(options_.idle_timeout.count()));
+			if (ready < 0 && errno == EINTR)
+				continue;
+			if (ready <= 0 || pfd[1].revents)
+				return; // idle too long, or stopping
+			ssize_t n = recv(fd, chunk, sizeof(chunk), 0);
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0) {
+				// Half-closed: a last request without its newline is still served.
+				if (n == 0 && !buffer.empty() && buffer.size() <= options_.max_line)
+					(void)write_all(
+					    fd, handle_request(runtime_, options_.loader, buffer) +
+					            "\n");
+				return;
+			}
+			buffer.append(chunk, static_cast<std::size_t>(n));
+		}
+	} catch (...) {
+		// Out of memory while buffering: drop this connection, keep serving.
+	}
+}
+
+Server::Server(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+Server::~Server() = default;
+
+std::unique_ptr<Server> Server::start(Runtime &runtime, ServerOptions options,
+                                      std::string &error) noexcept
+{
+	try {
+		auto impl = std::make_unique<Impl>(runtime, std::move(options));
+		if (!impl->start(error))
+			return nullptr;
+		return std::unique_ptr<Server>(new Server(std::move(impl)));
+	} catch (const std::exception &e) {
+		try {
+			error = fmt::format("control socket: {}", e.what());
+		} catch (...) {
+		}
+	} catch (...) {
+	}
+	return nullptr;
+}
+
+const std::string &Server::path() const noexcept
+{
+	return impl_->options_.path;
+}
+
+void Server::unlink_socket() noexcept
+{
+	impl_->unlink_socket();
+}
+
+bool call(const std::string &path, const nlohmann::json &request, nlohmann::json &response,
+          std::string &error, std::chrono::milliseconds timeout)
+{
+	sockaddr_un addr{};
+	addr.sun_family = AF_UNIX;
+	if (path.size() >= sizeof(addr.sun_path)) {
+		error = fmt::format("socket path {} is too long", path);
+		return false;
+	}
+	std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		error = fmt::format("socket() failed: {}", errno_text(errno));
+		return false;
+	}
+	struct Closer {
+		int fd;
+		~Closer()
+		{
+			::close(fd);
+		}
+	} closer{fd};
+	if (connect(fd, reinterpret_cast<sockaddr *>(&addr), sizeof(addr)) != 0) {
+		error = fmt::format("connecting to {} failed: {}", path, errno_text(errno));
+		return false;
+	}
+	if (!write_all(fd, request.dump() + "\n")) {
+		error =
+		    fmt::format("sending the request to {} failed: {}", path, errno_text(errno));
+		return false;
+	}
+	std::string buffer;
+	const auto end = std::chrono::steady_clock::now() + timeout;
+	char chunk[4096];
+	while (buffer.find('\n') == std::string::npos) {
+		auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+		    end - std::chrono::steady_clock::now());
+		if (left.count() <= 0) {
+			error =
+			    fmt::format("no response from {} within {} ms", path, timeout.count());
+			return false;
+		}
+		pollfd pfd{fd, POLLIN, 0};
+		int ready =
+		    poll(&pfd, 1, static_cast<int>(std::min<long long>(left.count(), 1000)));
+		if (ready < 0 && errno != EINTR) {
+			error = fmt::format("poll failed: {}", errno_text(errno));
+			return false;
+		}
+		if (ready <= 0)
+			continue;
+		ssize_t n = recv(fd, chunk, sizeof(chunk), 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			error = fmt::format("{} closed the connection without a response", path);
+			return false;
+		}
+		buffer.append(chunk, static_cast<std::size_t>(n));
+	}
+	response = nlohmann::json::parse(buffer.substr(0, buffer.find('\n')), nullptr, false);
+	if (response.is_discarded() || !response.is_object()) {
+		error = fmt::format("{} answered something that is not a JSON object", path);
+		return false;
+	}
+	return true;
+}
+
+} // namespace atlas::control

@@ -1,0 +1,87 @@
+// atlas/control: the control socket of the runtime (docs/live-patching.md, "Control socket").
+//
+// A Server serves one Runtime on a Unix stream socket from runtime-owned threads (exempt from
+// the registry; nothing runs in signal handlers). Protocol: one JSON request per line, one
+// JSON response per line. Only peers with the process's uid, or root, are served
+// (SO_PEERCRED): the socket is a code-injection endpoint.
+#ifndef ATLAS_CONTROL_HPP
+#define ATLAS_CONTROL_HPP
+
+#include <atlas/runtime.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <string_view>
+#include <sys/types.h>
+
+namespace atlas::control
+{
+
+// A loaded patch, or why loading failed (error non-empty; nothing was changed).
+struct LoadResult {
+	std::shared_ptr<CodeChange> change;
+	std::string error;
+};
+// Turns a patch file into a CodeChange (atlas::patch::load_patch in the preload library; a test
+// loader in tests). Called on a server thread; must not throw (a throw is reported as failure).
+using Loader = std::function<LoadResult(const std::string &path)>;
+
+// $XDG_RUNTIME_DIR/atlas if XDG_RUNTIME_DIR is set (and absolute), else /run/atlas.
+std::string default_socket_dir();
+// <dir>/<pid>.sock
+std::string socket_path(pid_t pid, const std::string &dir);
+
+struct ServerOptions {
+	std::string path;                 // empty: socket_path(getpid(), default_socket_dir())
+	Loader loader;                    // null: apply answers that no loader is available
+	unsigned workers = 4;             // connections served at once
+	std::size_t max_line = 64 * 1024; // longer requests are answered with an error
+	std::chrono::milliseconds idle_timeout{30000}; // a silent connection is closed after it
+	// Test hook: the uid the peer must have besides root (default: geteuid()).
+	uid_t owner_uid = static_cast<uid_t>(-1);
+};
+
+class Server
+{
+public:
+	// Creates the directory (0700) if missing, binds the socket (0600), starts the threads and
+	// exempts them from `runtime`'s registry. Null on failure, with `error` saying why.
+	static std::unique_ptr<Server> start(Runtime &runtime, ServerOptions options,
+	                                     std::string &error) noexcept;
+	// Stops the threads and removes the socket.
+	~Server();
+	Server(const Server &) = delete;
+	Server &operator=(const Server &) = delete;
+
+	const std::string &path() const noexcept;
+	// Removes the socket file without stopping (for process exit, where joining threads is
+	// not safe).
+	void unlink_socket() noexcept;
+
+	class Impl;
+
+private:
+	explicit Server(std::unique_ptr<Impl> impl);
+	std::unique_ptr<Impl> impl_;
+};
+
+// One request line to one response (no newline). Never throws.
+std::string handle_request(Runtime &runtime, const Loader &loader, std::string_view line) noexcept;
+
+// Parses a mode name: auto|automatic, global, wait-free|wait_free.
+bool parse_mode(std::string_view text, Mode &mode) noexcept;
+
+nlohmann::json report_to_json(const Report &report);
+
+// Client side (the CLI and tests): connect to `path`, send one request, read one response.
+// On failure returns false with `error` naming what failed and what to do.
+bool call(const std::string &path, const nlohmann::json &request, nlohmann::json &response,
+          std::string &error, std::chrono::milliseconds timeout = std::chrono::minutes(10));
+
+} // namespace atlas::control
+
+#endif

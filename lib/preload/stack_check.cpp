@@ -1,0 +1,217 @@
+// Stack check with libunwind (see stack_check.hpp).
+#define UNW_LOCAL_ONLY
+#include "stack_check.hpp"
+
+#include <algorithm>
+#include <cstdio>
+#include <dlfcn.h>
+#include <fmt/format.h>
+#include <libunwind.h>
+#include <mutex>
+
+namespace atlas::preload
+{
+
+namespace
+{
+
+// libunwind is opened RTLD_LOCAL rather than linked: its shared library also exports
+// _Unwind_RaiseException & co., which, in the global scope of a preloaded process, could take
+// over the target's C++ exceptions from libgcc_s (and its static archive is not PIC).
+struct Unwinder {
+	int (*getcontext)(unw_context_t *) = nullptr;
+	int (*init_local)(unw_cursor_t *, unw_context_t *) = nullptr;
+	int (*step)(unw_cursor_t *) = nullptr;
+	int (*get_reg)(unw_cursor_t *, unw_regnum_t, unw_word_t *) = nullptr;
+	int (*is_signal_frame)(unw_cursor_t *) = nullptr;
+	char error[256] = {};
+};
+
+// Trivially constructed, zero-initialised: usable from the preload library's constructor,
+// which may run before this file's dynamic initialisers.
+Unwinder unwinder;
+std::once_flag unwinder_once;
+
+template <typename T>
+bool lookup(void *handle, T &slot, const char *name)
+{
+	slot = reinterpret_cast<T>(dlsym(handle, name));
+	return slot != nullptr;
+}
+
+void open_unwinder() noexcept
+{
+	void *handle = dlopen("libunwind.so.8", RTLD_NOW | RTLD_LOCAL);
+	if (!handle) {
+		const char *why = dlerror();
+		std::snprintf(unwinder.error, sizeof(unwinder.error),
+		              "cannot load libunwind.so.8 (%s): install libunwind8; until then no "
+		              "thread passes the stack check",
+		              why ? why : "?");
+		return;
+	}
+	Unwinder u;
+	if (!lookup(handle, u.getcontext, "_Ux86_64_getcontext") ||
+	    !lookup(handle, u.init_local, "_ULx86_64_init_local") ||
+	    !lookup(handle, u.step, "_ULx86_64_step") ||
+	    !lookup(handle, u.get_reg, "_ULx86_64_get_reg") ||
+	    !lookup(handle, u.is_signal_frame, "_ULx86_64_is_signal_frame")) {
+		std::snprintf(unwinder.error, sizeof(unwinder.error), "%s",
+		              "libunwind.so.8 lacks the x86-64 local unwinding entry points");
+		return;
+	}
+	unwinder = u;
+}
+
+} // namespace
+
+bool init_unwinder(std::string *error) noexcept
+{
+	std::call_once(unwinder_once, open_unwinder);
+	if (!unwinder.step && error)
+		*error = unwinder.error;
+	return unwinder.step != nullptr;
+}
+
+void capture_current(StackTrace &out) noexcept
+{
+	out.depth = 0;
+	out.signal_frame = false;
+	out.truncated = false;
+	out.failed = false;
+	unw_context_t context;
+	unw_cursor_t cursor;
+	if (!init_unwinder(nullptr) || unwinder.getcontext(&context) != 0 ||
+	    unwinder.init_local(&cursor, &context) != 0) {
+		out.failed = true;
+		return;
+	}
+	for (;;) {
+		unw_word_t ip = 0;
+		if (unwinder.get_reg(&cursor, UNW_REG_IP, &ip) != 0 || ip == 0)
+			break;
+		if (out.depth == max_frames) {
+			out.truncated = true;
+			break;
+		}
+		out.ip[out.depth++] = static_cast<std::uintptr_t>(ip);
+		if (unwinder.is_signal_frame(&cursor) > 0)
+			out.signal_frame = true;
+		// 0: the outermost frame; < 0: no unwind information, which the check treats
+		// like a truncated stack (the rest is unknown).
+		int stepped = unwinder.step(&cursor);
+		if (stepped == 0)
+			break;
+		if (stepped < 0) {
+			out.truncated = true;
+			break;
+		}
+	}
+}
+
+std::string check(const StackTrace &trace, const std::vector<AddressRange> &ranges)
+{
+	if (trace.failed) {
+		std::string why;
+		if (!init_unwinder(&why))
+			return fmt::format("stack check unavailable: {}", why);
+		return "stack check: libunwind could not unwind this thread's stack";
+	}
+	if (trace.signal_frame)
+		return "inside a signal handler: a wrapped call there is never a quiescence point";
+	for (std::size_t i = 0; i < trace.depth; i++) {
+		// A return address may point just past its call at the end of a function: test
+		// ip - 1 too (a false hit only delays this thread).
+		const std::uintptr_t ip = trace.ip[i];
+		for (const auto &r : ranges) {
+			if ((ip >= r.start && ip < r.end) || (ip > r.start && ip - 1 < r.end))
+				return fmt::format(
+				    "stack holds a function the change replaces (frame "
+				    "{}, ip {:#x} in [{:#x}, {:#x})); retries at its next "
+				    "point",
+				    i, ip, r.start, r.end);
+		}
+	}
+	if (trace.truncated && !ranges.empty())
+		return fmt::format("stack check: stack not fully unwound ({} frames); cannot prove "
+		                   "that no replaced function is on it",
+		                   trace.depth);
+	return {};
+}
+
+std::string check_current(const std::vector<AddressRange> &ranges)
+{
+	StackTrace trace;
+	capture_current(trace);
+	return check(trace, ranges);
+}
+
+// A sequence lock without fences (TSan does not model them): the data stores are releases
+// ordered after the odd sequence number, the data loads acquires ordered before the re-check.
+void BlockedStack::publish(const StackTrace &trace) noexcept
+{
+	const std::uint32_t s = seq_.load(std::memory_order_relaxed);
+	seq_.store(s + 1, std::memory_order_relaxed);
+	for (std::size_t i = 0; i < trace.depth; i++)
+		ip_[i].store(trace.ip[i], std::memory_order_release);
+	depth_.store(trace.depth, std::memory_order_release);
+	signal_frame_.store(trace.signal_frame, std::memory_order_release);
+	truncated_.store(trace.truncated, std::memory_order_release);
+	failed_.store(trace.failed, std::memory_order_release);
+	seq_.store(s + 2, std::memory_order_release);
+}
+
+bool BlockedStack::read(StackTrace &out) const noexcept
+{
+	const std::uint32_t before = seq_.load(std::memory_order_acquire);
+	if (before & 1)
+		return false;
+	out.depth = std::min(depth_.load(std::memory_order_acquire), max_frames);
+	for (std::size_t i = 0; i < out.depth; i++)
+		out.ip[i] = ip_[i].load(std::memory_order_acquire);
+	out.signal_frame = signal_frame_.load(std::memory_order_acquire);
+	out.truncated = truncated_.load(std::memory_order_acquire);
+	out.failed = failed_.load(std::memory_order_acquire);
+	return seq_.load(std::memory_order_relaxed) == before;
+}
+
+BlockedStack *BlockedStacks::add(pid_t tid) noexcept
+{
+	try {
+		auto *stack = new BlockedStack;
+		std::lock_guard lock(mu_);
+		stacks_.emplace_back(tid, stack);
+		return stack;
+	} catch (...) {
+		return nullptr;
+	}
+}
+
+void BlockedStacks::remove(pid_t tid) noexcept
+{
+	std::lock_guard lock(mu_);
+	auto it = std::find_if(stacks_.begin(), stacks_.end(),
+	                       [&](const auto &e) { return e.first == tid; });
+	if (it == stacks_.end())
+		return;
+	delete it->second;
+	stacks_.erase(it);
+}
+
+std::string BlockedStacks::check(pid_t tid, const std::vector<AddressRange> &ranges) const
+{
+	StackTrace trace;
+	{
+		std::lock_guard lock(mu_);
+		auto it = std::find_if(stacks_.begin(), stacks_.end(),
+		                       [&](const auto &e) { return e.first == tid; });
+		if (it == stacks_.end())
+			return "blocked, but its stack was never recorded (a thread the preload "
+			       "library did not start)";
+		if (!it->second->read(trace))
+			return "entering a blocking call: stack being recorded";
+	}
+	return preload::check(trace, ranges);
+}
+
+} // namespace atlas::preload

@@ -1,0 +1,231 @@
+// The control socket server over a real socket, with a test loader (all builds).
+#include "../runtime/changes.hpp"
+#include "../runtime/helpers.hpp"
+
+#include <control.hpp>
+
+#include <gtest/gtest.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+
+extern char **environ;
+
+using namespace atlas_test;
+
+namespace
+{
+
+struct ControlTest : ::testing::Test {
+	Target program;
+	std::unique_ptr<atlas::Runtime> rt;
+	std::unique_ptr<atlas::control::Server> server;
+	std::string dir;
+	std::atomic<int> loads{0};
+
+	void SetUp() override
+	{
+		char tmpl[] = "/tmp/atlas-control-XXXXXX";
+		ASSERT_NE(mkdtemp(tmpl), nullptr);
+		dir = tmpl;
+		auto views = std::make_shared<FakeViewState>();
+		views->unavailable = true;
+		atlas::RuntimeOptions o;
+		o.views = std::make_unique<FakeViews>(views);
+		rt = atlas::Runtime::create(std::move(o));
+		exempt_existing_threads(*rt);
+		atlas::control::ServerOptions so;
+		so.path = dir + "/sub/test.sock";
+		so.max_line = 1024;
+		so.idle_timeout = 2000ms;
+		so.loader = [this](const std::string &path) -> atlas::control::LoadResult {
+			loads++;
+			if (path == "throw")
+				throw std::runtime_error("boom");
+			if (path == "missing")
+				return {nullptr, "no such patch"};
+			return {std::make_shared<SwapChange>(program, path + "@1"), {}};
+		};
+		std::string error;
+		server = atlas::control::Server::start(*rt, so, error);
+		ASSERT_TRUE(server) << error;
+	}
+	void TearDown() override
+	{
+		server.reset();
+		std::system(("rm -rf " + dir).c_str());
+	}
+	nlohmann::json call(const nlohmann::json &req)
+	{
+		nlohmann::json resp;
+		std::string error;
+		EXPECT_TRUE(atlas::control::call(server->path(), req, resp, error)) << error;
+		return resp;
+	}
+	int connect_raw()
+	{
+		int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+		sockaddr_un a{};
+		a.sun_family = AF_UNIX;
+		std::strcpy(a.sun_path, server->path().c_str());
+		EXPECT_EQ(connect(fd, reinterpret_cast<sockaddr *>(&a), sizeof(a)), 0);
+		return fd;
+	}
+	static std::string read_all(int fd)
+	{
+		std::string out;
+		char buf[4096];
+		ssize_t n;
+		while ((n = recv(fd, buf, sizeof(buf), 0)) > 0)
+			out.append(buf, static_cast<size_t>(n));
+		return out;
+	}
+};
+
+TEST_F(ControlTest, SocketAndDirectoryModes)
+{
+	struct stat st;
+	ASSERT_EQ(stat((dir + "/sub").c_str(), &st), 0);
+	EXPECT_EQ(st.st_mode & 0777, 0700u);
+	ASSERT_EQ(stat(server->path().c_str(), &st), 0);
+	EXPECT_TRUE(S_ISSOCK(st.st_mode));
+	EXPECT_EQ(st.st_mode & 0077, 0u);
+	std::string path = server->path();
+	server.reset();
+	EXPECT_NE(stat(path.c_str(), &st), 0) << "socket not removed";
+}
+
+TEST_F(ControlTest, DefaultLocation)
+{
+	EXPECT_EQ(atlas::control::socket_path(42, "/x"), "/x/42.sock");
+	const char *old = getenv("XDG_RUNTIME_DIR");
+	std::string saved = old ? old : "";
+	setenv("XDG_RUNTIME_DIR", "/run/user/7", 1);
+	EXPECT_EQ(atlas::control::default_socket_dir(), "/run/user/7/atlas");
+	unsetenv("XDG_RUNTIME_DIR");
+	EXPECT_EQ(atlas::control::default_socket_dir(), "/run/atlas");
+	if (old)
+		setenv("XDG_RUNTIME_DIR", saved.c_str(), 1);
+}
+
+TEST_F(ControlTest, PingStatusApplyRevert)
+{
+	auto r = call({{"verb", "ping"}});
+	EXPECT_EQ(r["ok"], true);
+	EXPECT_EQ(r["pid"], getpid());
+	r = call({{"verb", "apply"}, {"patch", "fix"}, {"mode", "global"}, {"deadline_ms", 2000}});
+	EXPECT_EQ(r["outcome"], "finished") << r.dump();
+	EXPECT_EQ(r["ok"], true);
+	EXPECT_EQ(program.entry, &version_two);
+	r = call({{"verb", "apply"}, {"patch", "fix"}});
+	EXPECT_EQ(r["outcome"], "already_applied") << r.dump();
+	r = call({{"verb", "status"}});
+	ASSERT_EQ(r["status"]["applied"].size(), 1u) << r.dump();
+	EXPECT_EQ(r["status"]["applied"][0]["change"], "fix@1");
+	EXPECT_EQ(r["status"]["mode"], "global only");
+	r = call({{"verb", "revert"}, {"identity", "fix@1"}, {"mode", "global"}});
+	EXPECT_EQ(r["outcome"], "finished") << r.dump();
+	EXPECT_EQ(program.entry, &version_one);
+	r = call({{"verb", "revert"}, {"identity", "fix@1"}});
+	EXPECT_EQ(r["ok"], false);
+	EXPECT_NE(r["message"].get<std::string>().find("not applied"), std::string::npos);
+	r = call({{"verb", "wait"}});
+	EXPECT_EQ(r["ok"], false);
+	r = call({{"verb", "revert_pending"}});
+	EXPECT_EQ(r["ok"], false);
+	r = call({{"verb", "apply"}, {"patch", "fix"}, {"mode", "wait-free"}});
+	EXPECT_EQ(r["ok"], false);
+	EXPECT_NE(r["message"].get<std::string>().find("wait-free mode unavailable"),
+	          std::string::npos)
+	    << r.dump();
+}
+
+TEST_F(ControlTest, ErrorsAreAnswered)
+{
+	auto r = call({{"verb", "apply"}, {"patch", "missing"}});
+	EXPECT_EQ(r["outcome"], "failed");
+	EXPECT_NE(r["message"].get<std::string>().find("no such patch"), std::string::npos);
+	r = call({{"verb", "apply"}, {"patch", "throw"}});
+	EXPECT_EQ(r["outcome"], "failed");
+	EXPECT_NE(r["message"].get<std::string>().find("boom"), std::string::npos);
+	r = call({{"verb", "apply"}});
+	EXPECT_EQ(r["ok"], false);
+	r = call({{"verb", "apply"}, {"patch", "x"}, {"mode", "sideways"}});
+	EXPECT_NE(r["error"].get<std::string>().find("mode"), std::string::npos);
+	r = call({{"verb", "dance"}});
+	EXPECT_NE(r["error"].get<std::string>().find("unknown verb"), std::string::npos);
+	r = call({{"nothing", 1}});
+	EXPECT_EQ(r["ok"], false);
+	EXPECT_EQ(program.entry, nullptr);
+}
+
+TEST_F(ControlTest, GarbageHugeAndHalfClosed)
+{
+	// Several lines on one connection, garbage among them; then a half-close with a last
+	// request lacking its newline.
+	int fd = connect_raw();
+	std::string req = "garbage\n\xff\xfe{]\n[1,2]\n{\"verb\":\"ping\"}\n{\"verb\":\"ping\"}";
+	ASSERT_EQ(send(fd, req.data(), req.size(), MSG_NOSIGNAL), static_cast<ssize_t>(req.size()));
+	shutdown(fd, SHUT_WR);
+	std::string out = read_all(fd);
+	close(fd);
+	std::vector<nlohmann::json> lines;
+	size_t start = 0, nl;
+	while ((nl = out.find('\n', start)) != std::string::npos) {
+		lines.push_back(
+		    nlohmann::json::parse(out.substr(start, nl - start), nullptr, false));
+		start = nl + 1;
+	}
+	ASSERT_EQ(lines.size(), 5u) << out;
+	for (int i = 0; i < 3; i++)
+		EXPECT_EQ(lines[i]["ok"], false) << out;
+	EXPECT_EQ(lines[3]["ok"], true);
+	EXPECT_EQ(lines[4]["ok"], true);
+
+	// A line over the cap: an error, then the connection is closed.
+	fd = connect_raw();
+	std::string huge(100000, 'x');
+	(void)send(fd, huge.data(), huge.size(), MSG_NOSIGNAL);
+	out = read_all(fd);
+	close(fd);
+	EXPECT_NE(out.find("longer than 1024 bytes"), std::string::npos) << out.substr(0, 200);
+
+	// A connection that closes at once, and one that stays silent (idle timeout).
+	close(connect_raw());
+	int silent = connect_raw();
+	EXPECT_EQ(call({{"verb", "ping"}})["ok"], true);
+	close(silent);
+	EXPECT_EQ(call({{"verb", "ping"}})["ok"], true);
+}
+
+TEST_F(ControlTest, OtherUsersAreRefused)
+{
+	if (geteuid() != 0)
+		GTEST_SKIP() << "needs root to setuid() to nobody";
+	// Let nobody reach the socket through the directories; the server must still refuse.
+	chmod(dir.c_str(), 0755);
+	chmod((dir + "/sub").c_str(), 0755);
+	chmod(server->path().c_str(), 0666);
+	pid_t child = -1;
+	std::string path = server->path();
+	char uid[] = "65534";
+	char *argv[] = {const_cast<char *>(ATLAS_PEER_CLIENT), path.data(), uid, nullptr};
+	ASSERT_EQ(posix_spawn(&child, ATLAS_PEER_CLIENT, nullptr, nullptr, argv, environ), 0);
+	int status = 0;
+	waitpid(child, &status, 0);
+	ASSERT_TRUE(WIFEXITED(status)) << status;
+	EXPECT_EQ(WEXITSTATUS(status), 0);
+	EXPECT_EQ(loads.load(), 0);
+}
+
+TEST_F(ControlTest, ServerThreadsAreExempt)
+{
+	auto s = rt->status();
+	EXPECT_GE(s.exempt_threads.size(), 5u); // acceptor + 4 workers (+ existing threads)
+	// A transition's unknown-thread check accepts them: apply works.
+	auto r = call({{"verb", "apply"}, {"patch", "e"}, {"mode", "global"}});
+	EXPECT_EQ(r["outcome"], "finished") << r.dump();
+}
+
+} // namespace

@@ -1,0 +1,39 @@
+/* Connects to a control socket as another user (argv[1]: socket path, argv[2]: uid) and exits 0
+ * if the server refused it as it must: started by control_test through posix_spawn, because
+ * fork() in a threaded, sanitized process is not safe. */
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+int main(int argc, char **argv)
+{
+	if (argc != 3)
+		return 2;
+	unsigned uid = 0;
+	if (sscanf(argv[2], "%u", &uid) != 1 || setgid(uid) != 0 || setuid(uid) != 0)
+		return 10;
+	struct sockaddr_un a;
+	memset(&a, 0, sizeof(a));
+	a.sun_family = AF_UNIX;
+	strncpy(a.sun_path, argv[1], sizeof(a.sun_path) - 1);
+	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0)
+		return 11;
+	const char req[] = "{\"verb\":\"ping\"}\n";
+	if (write(fd, req, sizeof(req) - 1) != (ssize_t)(sizeof(req) - 1))
+		return 12;
+	static char reply[4096];
+	size_t got = 0;
+	ssize_t n;
+	while (got < sizeof(reply) - 1 && (n = read(fd, reply + got, sizeof(reply) - 1 - got)) > 0)
+		got += (size_t)n;
+	reply[got] = 0;
+	char expect[64];
+	snprintf(expect, sizeof(expect), "uid %u", uid);
+	if (strstr(reply, "\"ok\":false") && strstr(reply, expect) && strstr(reply, "root"))
+		return 0;
+	fprintf(stderr, "unexpected reply: %s\n", reply);
+	return 13;
+}

@@ -1,0 +1,188 @@
+// libatlas-preload.so in a real multi-threaded program (preload_target), driven through the
+// control socket and the atlas CLI. Plain build only: an LD_PRELOAD library cannot come before
+// the ASan runtime, and TSan's pthread_create interceptor bypasses ours.
+#include "spawn.hpp"
+
+#include <control.hpp>
+
+#include <chrono>
+#include <cstdlib>
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+#include <signal.h>
+#include <sys/syscall.h>
+#include <thread>
+
+using namespace std::chrono_literals;
+
+namespace
+{
+
+struct PreloadTest : ::testing::Test {
+	atlas_test::Process target;
+	std::string dir;
+
+	void SetUp() override
+	{
+		char tmpl[] = "/tmp/atlas-preload-XXXXXX";
+		ASSERT_NE(mkdtemp(tmpl), nullptr);
+		dir = tmpl;
+		// The CLI and the target agree on the socket location through XDG_RUNTIME_DIR.
+		setenv("XDG_RUNTIME_DIR", dir.c_str(), 1);
+		ASSERT_TRUE(atlas_test::start_process(target, ATLAS_PRELOAD_TARGET,
+		                                      {"LD_PRELOAD=" ATLAS_PRELOAD_LIB}));
+		EXPECT_EQ(target.socket, fmt_socket());
+		// main + 7 threads registered by the pthread_create wrapper.
+		ASSERT_TRUE(eventually_threads(8));
+	}
+	void TearDown() override
+	{
+		target.stop();
+		std::system(("rm -rf " + dir).c_str());
+	}
+	std::string fmt_socket() const
+	{
+		return dir + "/atlas/" + std::to_string(target.pid) + ".sock";
+	}
+	nlohmann::json call(const nlohmann::json &req)
+	{
+		nlohmann::json resp;
+		std::string error;
+		EXPECT_TRUE(atlas::control::call(target.socket, req, resp, error)) << error;
+		return resp;
+	}
+	bool eventually_threads(std::size_t n)
+	{
+		for (int i = 0; i < 500; i++) {
+			auto s = call({{"verb", "status"}});
+			if (s["status"]["threads"].size() == n)
+				return true;
+			std::this_thread::sleep_for(10ms);
+		}
+		return false;
+	}
+	pid_t tid_of(const std::string &name)
+	{
+		auto s = call({{"verb", "status"}});
+		for (const auto &t : s["status"]["threads"])
+			if (t["name"] == name)
+				return t["tid"].get<pid_t>();
+		return 0;
+	}
+	int cli(const std::string &args, std::string *out = nullptr)
+	{
+		std::string cmd = std::string(ATLAS_CLI) + " " + args + " 2>&1";
+		FILE *p = popen(cmd.c_str(), "r");
+		std::string text;
+		char buf[4096];
+		size_t n;
+		while ((n = fread(buf, 1, sizeof(buf), p)) > 0)
+			text.append(buf, n);
+		int status = pclose(p);
+		if (out)
+			*out = text;
+		return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+	}
+};
+
+TEST_F(PreloadTest, ThreadsRegisteredAndQuiescentInWrappedCalls)
+{
+	auto s = call({{"verb", "status"}});
+	std::set<std::string> names;
+	for (const auto &t : s["status"]["threads"])
+		names.insert(t["name"].get<std::string>());
+	for (const char *n :
+	     {"sleeper", "waiter", "acceptor", "looper", "stack", "signal", "sigblocked"})
+		EXPECT_TRUE(names.count(n)) << n << " in " << s.dump();
+	// Global mode: every thread idles in a wrapped call or passes one every few ms.
+	auto r =
+	    call({{"verb", "apply"}, {"patch", "ok"}, {"mode", "global"}, {"deadline_ms", 5000}});
+	EXPECT_EQ(r["outcome"], "finished") << r.dump();
+	r = call({{"verb", "apply"}, {"patch", "ok"}, {"mode", "global"}});
+	EXPECT_EQ(r["outcome"], "already_applied") << r.dump();
+	r = call({{"verb", "revert"}, {"identity", "ok@test"}, {"mode", "global"}});
+	EXPECT_EQ(r["outcome"], "finished") << r.dump();
+	EXPECT_EQ(target.stop(), "eintr 0");
+}
+
+TEST_F(PreloadTest, StackCheckRefusesThreadInReplacedFunction)
+{
+	auto r =
+	    call({{"verb", "apply"}, {"patch", "stack"}, {"mode", "global"}, {"deadline_ms", 300}});
+	EXPECT_EQ(r["outcome"], "refused") << r.dump();
+	const auto &lagging = r["report"]["lagging"];
+	ASSERT_EQ(lagging.size(), 1u) << r.dump();
+	EXPECT_EQ(lagging[0]["name"], "stack");
+	EXPECT_NE(lagging[0]["note"].get<std::string>().find("stack holds a function"),
+	          std::string::npos)
+	    << r.dump();
+	auto s = call({{"verb", "status"}});
+	EXPECT_TRUE(s["status"]["applied"].empty());
+	EXPECT_EQ(target.stop(), "eintr 0");
+}
+
+TEST_F(PreloadTest, WrappedCallInSignalHandlerIsNotAPoint)
+{
+	pid_t tid = tid_of("signal");
+	ASSERT_GT(tid, 0);
+	ASSERT_EQ(syscall(SYS_tgkill, target.pid, tid, SIGUSR1), 0);
+	std::this_thread::sleep_for(30ms); // the handler sleeps 300 ms in nanosleep (wrapped)
+	auto r =
+	    call({{"verb", "apply"}, {"patch", "ok2"}, {"mode", "global"}, {"deadline_ms", 100}});
+	EXPECT_EQ(r["outcome"], "refused") << r.dump();
+	bool named = false;
+	for (const auto &t : r["report"]["lagging"])
+		named |= t["name"] == "signal";
+	EXPECT_TRUE(named) << r.dump();
+	std::this_thread::sleep_for(400ms);
+	r = call({{"verb", "apply"}, {"patch", "ok2"}, {"mode", "global"}, {"deadline_ms", 5000}});
+	EXPECT_EQ(r["outcome"], "finished") << r.dump();
+	EXPECT_EQ(target.stop(), "eintr 0");
+}
+
+// A handler interrupting a thread blocked in a wrapped call runs application code: the thread
+// must not count as quiescent while it runs.
+TEST_F(PreloadTest, HandlerOnBlockedThreadIsNotQuiescent)
+{
+	pid_t tid = tid_of("sigblocked");
+	ASSERT_GT(tid, 0);
+	ASSERT_EQ(syscall(SYS_tgkill, target.pid, tid, SIGUSR1), 0);
+	std::this_thread::sleep_for(30ms); // the handler sleeps 300 ms
+	auto r =
+	    call({{"verb", "apply"}, {"patch", "ok2"}, {"mode", "global"}, {"deadline_ms", 100}});
+	EXPECT_EQ(r["outcome"], "refused") << r.dump();
+	bool named = false;
+	for (const auto &t : r["report"]["lagging"])
+		named |= t["name"] == "sigblocked";
+	EXPECT_TRUE(named) << r.dump();
+	std::this_thread::sleep_for(400ms);
+	r = call({{"verb", "apply"}, {"patch", "ok2"}, {"mode", "global"}, {"deadline_ms", 5000}});
+	EXPECT_EQ(r["outcome"], "finished") << r.dump();
+	EXPECT_EQ(target.stop(), "eintr 0");
+}
+
+TEST_F(PreloadTest, CliExitCodes)
+{
+	const std::string pid = std::to_string(target.pid);
+	std::string out;
+	EXPECT_EQ(cli("status " + pid, &out), 0) << out;
+	EXPECT_NE(out.find("acceptor"), std::string::npos) << out;
+	EXPECT_EQ(cli("ps", &out), 0) << out;
+	EXPECT_NE(out.find(pid), std::string::npos) << out;
+	EXPECT_EQ(cli("apply " + pid + " ok --mode global", &out), 0) << out;
+	EXPECT_EQ(cli("apply " + pid + " ok --mode global", &out), 3) << out;
+	EXPECT_EQ(cli("apply " + pid + " stack --mode global --deadline 200", &out), 4) << out;
+	EXPECT_NE(out.find("stack"), std::string::npos) << out;
+	EXPECT_EQ(cli("apply " + pid + " nonexistent", &out), 1) << out;
+	EXPECT_EQ(cli("revert " + pid + " ok@test --mode global", &out), 0) << out;
+	EXPECT_EQ(cli("revert " + pid + " ok@test", &out), 4) << out; // not applied: refused
+	EXPECT_EQ(cli("--json status " + pid, &out), 0) << out;
+	EXPECT_TRUE(nlohmann::json::parse(out, nullptr, false).is_object()) << out;
+	EXPECT_EQ(cli("wait " + pid, &out), 4) << out; // nothing pending: refused
+	EXPECT_EQ(cli("apply " + pid + " ok --mode sideways", &out), 2) << out;
+	EXPECT_EQ(cli("status " + std::to_string(getpid()), &out), 7) << out;
+	EXPECT_NE(out.find("LD_PRELOAD"), std::string::npos) << out;
+	EXPECT_EQ(target.stop(), "eintr 0");
+}
+
+} // namespace

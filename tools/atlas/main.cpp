@@ -1,0 +1,336 @@
+// atlas: the command-line client of the control socket (docs/live-patching.md, "The atlas CLI").
+#include <control.hpp>
+
+#include <CLI/CLI.hpp>
+#include <csignal>
+#include <dirent.h>
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <vector>
+
+namespace
+{
+
+// Exit codes (documented in docs/live-patching.md).
+enum Exit {
+	exit_ok = 0,              // applied / reverted / done
+	exit_failed = 1,          // the change or the request failed
+	exit_usage = 2,           // bad command line
+	exit_already_applied = 3, // the same patch (identity) is applied: nothing done
+	exit_refused = 4,         // refused, the process is unchanged
+	exit_pending = 5,         // wait-free: threads still migrating (or moving back)
+	exit_reverted = 6,        // a pending transition was undone: unchanged
+	exit_unreachable = 7,     // no runtime in that process, or it cannot be reached
+};
+
+bool json_output = false;
+
+std::vector<std::string> socket_dirs()
+{
+	std::vector<std::string> dirs{atlas::control::default_socket_dir()};
+	if (dirs[0] != "/run/atlas")
+		dirs.push_back("/run/atlas");
+	return dirs;
+}
+
+// The socket of `pid`, in either location; empty if none exists.
+std::string find_socket(pid_t pid)
+{
+	for (const auto &dir : socket_dirs()) {
+		std::string path = atlas::control::socket_path(pid, dir);
+		struct stat st;
+		if (stat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode))
+			return path;
+	}
+	return {};
+}
+
+int unreachable(pid_t pid, const std::string &why)
+{
+	std::string message;
+	if (kill(pid, 0) != 0 && errno == ESRCH)
+		message = fmt::format("no process {}", pid);
+	else
+		message = fmt::format(
+		    "no atlas runtime reachable in process {}: {}; start the program with "
+		    "LD_PRELOAD=/path/to/libatlas-preload.so (or link libatlas and start its "
+		    "control server), and run atlas as the same user or root",
+		    pid, why);
+	if (json_output)
+		fmt::print("{}\n", nlohmann::json{{"ok", false}, {"error", message}}.dump());
+	else
+		fmt::print(stderr, "atlas: {}\n", message);
+	return exit_unreachable;
+}
+
+bool request(pid_t pid, const nlohmann::json &req, nlohmann::json &resp, int &code,
+             std::chrono::milliseconds timeout = std::chrono::minutes(10))
+{
+	std::string path = find_socket(pid);
+	if (path.empty()) {
+		std::vector<std::string> tried;
+		for (const auto &dir : socket_dirs())
+			tried.push_back(atlas::control::socket_path(pid, dir));
+		code = unreachable(
+		    pid, fmt::format("no control socket at {}", fmt::join(tried, " or ")));
+		return false;
+	}
+	std::string error;
+	if (!atlas::control::call(path, req, resp, error, timeout)) {
+		code = unreachable(pid, error);
+		return false;
+	}
+	return true;
+}
+
+int exit_of(const nlohmann::json &resp)
+{
+	const std::string outcome = resp.value("outcome", "");
+	if (outcome == "finished")
+		return exit_ok;
+	if (outcome == "already_applied")
+		return exit_already_applied;
+	if (outcome == "refused")
+		return exit_refused;
+	if (outcome == "pending" || outcome == "reverting")
+		return exit_pending;
+	if (outcome == "reverted")
+		return exit_reverted;
+	return resp.value("ok", false) ? exit_ok : exit_failed;
+}
+
+std::string ms(long long ns)
+{
+	return fmt::format("{:.3f} ms", static_cast<double>(ns) / 1e6);
+}
+
+void print_threads(const nlohmann::json &threads, const char *indent)
+{
+	for (const auto &t : threads) {
+		std::string note = t.value("note", "");
+		fmt::print("{}{:>8} {:<16} view {:<4} {}{}\n", indent, t.value("tid", 0),
+		           t.value("name", ""), t.value("view", 0L), t.value("state", "?"),
+		           note.empty() ? "" : "  (" + note + ")");
+	}
+}
+
+// Prints a transition response; returns the exit code.
+int report(const nlohmann::json &resp)
+{
+	int code = exit_of(resp);
+	if (json_output) {
+		fmt::print("{}\n", resp.dump());
+		return code;
+	}
+	if (resp.contains("error")) {
+		fmt::print(stderr, "atlas: {}\n", resp.value("error", ""));
+		return code;
+	}
+	fmt::print("{}: {}\n", resp.value("outcome", "?"), resp.value("message", ""));
+	if (resp.contains("report")) {
+		const auto &r = resp["report"];
+		if (r.value("transition", 0) != 0)
+			fmt::print("transition {} ({} mode) took {}\n", r.value("transition", 0),
+			           r.value("mode", "?"), ms(r.value("duration_ns", 0LL)));
+		if (!r["lagging"].empty()) {
+			fmt::print("lagging threads:\n");
+			print_threads(r["lagging"], "  ");
+		}
+	}
+	if (code == exit_pending)
+		fmt::print("next: `atlas wait <pid>` to keep waiting or `atlas revert-pending "
+		           "<pid>` to go back\n");
+	return code;
+}
+
+int cmd_status(pid_t pid)
+{
+	nlohmann::json resp;
+	int code;
+	if (!request(pid, {{"verb", "status"}}, resp, code, std::chrono::seconds(30)))
+		return code;
+	if (json_output) {
+		fmt::print("{}\n", resp.dump());
+		return resp.value("ok", false) ? exit_ok : exit_failed;
+	}
+	const auto &s = resp["status"];
+	fmt::print("process {}: {}\n", pid, s.value("mode", "?"));
+	if (!s.value("views_note", "").empty())
+		fmt::print("  views: {}\n", s.value("views_note", ""));
+	if (!s.value("membarrier_note", "").empty())
+		fmt::print("  membarrier: {}\n", s.value("membarrier_note", ""));
+	fmt::print("base view {}\n", s.value("base_view", 0L));
+	if (s.contains("transition"))
+		fmt::print("transition {} {} (target view {})\n", s["transition"].value("id", 0),
+		           s["transition"].value("state", "?"),
+		           s["transition"].value("target_view", 0L));
+	fmt::print("threads ({}):\n", s["threads"].size());
+	print_threads(s["threads"], "  ");
+	fmt::print("applied patches ({}):\n", s["applied"].size());
+	for (const auto &a : s["applied"])
+		fmt::print("  {}  ({} mode, transition {}, {})\n", a.value("change", ""),
+		           a.value("mode", "?"), a.value("transition", 0),
+		           ms(a.value("duration_ns", 0LL)));
+	if (s.contains("last_report")) {
+		const auto &r = s["last_report"];
+		fmt::print("last request: {} {}: {} ({})\n", r.value("outcome", "?"),
+		           r.value("change", ""), r.value("message", ""),
+		           ms(r.value("duration_ns", 0LL)));
+	}
+	return exit_ok;
+}
+
+int cmd_ps()
+{
+	nlohmann::json list = nlohmann::json::array();
+	for (const auto &dir : socket_dirs()) {
+		DIR *d = opendir(dir.c_str());
+		if (!d)
+			continue;
+		while (struct dirent *e = readdir(d)) {
+			char *end = nullptr;
+			long pid = std::strtol(e->d_name, &end, 10);
+			if (pid <= 0 || std::string(end) != ".sock")
+				continue;
+			std::string path = fmt::format("{}/{}", dir, e->d_name);
+			nlohmann::json resp;
+			std::string error;
+			bool alive = atlas::control::call(path, {{"verb", "ping"}}, resp, error,
+			                                  std::chrono::seconds(2)) &&
+			             resp.value("ok", false);
+			std::string comm;
+			if (FILE *f = std::fopen(fmt::format("/proc/{}/comm", pid).c_str(), "r")) {
+				char buf[64] = {};
+				if (std::fgets(buf, sizeof(buf), f))
+					comm = buf;
+				std::fclose(f);
+				if (!comm.empty() && comm.back() == '\n')
+					comm.pop_back();
+			}
+			list.push_back({{"pid", pid},
+			                {"comm", comm},
+			                {"socket", path},
+			                {"alive", alive},
+			                {"error", alive ? "" : error}});
+		}
+		closedir(d);
+	}
+	if (json_output) {
+		fmt::print("{}\n", list.dump());
+		return exit_ok;
+	}
+	if (list.empty())
+		fmt::print("no atlas runtimes found (looked in {})\n",
+		           fmt::join(socket_dirs(), ", "));
+	for (const auto &p : list)
+		fmt::print("{:>8} {:<16} {}{}\n", p.value("pid", 0L), p.value("comm", ""),
+		           p.value("socket", ""),
+		           p.value("alive", false)
+		               ? ""
+		               : "  (not answering: " + p.value("error", std::string()) + ")");
+	return exit_ok;
+}
+
+} // namespace
+
+int main(int argc, char **argv)
+{
+	CLI::App app{"atlas: live-patch running programs through their atlas runtime"};
+	app.require_subcommand(1);
+	app.add_flag("--json", json_output, "machine-readable output (one JSON object)");
+	app.footer("Exit codes: 0 done, 1 failed, 2 usage, 3 already applied, 4 refused (process "
+	           "unchanged), 5 pending, 6 reverted, 7 no reachable runtime.");
+
+	pid_t pid = 0;
+	std::string patch, identity, mode = "auto";
+	long long deadline = 0;
+	auto add_pid = [&](CLI::App *c) {
+		c->add_option("pid", pid, "process id")->required()->check(CLI::PositiveNumber);
+	};
+	auto add_deadline = [&](CLI::App *c) {
+		c->add_option("--deadline", deadline,
+		              "milliseconds the transition may take (default: the runtime's)")
+		    ->check(CLI::NonNegativeNumber);
+	};
+
+	auto *apply = app.add_subcommand("apply", "apply a patch file");
+	add_pid(apply);
+	apply->add_option("patch", patch, "patch file (a path the target process can read)")
+	    ->required();
+	apply->add_option("--mode", mode, "auto, global or wait-free")
+	    ->check(CLI::IsMember({"auto", "global", "wait-free"}));
+	add_deadline(apply);
+
+	auto *revert = app.add_subcommand("revert", "revert an applied patch");
+	add_pid(revert);
+	revert->add_option("patch-id", identity, "the patch's identity, as `atlas status` shows")
+	    ->required();
+	revert->add_option("--mode", mode, "auto, global or wait-free")
+	    ->check(CLI::IsMember({"auto", "global", "wait-free"}));
+	add_deadline(revert);
+
+	auto *status = app.add_subcommand("status", "mode, threads, applied patches, timings");
+	add_pid(status);
+	auto *ps = app.add_subcommand("ps", "list processes running the atlas runtime");
+	auto *wait = app.add_subcommand("wait", "keep waiting for a pending wait-free transition");
+	add_pid(wait);
+	add_deadline(wait);
+	auto *revert_pending =
+	    app.add_subcommand("revert-pending", "undo a pending wait-free transition");
+	add_pid(revert_pending);
+	add_deadline(revert_pending);
+
+	try {
+		app.parse(argc, argv);
+	} catch (const CLI::ParseError &e) {
+		int r = app.exit(e);
+		return r == 0 ? 0 : exit_usage;
+	}
+
+	// The socket answers when the transition ends: allow its deadline and then some.
+	const auto timeout = std::chrono::milliseconds(deadline) + std::chrono::minutes(2);
+	nlohmann::json resp;
+	int code = exit_ok;
+	if (*apply) {
+		// The target resolves the path in its own working directory: send it absolute.
+		if (!patch.empty() && patch[0] != '/') {
+			char cwd[4096];
+			if (getcwd(cwd, sizeof(cwd)) && access(patch.c_str(), F_OK) == 0)
+				patch = fmt::format("{}/{}", cwd, patch);
+		}
+		if (!request(pid,
+		             {{"verb", "apply"},
+		              {"patch", patch},
+		              {"mode", mode},
+		              {"deadline_ms", deadline}},
+		             resp, code, timeout))
+			return code;
+		return report(resp);
+	}
+	if (*revert) {
+		if (!request(pid,
+		             {{"verb", "revert"},
+		              {"identity", identity},
+		              {"mode", mode},
+		              {"deadline_ms", deadline}},
+		             resp, code, timeout))
+			return code;
+		int r = report(resp);
+		return r;
+	}
+	if (*status)
+		return cmd_status(pid);
+	if (*ps)
+		return cmd_ps();
+	if (*wait || *revert_pending) {
+		const char *verb = *wait ? "wait" : "revert_pending";
+		if (!request(pid, {{"verb", verb}, {"deadline_ms", deadline}}, resp, code, timeout))
+			return code;
+		return report(resp);
+	}
+	return exit_usage;
+}

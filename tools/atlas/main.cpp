@@ -241,6 +241,7 @@ int main(int argc, char **argv)
 {
 	CLI::App app{"atlas: live-patch running programs through their atlas runtime"};
 	app.require_subcommand(1);
+	app.fallthrough(); // --json also after the subcommand
 	app.add_flag("--json", json_output, "machine-readable output (one JSON object)");
 	app.footer("Exit codes: 0 done, 1 failed, 2 usage, 3 already applied, 4 refused (process "
 	           "unchanged), 5 pending, 6 reverted, 7 no reachable runtime.");

@@ -22,8 +22,8 @@ int main(int argc, char **argv)
 	if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0)
 		return 11;
 	const char req[] = "{\"verb\":\"ping\"}\n";
-	if (write(fd, req, sizeof(req) - 1) != (ssize_t)(sizeof(req) - 1))
-		return 12;
+	/* The server may refuse and close before reading: no SIGPIPE, the reply is still there. */
+	(void)send(fd, req, sizeof(req) - 1, MSG_NOSIGNAL);
 	static char reply[4096];
 	size_t got = 0;
 	ssize_t n;

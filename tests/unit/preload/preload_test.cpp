@@ -186,3 +186,50 @@ TEST_F(PreloadTest, CliExitCodes)
 }
 
 } // namespace
+
+namespace
+{
+
+// A real patch (atlas-mkpatch output, loaded by atlas::patch::load_patch in the target) applied,
+// re-applied, reverted and applied again with the CLI while the program keeps running.
+TEST(PreloadRealPatch, ApplyRevertThroughCli)
+{
+	char tmpl[] = "/tmp/atlas-real-XXXXXX";
+	ASSERT_NE(mkdtemp(tmpl), nullptr);
+	std::string dir = tmpl;
+	setenv("XDG_RUNTIME_DIR", dir.c_str(), 1);
+	atlas_test::Process target;
+	ASSERT_TRUE(atlas_test::start_process(target, ATLAS_REAL_TARGET,
+	                                      {"LD_PRELOAD=" ATLAS_PRELOAD_LIB}));
+	ASSERT_EQ(target.line(), "answer 1");
+	const std::string pid = std::to_string(target.pid);
+	auto cli = [](const std::string &args, std::string &out) {
+		FILE *p = popen((std::string(ATLAS_CLI) + " " + args + " 2>&1").c_str(), "r");
+		out.clear();
+		char buf[4096];
+		size_t n;
+		while ((n = fread(buf, 1, sizeof(buf), p)) > 0)
+			out.append(buf, n);
+		int status = pclose(p);
+		return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+	};
+	std::string out;
+	ASSERT_EQ(cli("apply " + pid + " " ATLAS_REAL_PATCH " --mode global --deadline 5000", out),
+	          0)
+	    << out;
+	EXPECT_EQ(target.line(), "answer 2");
+	EXPECT_EQ(cli("apply " + pid + " " ATLAS_REAL_PATCH, out), 3) << out;
+	ASSERT_EQ(cli("--json status " + pid, out), 0) << out;
+	auto status = nlohmann::json::parse(out, nullptr, false);
+	ASSERT_EQ(status["status"]["applied"].size(), 1u) << out;
+	std::string identity = status["status"]["applied"][0]["change"];
+	EXPECT_NE(identity.find("real-fix"), std::string::npos) << identity;
+	ASSERT_EQ(cli("revert " + pid + " " + identity + " --mode global", out), 0) << out;
+	EXPECT_EQ(target.line(), "answer 1");
+	ASSERT_EQ(cli("apply " + pid + " " ATLAS_REAL_PATCH " --mode global", out), 0) << out;
+	EXPECT_EQ(target.line(), "answer 2");
+	EXPECT_EQ(target.stop(), "bye");
+	std::system(("rm -rf " + dir).c_str());
+}
+
+} // namespace

@@ -74,6 +74,7 @@ bool real_ok = false;
 
 Runtime *runtime = nullptr; // leaked on purpose: threads may run until the very end
 control::Server *server = nullptr;
+pid_t server_pid = 0; // the process that started `server`
 preload::BlockedStacks *blocked_stacks = nullptr;
 std::atomic<bool> active{false};
 std::atomic<control::Loader *> test_loader{nullptr};
@@ -280,17 +281,9 @@ control::LoadResult load(const std::string &path)
 #endif
 }
 
-__attribute__((constructor)) void preload_init()
+// Creates the runtime, registers the calling thread and starts the control socket.
+void start_runtime() noexcept
 {
-	ensure_real();
-	if (!real_ok)
-		return;
-	if (const char *off = std::getenv("ATLAS_PRELOAD_DISABLE"); off && *off == '1')
-		return;
-
-	std::string unwind_error;
-	if (!preload::init_unwinder(&unwind_error))
-		note(unwind_error);
 	RuntimeOptions options;
 	if (const char *log = std::getenv("ATLAS_EVENT_LOG"); log && *log) {
 		options.events.fd = ::open(log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
@@ -312,7 +305,7 @@ __attribute__((constructor)) void preload_init()
 		note("creating the runtime failed (out of memory); the program runs unpatched");
 		return;
 	}
-	// The main thread (or whichever thread loaded us) is an application thread.
+	// The main thread (or whichever thread loaded us, or forked) is an application thread.
 	register_thread();
 	active.store(true, std::memory_order_release);
 
@@ -324,16 +317,59 @@ __attribute__((constructor)) void preload_init()
 	tl_creating_internal = true;
 	server = control::Server::start(*runtime, std::move(server_options), error).release();
 	tl_creating_internal = false;
+	server_pid = getpid();
 	if (!server)
 		note(fmt::format("control socket not started: {}; the program runs, but cannot be "
 		                 "patched from outside",
 		                 error));
 }
 
+// In the child of fork(): only the forking thread exists. The parent's runtime, server and
+// stack registry are left alone (leaked: their locks may have been copied while held) and the
+// child starts its own, with a socket named by its pid. ATLAS_CONTROL_SOCKET names the parent's
+// socket only: the child then uses the default location.
+void after_fork_in_child()
+{
+	if (!active.load(std::memory_order_acquire))
+		return;
+	active.store(false, std::memory_order_release);
+	atlas::detail::forget_runtime_after_fork();
+	tl_context.stack = nullptr;
+	tl_context.inside = false;
+	tl_context.blocked = false;
+	runtime = nullptr;
+	server = nullptr;
+	blocked_stacks = nullptr;
+#if ATLAS_HAVE_PATCH_LOADER
+	// The patches stay mapped (the child inherited them) but belong to the leaked runtime.
+	new (&loaded_mu) std::mutex;
+	new (&loaded_patches) std::vector<std::shared_ptr<CodeChange>>;
+#endif
+	unsetenv("ATLAS_CONTROL_SOCKET");
+	start_runtime();
+}
+
+__attribute__((constructor)) void preload_init()
+{
+	ensure_real();
+	if (!real_ok)
+		return;
+	if (const char *off = std::getenv("ATLAS_PRELOAD_DISABLE"); off && *off == '1')
+		return;
+
+	std::string unwind_error;
+	if (!preload::init_unwinder(&unwind_error))
+		note(unwind_error);
+	start_runtime();
+	// A daemonizing server forks: the child gets a runtime and a socket of its own.
+	pthread_atfork(nullptr, nullptr, after_fork_in_child);
+}
+
 __attribute__((destructor)) void preload_fini()
 {
-	// Threads may still run: only remove the socket so that `atlas ps` forgets us.
-	if (server)
+	// Threads may still run: only remove the socket so that `atlas ps` forgets us (and only
+	// our own: a forked child that failed to start its server must not remove the parent's).
+	if (server && server_pid == getpid())
 		server->unlink_socket();
 }
 

@@ -14,6 +14,7 @@
 #include <fmt/ranges.h>
 #include <fstream>
 #include <linux/membarrier.h>
+#include <new>
 #include <pthread.h>
 #include <set>
 #include <sys/syscall.h>
@@ -304,7 +305,8 @@ void Core::handshake(ThreadRecord &record) noexcept
 		// The quiescence check (the preload's stack check). Skipped when nothing is left to
 		// do in wait-free mode, and once a global transition writes: then this thread was
 		// counted as blocked (after its own check) and must park, not run.
-		const bool needs_move = tr_->mode == Mode::global || record.view != tr_->target_view;
+		const bool needs_move =
+		    tr_->mode == Mode::global || record.view != tr_->target_view;
 		if (options_.may_complete && needs_move &&
 		    !(tr_->mode == Mode::global && tr_->phase == Phase::applying)) {
 			std::shared_ptr<CodeChange> change = tr_->change;
@@ -441,9 +443,11 @@ std::vector<ThreadInfo> Core::lagging_locked() const
 				if (options_.blocked_may_count) {
 					std::string refusal;
 					try {
-						refusal = options_.blocked_may_count(r->tid, *tr_->change);
+						refusal = options_.blocked_may_count(r->tid,
+						                                     *tr_->change);
 					} catch (...) {
-						refusal = "the blocked-thread quiescence check threw";
+						refusal =
+						    "the blocked-thread quiescence check threw";
 					}
 					done = refusal.empty();
 					if (!done)
@@ -1092,6 +1096,19 @@ StatusSnapshot Core::status() const
 		s.applied.push_back(a.info);
 	s.last_report = last_report_;
 	return s;
+}
+
+void forget_runtime_after_fork() noexcept
+{
+	ThreadHandle &handle = tl_handle;
+	// Leaked on purpose: destroying the parent's Core could take a lock copied in the locked
+	// state. A static slot, no allocation; a later fork overwrites it (leaking again).
+	alignas(
+	    std::shared_ptr<Core>) static unsigned char graveyard[sizeof(std::shared_ptr<Core>)];
+	if (handle.core)
+		new (graveyard) std::shared_ptr<Core>(std::move(handle.core));
+	handle.record = nullptr;
+	transitions_in_flight.store(0, std::memory_order_seq_cst);
 }
 
 void quiescence_slow_path() noexcept

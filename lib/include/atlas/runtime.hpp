@@ -240,6 +240,10 @@ class Core;
 // Number of transitions in progress in this process; quiescence points only look at this.
 extern std::atomic<unsigned> transitions_in_flight;
 void quiescence_slow_path() noexcept;
+// In a child after fork(), before creating a new Runtime there: the calling thread (the only
+// one in the child) forgets its registration without touching the parent's runtime state,
+// whose locks another parent thread may have held at the fork; that state is leaked.
+void forget_runtime_after_fork() noexcept;
 } // namespace detail
 
 class Runtime

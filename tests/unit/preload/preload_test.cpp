@@ -190,6 +190,46 @@ TEST_F(PreloadTest, CliExitCodes)
 namespace
 {
 
+// A daemonizing fork: the child gets its own runtime and socket, the parent keeps its own.
+TEST(PreloadFork, ChildServesItsOwnSocket)
+{
+	char tmpl[] = "/tmp/atlas-fork-XXXXXX";
+	ASSERT_NE(mkdtemp(tmpl), nullptr);
+	std::string dir = tmpl;
+	setenv("XDG_RUNTIME_DIR", dir.c_str(), 1);
+	atlas_test::Process target;
+	ASSERT_TRUE(atlas_test::start_process(
+	    target, ATLAS_PRELOAD_TARGET, {"LD_PRELOAD=" ATLAS_PRELOAD_LIB, "ATLAS_TEST_FORK=1"}));
+	auto call = [](const std::string &path, const nlohmann::json &req) {
+		nlohmann::json resp;
+		std::string error;
+		EXPECT_TRUE(atlas::control::call(path, req, resp, error)) << error;
+		return resp;
+	};
+	auto ping = call(target.socket, {{"verb", "ping"}});
+	const pid_t child = ping.value("pid", 0);
+	EXPECT_NE(child, target.pid);
+	EXPECT_EQ(target.socket, dir + "/atlas/" + std::to_string(child) + ".sock");
+	// The parent still answers on its own socket.
+	auto parent =
+	    call(dir + "/atlas/" + std::to_string(target.pid) + ".sock", {{"verb", "ping"}});
+	EXPECT_EQ(parent.value("pid", 0), target.pid);
+	// The child's threads are registered with the child's runtime, and it can be patched.
+	bool all = false;
+	for (int i = 0; i < 500 && !all; i++) {
+		all = call(target.socket, {{"verb", "status"}})["status"]["threads"].size() == 8;
+		if (!all)
+			std::this_thread::sleep_for(10ms);
+	}
+	EXPECT_TRUE(all);
+	auto r =
+	    call(target.socket,
+	         {{"verb", "apply"}, {"patch", "ok"}, {"mode", "global"}, {"deadline_ms", 5000}});
+	EXPECT_EQ(r["outcome"], "finished") << r.dump();
+	EXPECT_EQ(target.stop(), "eintr 0");
+	std::system(("rm -rf " + dir).c_str());
+}
+
 // A real patch (atlas-mkpatch output, loaded by atlas::patch::load_patch in the target) applied,
 // re-applied, reverted and applied again with the CLI while the program keeps running.
 TEST(PreloadRealPatch, ApplyRevertThroughCli)

@@ -23,6 +23,7 @@
 #include <pthread.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <thread>
 #include <time.h>
 #include <unistd.h>
@@ -238,8 +239,32 @@ void signal_thread()
 
 } // namespace
 
+// ATLAS_TEST_FORK=1: the program forks first, as a daemonizing server does; the child is the
+// program, the parent forwards SIGTERM to it and waits.
+void fork_if_asked()
+{
+	const char *f = std::getenv("ATLAS_TEST_FORK");
+	if (!f || *f != '1')
+		return;
+	pid_t child = fork();
+	if (child <= 0)
+		return; // the child (or fork failed: run as the program)
+	sigset_t term;
+	sigemptyset(&term);
+	sigaddset(&term, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &term, nullptr);
+	int sig = 0;
+	while (sigwait(&term, &sig) != 0 || sig != SIGTERM) {
+	}
+	kill(child, SIGTERM);
+	int status;
+	waitpid(child, &status, 0);
+	_exit(0);
+}
+
 int main()
 {
+	fork_if_asked();
 	// SIGTERM and SIGUSR2 are taken with sigwait by main; every other thread inherits the mask.
 	sigset_t set;
 	sigemptyset(&set);

@@ -268,6 +268,16 @@ TEST(PreloadRealPatch, ApplyRevertThroughCli)
 	EXPECT_EQ(target.line(), "answer 1");
 	ASSERT_EQ(cli("apply " + pid + " " ATLAS_REAL_PATCH " --mode global", out), 0) << out;
 	EXPECT_EQ(target.line(), "answer 2");
+	// The event loop serve() never returns: its replacement is refused (process unchanged),
+	// the idling thread named with the stack check's reason.
+	EXPECT_EQ(
+	    cli("apply " + pid + " " ATLAS_REAL_SERVE_PATCH " --mode global --deadline 300", out),
+	    4)
+	    << out;
+	EXPECT_NE(out.find("stack holds a function the change replaces"), std::string::npos) << out;
+	ASSERT_EQ(cli("--json status " + pid, out), 0) << out;
+	EXPECT_EQ(nlohmann::json::parse(out, nullptr, false)["status"]["applied"].size(), 1u)
+	    << out;
 	EXPECT_EQ(target.stop(), "bye");
 	std::system(("rm -rf " + dir).c_str());
 }

@@ -140,6 +140,27 @@ TEST_F(PreloadTest, WrappedCallInSignalHandlerIsNotAPoint)
 	EXPECT_EQ(target.stop(), "eintr 0");
 }
 
+// Repeated transitions against threads idling in every kind of wrapped call: each finishes
+// well before its deadline, and the application never sees EINTR.
+TEST_F(PreloadTest, RepeatedTransitions)
+{
+	for (int i = 0; i < 40; i++) {
+		auto start = std::chrono::steady_clock::now();
+		auto r = call({{"verb", "apply"},
+		               {"patch", "ok"},
+		               {"mode", "global"},
+		               {"deadline_ms", 5000}});
+		ASSERT_EQ(r["outcome"], "finished") << i << ": " << r.dump();
+		r = call({{"verb", "revert"},
+		          {"identity", "ok@test"},
+		          {"mode", "global"},
+		          {"deadline_ms", 5000}});
+		ASSERT_EQ(r["outcome"], "finished") << i << ": " << r.dump();
+		EXPECT_LT(std::chrono::steady_clock::now() - start, 2s) << i;
+	}
+	EXPECT_EQ(target.stop(), "eintr 0");
+}
+
 // A handler interrupting a thread blocked in a wrapped call runs application code: the thread
 // must not count as quiescent while it runs.
 TEST_F(PreloadTest, HandlerOnBlockedThreadIsNotQuiescent)

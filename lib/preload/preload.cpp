@@ -264,7 +264,9 @@ control::LoadResult load(const std::string &path)
 				if (p->identity() == a.identity)
 					if (auto lp = std::dynamic_pointer_cast<
 					        const atlas::patch::LoadedPatch>(p))
-						options.earlier.insert(options.earlier.begin(), lp);
+						// Oldest first, as status.applied is: the
+						// loader resolves from the last (newest).
+						options.earlier.push_back(lp);
 	}
 	auto loaded = atlas::patch::load_patch(path, options);
 	if (!loaded)

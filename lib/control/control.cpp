@@ -1,6 +1,8 @@
 // The control socket server and client (control.hpp).
 #include "control.hpp"
 
+#include "atlas/runtime_json.hpp"
+
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
@@ -30,16 +32,6 @@ std::string errno_text(int err)
 	const char *desc = strerrordesc_np(err);
 	const char *name = strerrorname_np(err);
 	return fmt::format("{} ({})", desc ? desc : "unknown error", name ? name : "?");
-}
-
-nlohmann::json thread_json(const ThreadInfo &t)
-{
-	return {{"tid", t.tid},
-	        {"name", t.name},
-	        {"view", t.view},
-	        {"state", to_string(t.state)},
-	        {"last_quiescence_ns", t.last_quiescence_ns},
-	        {"note", t.note}};
 }
 
 // Writes all of `data`; false on error (the peer went away).
@@ -78,7 +70,7 @@ nlohmann::json report_response(std::string_view verb, const Report &report)
 	        {"verb", verb},
 	        {"outcome", to_string(report.outcome)},
 	        {"message", report.message},
-	        {"report", report_to_json(report)}};
+	        {"report", to_json_value(report)}};
 }
 
 std::string handle(Runtime &runtime, const Loader &loader, std::string_view line)
@@ -101,11 +93,10 @@ std::string handle(Runtime &runtime, const Loader &loader, std::string_view line
 		            {"runtime", "atlas"},
 		            {"protocol", 1}};
 	} else if (verb == "status") {
-		response = {
-		    {"ok", true},
-		    {"verb", verb},
-		    {"pid", getpid()},
-		    {"status", nlohmann::json::parse(runtime.status().to_json(), nullptr, false)}};
+		response = {{"ok", true},
+		            {"verb", verb},
+		            {"pid", getpid()},
+		            {"status", to_json_value(runtime.status())}};
 	} else if (verb == "apply" || verb == "revert") {
 		Request req;
 		if (auto m = request.find("mode"); m != request.end()) {
@@ -193,20 +184,6 @@ bool parse_mode(std::string_view text, Mode &mode) noexcept
 	else
 		return false;
 	return true;
-}
-
-nlohmann::json report_to_json(const Report &r)
-{
-	nlohmann::json lagging = nlohmann::json::array();
-	for (const auto &t : r.lagging)
-		lagging.push_back(thread_json(t));
-	return {{"transition", r.transition},
-	        {"outcome", to_string(r.outcome)},
-	        {"mode", to_string(r.mode)},
-	        {"change", r.change},
-	        {"message", r.message},
-	        {"lagging", lagging},
-	        {"duration_ns", r.duration.count()}};
 }
 
 std::string handle_request(Runtime &runtime, const Loader &loader, std::string_view line) noexcept

@@ -32,6 +32,9 @@ auto guard(F &&fn) noexcept -> decltype(fn())
 	}
 }
 
+// A symbol reference for messages: its name and whatever disambiguation it carries.
+std::string describe_symbol_ref(const SymbolRef &r);
+
 // elf_version() must be called before any other libelf function; once per process.
 bool libelf_ready() noexcept;
 

@@ -51,18 +51,6 @@ bool valid_name_char(char c)
 	       c == '.' || c == '_' || c == '-' || c == '+';
 }
 
-std::string describe_ref(const SymbolRef &r)
-{
-	std::string s = fmt::format("'{}'", r.name);
-	if (!r.file.empty())
-		s += fmt::format(" in file '{}'", r.file);
-	if (r.symtab_index)
-		s += fmt::format(" at symtab index {}", *r.symtab_index);
-	if (r.address)
-		s += fmt::format(" at 0x{:x}", *r.address);
-	return s;
-}
-
 // The checks that do not depend on the encoding: shared by encode (refuse to write a patch the
 // reader would refuse) and decode.
 Result<void> validate_fields(const Metadata &m)
@@ -108,7 +96,7 @@ Result<void> validate_fields(const Metadata &m)
 				    Errc::invalid_format,
 				    fmt::format("target function {} is redirected twice (redirects "
 				                "#{} and #{})",
-				                describe_ref(r.target), j, i));
+				                detail::describe_symbol_ref(r.target), j, i));
 	}
 	for (size_t i = 0; i < m.references.size(); i++) {
 		const Reference &r = m.references[i];

@@ -80,18 +80,6 @@ bool kind_matches(SymbolKind kind, const TargetSymbol &s)
 	return false;
 }
 
-std::string describe_query(const SymbolRef &r)
-{
-	std::string s = fmt::format("'{}'", r.name);
-	if (!r.file.empty())
-		s += fmt::format(" in file '{}'", r.file);
-	if (r.symtab_index)
-		s += fmt::format(" at symtab index {}", *r.symtab_index);
-	if (r.address)
-		s += fmt::format(" at 0x{:x}", *r.address);
-	return s;
-}
-
 } // namespace
 
 std::string describe(const TargetSymbol &s)
@@ -267,14 +255,30 @@ Result<const TargetSymbol *> resolve_symbol(const TargetSymbols &symbols, const 
 				    fmt::format("target defines no {} named '{}'", what, ref.name));
 			return make_error(Errc::not_found,
 			                  fmt::format("no {} {} in the target; candidates:{}", what,
-			                              describe_query(ref), list(named)));
+			                              detail::describe_symbol_ref(ref),
+			                              list(named)));
 		}
 		return make_error(Errc::ambiguous,
 		                  fmt::format("{} {} is ambiguous in the target ({} candidates); "
 		                              "add a \"file\" (or symtab index) to choose one:{}",
-		                              what, describe_query(ref), matching.size(),
-		                              list(matching)));
+		                              what, detail::describe_symbol_ref(ref),
+		                              matching.size(), list(matching)));
 	});
 }
+
+namespace detail
+{
+std::string describe_symbol_ref(const SymbolRef &r)
+{
+	std::string s = fmt::format("'{}'", r.name);
+	if (!r.file.empty())
+		s += fmt::format(" in file '{}'", r.file);
+	if (r.symtab_index)
+		s += fmt::format(" at symtab index {}", *r.symtab_index);
+	if (r.address)
+		s += fmt::format(" at 0x{:x}", *r.address);
+	return s;
+}
+} // namespace detail
 
 } // namespace atlas::patch

@@ -1,4 +1,5 @@
 // The public C++ API: thin, exception-free wrappers over the Core.
+#include "atlas/runtime_json.hpp"
 #include "core.hpp"
 
 #include <fmt/format.h>
@@ -58,30 +59,6 @@ const char *to_string(Outcome outcome) noexcept
 namespace
 {
 
-nlohmann::json thread_json(const ThreadInfo &t)
-{
-	return {{"tid", t.tid},
-	        {"name", t.name},
-	        {"view", t.view},
-	        {"state", to_string(t.state)},
-	        {"last_quiescence_ns", t.last_quiescence_ns},
-	        {"note", t.note}};
-}
-
-nlohmann::json report_json(const Report &r)
-{
-	nlohmann::json lagging = nlohmann::json::array();
-	for (const auto &t : r.lagging)
-		lagging.push_back(thread_json(t));
-	return {{"transition", r.transition},
-	        {"outcome", to_string(r.outcome)},
-	        {"mode", to_string(r.mode)},
-	        {"change", r.change},
-	        {"message", r.message},
-	        {"lagging", lagging},
-	        {"duration_ns", r.duration.count()}};
-}
-
 // Turns anything thrown (in practice std::bad_alloc) into a refused report.
 template <typename F>
 Report guarded(const char *what, F &&f) noexcept
@@ -119,38 +96,68 @@ Result guarded_result(const char *what, F &&f) noexcept
 
 } // namespace
 
-std::string StatusSnapshot::to_json() const
+nlohmann::json to_json_value(const ThreadInfo &t)
+{
+	return {{"tid", t.tid},
+	        {"name", t.name},
+	        {"view", t.view},
+	        {"state", to_string(t.state)},
+	        {"last_quiescence_ns", t.last_quiescence_ns},
+	        {"note", t.note}};
+}
+
+nlohmann::json to_json_value(const Report &r)
+{
+	nlohmann::json lagging = nlohmann::json::array();
+	for (const auto &t : r.lagging)
+		lagging.push_back(to_json_value(t));
+	return {{"transition", r.transition},
+	        {"outcome", to_string(r.outcome)},
+	        {"mode", to_string(r.mode)},
+	        {"change", r.change},
+	        {"message", r.message},
+	        {"lagging", lagging},
+	        {"duration_ns", r.duration.count()}};
+}
+
+nlohmann::json to_json_value(const StatusSnapshot &status)
 {
 	nlohmann::json threads_list = nlohmann::json::array();
-	for (const auto &t : threads)
-		threads_list.push_back(thread_json(t));
+	for (const auto &t : status.threads)
+		threads_list.push_back(to_json_value(t));
 	nlohmann::json applied_list = nlohmann::json::array();
-	for (const auto &a : applied)
+	for (const auto &a : status.applied)
 		applied_list.push_back({{"change", a.identity},
 		                        {"mode", to_string(a.mode)},
 		                        {"transition", a.transition},
 		                        {"duration_ns", a.duration.count()}});
 	nlohmann::json j = {
-	    {"mode", views_available ? "wait_free and global" : "global only"},
-	    {"views_available", views_available},
-	    {"views_note", views_note},
-	    {"membarrier_sync_core", membarrier_sync_core},
-	    {"membarrier_note", membarrier_note},
-	    {"base_view", base_view},
+	    {"mode", status.views_available ? "wait_free and global" : "global only"},
+	    {"views_available", status.views_available},
+	    {"views_note", status.views_note},
+	    {"membarrier_sync_core", status.membarrier_sync_core},
+	    {"membarrier_note", status.membarrier_note},
+	    {"base_view", status.base_view},
 	    {"threads", threads_list},
-	    {"exempt_threads", exempt_threads},
+	    {"exempt_threads", status.exempt_threads},
 	    {"applied", applied_list},
-	    {"slow_path_entries", slow_path_entries},
+	    {"slow_path_entries", status.slow_path_entries},
 	};
-	if (transition) {
-		j["transition"] = {
-		    {"id", *transition},
-		    {"state", transition_state ? to_string(*transition_state) : "in_progress"},
-		    {"target_view", target_view}};
+	if (status.transition) {
+		j["transition"] = {{"id", *status.transition},
+		                   {"state", status.transition_state
+		                                 ? to_string(*status.transition_state)
+		                                 : "in_progress"},
+		                   {"target_view", status.target_view}};
 	}
-	if (last_report)
-		j["last_report"] = report_json(*last_report);
-	return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+	if (status.last_report)
+		j["last_report"] = to_json_value(*status.last_report);
+	return j;
+}
+
+std::string StatusSnapshot::to_json() const
+{
+	return to_json_value(*this).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 std::unique_ptr<Runtime> Runtime::create(RuntimeOptions options) noexcept

@@ -1009,24 +1009,35 @@ Report Core::wait_wait_free(std::unique_lock<std::mutex> &lock, Deadline deadlin
 	return report;
 }
 
-Report Core::wait(std::chrono::milliseconds deadline)
+bool Core::begin_pending_call(const char *verb, std::unique_lock<std::mutex> &lock, Report &report)
 {
-	Report report;
 	if (tl_handle.record) {
-		report.message = "wait: called from a registered thread; call it from an "
-		                 "unregistered control thread";
-		return report;
+		report.message = fmt::format("{}: called from a registered thread; call it from an "
+		                             "unregistered control thread",
+		                             verb);
+		return false;
 	}
-	std::unique_lock lock(mu_);
+	lock = std::unique_lock(mu_);
 	if (!tr_ || tr_->mode != Mode::wait_free || patcher_busy_) {
-		report.message = patcher_busy_ ? "wait: another patcher call is running"
-		                               : "wait: no pending wait-free transition";
-		return report;
+		report.message = patcher_busy_
+		                     ? fmt::format("{}: another patcher call is running", verb)
+		                     : fmt::format("{}: no pending wait-free transition", verb);
+		lock.unlock();
+		return false;
 	}
 	patcher_busy_ = true;
 	report.mode = Mode::wait_free;
 	report.change = tr_->identity;
 	report.transition = tr_->id;
+	return true;
+}
+
+Report Core::wait(std::chrono::milliseconds deadline)
+{
+	Report report;
+	std::unique_lock<std::mutex> lock;
+	if (!begin_pending_call("wait", lock, report))
+		return report;
 	report = wait_wait_free(lock, deadline_of(deadline), std::move(report));
 	if (lock.owns_lock())
 		lock.unlock();
@@ -1037,21 +1048,9 @@ Report Core::wait(std::chrono::milliseconds deadline)
 Report Core::revert_pending(std::chrono::milliseconds deadline)
 {
 	Report report;
-	if (tl_handle.record) {
-		report.message = "revert_pending: called from a registered thread; call it from "
-		                 "an unregistered control thread";
+	std::unique_lock<std::mutex> lock;
+	if (!begin_pending_call("revert_pending", lock, report))
 		return report;
-	}
-	std::unique_lock lock(mu_);
-	if (!tr_ || tr_->mode != Mode::wait_free || patcher_busy_) {
-		report.message = patcher_busy_ ? "revert_pending: another patcher call is running"
-		                               : "revert_pending: no pending wait-free transition";
-		return report;
-	}
-	patcher_busy_ = true;
-	report.mode = Mode::wait_free;
-	report.change = tr_->identity;
-	report.transition = tr_->id;
 	const std::uint64_t id = tr_->id;
 	const ViewId old_view = tr_->old_view;
 	if (tr_->phase != Phase::reverting) {

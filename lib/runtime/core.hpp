@@ -99,6 +99,12 @@ private:
 	Report run_wait_free(Operation op, std::shared_ptr<CodeChange> change, std::string identity,
 	                     Deadline deadline, Report report);
 	Report wait_wait_free(std::unique_lock<std::mutex> &lock, Deadline deadline, Report report);
+	// Common start of wait() and revert_pending() (`verb` names the caller in messages):
+	// refuses on a registered thread, or unless a wait-free transition is pending and no
+	// other patcher call runs. On success `lock` holds mu_, the patcher is marked busy and
+	// `report` names the transition; otherwise `report` carries the refusal, lock not held.
+	bool begin_pending_call(const char *verb, std::unique_lock<std::mutex> &lock,
+	                        Report &report);
 	void finish_locked(Report &report); // ends the transition: tr_ reset, counters, busy
 	Result unknown_threads_check();
 	std::vector<ThreadInfo> lagging_locked() const;

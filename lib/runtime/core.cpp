@@ -732,12 +732,21 @@ Report Core::run_global(Operation op, std::shared_ptr<CodeChange> change, std::s
 			break;
 		if (std::chrono::steady_clock::now() >= deadline) {
 			report.outcome = Outcome::refused;
+			// A thread with a note reached points but a check (e.g. the preload's stack
+			// check) held it back: adding points would not help it.
+			const bool all_held_back =
+			    std::all_of(report.lagging.begin(), report.lagging.end(),
+			                [](const ThreadInfo &t) { return !t.note.empty(); });
 			report.message = fmt::format(
 			    "refused, unchanged: deadline expired before every thread reached a "
-			    "quiescence point; lagging: {}; make them call "
-			    "atlas_quiescence_point() "
-			    "or bracket their blocking calls, or retry with a longer deadline",
-			    describe(report.lagging));
+			    "quiescence point; lagging: {}; {}",
+			    describe(report.lagging),
+			    all_held_back ? "each note says why the thread could not complete; "
+			                    "retry when they "
+			                    "have left that code, or with a longer deadline"
+			                  : "make them call atlas_quiescence_point() or bracket "
+			                    "their blocking "
+			                    "calls, or retry with a longer deadline");
 			nlohmann::json refused_threads = threads_json(report.lagging);
 			release(false);
 			events.back().second["lagging"] = std::move(refused_threads);

@@ -145,6 +145,9 @@ TEST_F(Fixture, PointInsideReplacedFunctionIsRefusedThenCompletes)
 	          std::string::npos)
 	    << r.lagging[0].note;
 	EXPECT_NE(r.message.find("stack holds"), std::string::npos) << r.message;
+	// The thread did reach points: the advice must point at its note, not at adding points.
+	EXPECT_NE(r.message.find("each note says why"), std::string::npos) << r.message;
+	EXPECT_EQ(r.message.find("make them call"), std::string::npos) << r.message;
 	EXPECT_EQ(shared->applies.load(), 0);
 
 	leave = true;

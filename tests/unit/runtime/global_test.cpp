@@ -122,6 +122,9 @@ TEST_F(GlobalTest, LaggingThreadMeansRefusedUnchangedAndNamed)
 	atlas::Report r = rt->apply(change, {Mode::global, 150ms});
 	EXPECT_EQ(r.outcome, Outcome::refused);
 	EXPECT_NE(r.message.find("stuck-worker"), std::string::npos) << r.message;
+	// It never reached a point: the advice is to add points (or bracket blocking calls).
+	EXPECT_NE(r.message.find("make them call atlas_quiescence_point()"), std::string::npos)
+	    << r.message;
 	ASSERT_EQ(r.lagging.size(), 1u);
 	EXPECT_EQ(r.lagging[0].name, "stuck-worker");
 	EXPECT_EQ(change->applies.load(), 0);

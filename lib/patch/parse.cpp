@@ -524,19 +524,26 @@ Result<uint64_t> metadata_offset(const ElfImage &image, uint32_t index)
 	return sh.sh_offset;
 }
 
+// Checks the ELF header, opens `bytes` as `image` and parses it into `patch`; the image stays
+// open for callers that need the sections afterwards (seal_content_hash).
+Result<void> open_and_parse(std::span<const uint8_t> bytes, const ParseOptions &options,
+                            ElfImage &image, Patch &patch)
+{
+	if (auto h = check_header(bytes); !h)
+		return h.error();
+	if (auto r = image.open(bytes, "patch"); !r)
+		return r.error();
+	return Parser(image, patch).run(options);
+}
+
 } // namespace
 
 Result<Patch> parse_patch(std::span<const uint8_t> bytes, const ParseOptions &options)
 {
 	return detail::guard([&]() -> Result<Patch> {
-		if (auto h = check_header(bytes); !h)
-			return h.error();
 		ElfImage image;
-		if (auto r = image.open(bytes, "patch"); !r)
-			return r.error();
 		Patch patch;
-		Parser parser(image, patch);
-		if (auto r = parser.run(options); !r)
+		if (auto r = open_and_parse(bytes, options, image, patch); !r)
 			return r.error();
 		return patch;
 	});
@@ -545,13 +552,9 @@ Result<Patch> parse_patch(std::span<const uint8_t> bytes, const ParseOptions &op
 Result<void> seal_content_hash(std::vector<uint8_t> &bytes)
 {
 	return detail::guard([&]() -> Result<void> {
-		if (auto h = check_header(bytes); !h)
-			return h.error();
 		ElfImage image;
-		if (auto r = image.open(bytes, "patch"); !r)
-			return r.error();
 		Patch patch;
-		if (auto r = Parser(image, patch).run(ParseOptions{false}); !r)
+		if (auto r = open_and_parse(bytes, ParseOptions{false}, image, patch); !r)
 			return r.error();
 		auto hash = detail::content_hash(image, patch.metadata_section);
 		if (!hash)

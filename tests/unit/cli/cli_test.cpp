@@ -48,17 +48,7 @@ struct CliTest : ::testing::Test {
 	}
 	static int run(const std::string &args, std::string *out = nullptr)
 	{
-		std::string cmd = std::string(ATLAS_CLI) + " " + args + " 2>&1";
-		FILE *p = popen(cmd.c_str(), "r");
-		std::string text;
-		char buf[4096];
-		size_t n;
-		while ((n = fread(buf, 1, sizeof(buf), p)) > 0)
-			text.append(buf, n);
-		int status = pclose(p);
-		if (out)
-			*out = text;
-		return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+		return atlas_test::run_command(std::string(ATLAS_CLI) + " " + args, out);
 	}
 };
 

@@ -1,4 +1,5 @@
-// Test support: start a target program, read its "ready <socket>" line, stop it with SIGTERM.
+// Test support: start a target program, read its "ready <socket>" line, stop it with SIGTERM;
+// run a command line and collect its output and exit status.
 #ifndef ATLAS_TESTS_SPAWN_HPP
 #define ATLAS_TESTS_SPAWN_HPP
 
@@ -93,6 +94,27 @@ inline bool start_process(Process &t, const std::string &exe, const std::vector<
 		return false;
 	t.socket = ready.substr(6);
 	return true;
+}
+
+// Runs `command` through the shell with stderr joined to stdout; returns its exit status (-1
+// if it could not run or did not exit normally) and, if `out` is given, everything it printed.
+inline int run_command(const std::string &command, std::string *out = nullptr)
+{
+	std::string text;
+	FILE *p = popen((command + " 2>&1").c_str(), "r");
+	if (!p) {
+		if (out)
+			*out = "popen failed for: " + command;
+		return -1;
+	}
+	char buf[4096];
+	size_t n;
+	while ((n = fread(buf, 1, sizeof(buf), p)) > 0)
+		text.append(buf, n);
+	int status = pclose(p);
+	if (out)
+		*out = text;
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
 } // namespace atlas_test

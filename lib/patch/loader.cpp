@@ -38,6 +38,9 @@ extern "C" void __deregister_frame(void *begin);
 // Runs and forgets the destructors registered with __cxa_atexit for one DSO handle: the
 // patch's static objects must not be destroyed at exit from unmapped text.
 extern "C" void __cxa_finalize(void *dso);
+// .fini_array entries are registered like destructors, against the patch's handle: run by
+// __cxa_finalize in unreachable() before the text is unmapped, or at exit if still mapped.
+extern "C" int __cxa_atexit(void (*fn)(void *), void *arg, void *dso);
 
 namespace atlas::patch
 {
@@ -1053,6 +1056,12 @@ void Loader::layout()
 		      : std::get<0>(key) == CellKind::tls_index ? 16
 		                                                : 8;
 	}
+	// A .fini_array needs the patch's own DSO handle even when no code names __dso_handle:
+	// its entries are registered against it (see publish()).
+	for (uint32_t i = 1; i < p_.sections.size(); i++)
+		if (p_.sections[i].type == SHT_FINI_ARRAY && places_[i].loaded &&
+		    p_.sections[i].size >= 8)
+			needs_dso_handle_ = true;
 	if (needs_dso_handle_) {
 		rw = align_up(rw, 8);
 		dso_offset_ = rw;
@@ -1274,6 +1283,28 @@ Result<std::shared_ptr<atlas::CodeChange>> Loader::publish()
 	}
 	if (needs_dso_handle_)
 		impl->dso_handle_ = reinterpret_cast<void *>(base_ + rx_size_ + dso_offset_);
+	// Destructors (.fini_array) mirror the constructors: nothing registered may point into
+	// text that is later unmapped (design sec. 4). Each entry is registered with __cxa_atexit
+	// against the patch's DSO handle, before the constructors run: __cxa_finalize in
+	// unreachable() then runs, before unmapping, first what the constructors registered and
+	// then the .fini_array from its last entry to its first (the order of an ELF object's
+	// teardown); a patch still mapped at exit is torn down by exit() like any object.
+	for (uint32_t i = 1; i < p_.sections.size(); i++) {
+		const Section &s = p_.sections[i];
+		if (s.type != SHT_FINI_ARRAY || !places_[i].loaded || !impl->dso_handle_)
+			continue;
+		const SectionPlace &pl = places_[i];
+		uint64_t addr = base_ + (pl.rx ? 0 : rx_size_) + pl.offset;
+		for (uint64_t k = 0; k + 8 <= s.size; k += 8) {
+			uint64_t fn;
+			std::memcpy(&fn, reinterpret_cast<const void *>(addr + k), 8);
+			if (fn != 0 && fn != UINT64_MAX)
+				// A void(void) entry called with one ignored argument: the x86-64
+				// calling convention makes that exact (as glibc does for atexit).
+				__cxa_atexit(reinterpret_cast<void (*)(void *)>(fn), nullptr,
+				             impl->dso_handle_);
+		}
+	}
 	// Constructors of the patch's new data run before the change can be published.
 	for (uint32_t i = 1; i < p_.sections.size(); i++) {
 		const Section &s = p_.sections[i];

@@ -6,7 +6,17 @@
 // routine and unregister at exit) and the calls where threads idle. Each wrapper records the
 // thread's stack, announces "blocked", makes the real call and, in blocking_exit(), completes
 // the handshake before the application runs again. Nothing here exits, aborts or throws.
+//
+// Kicks (wait-free mode only): the runtime's patcher sends the kick signal (a real-time signal
+// this library owns) to threads blocked in a wrapped call outside the target view. The signal
+// is blocked everywhere except around the wrapper's own system call (atomically through the
+// sigmask variants ppoll/epoll_pwait/pselect where they exist), so that only that call can be
+// interrupted; the wrapper then completes the handshake and restarts the call with the
+// remaining timeout. No EINTR caused by a kick ever reaches the application, and
+// sigaction/signal/pthread_sigmask/sigprocmask/sigsuspend/sigwait* are interposed so that the
+// application can neither take, unblock nor wait for the kick signal.
 #include "preload.h"
+#include "simulated_views.hpp"
 #include "stack_check.hpp"
 
 #include <control.hpp>
@@ -67,6 +77,9 @@ struct Real {
 	int (*sigwaitinfo)(const sigset_t *, siginfo_t *);
 	int (*sigtimedwait)(const sigset_t *, siginfo_t *, const timespec *);
 	int (*sigaction)(int, const struct sigaction *, struct sigaction *);
+	int (*pthread_sigmask)(int, const sigset_t *, sigset_t *);
+	int (*sigprocmask)(int, const sigset_t *, sigset_t *);
+	int (*sigsuspend)(const sigset_t *);
 };
 
 Real real;
@@ -78,6 +91,23 @@ pid_t server_pid = 0; // the process that started `server`
 preload::BlockedStacks *blocked_stacks = nullptr;
 std::atomic<bool> active{false};
 std::atomic<control::Loader *> test_loader{nullptr};
+preload::SimulatedViews *simulated_views = nullptr; // ATLAS_PRELOAD_TEST_SIMULATED_VIEWS=1
+
+// The kick signal (0: no kicks: views are missing or ATLAS_KICK_SIGNAL=0). Set once in the
+// constructor, before any thread of the application exists.
+int kick_signal = 0;
+pid_t kick_pid = 0;
+
+// Per thread, async-signal-safe (initial-exec TLS of a preloaded object needs no allocation).
+#define ATLAS_TLS_IE __attribute__((tls_model("initial-exec")))
+// A kick arrived (set by the kick handler).
+thread_local volatile sig_atomic_t tl_kicked ATLAS_TLS_IE = 0;
+// Application handlers run on this thread (all, and those without SA_RESTART).
+thread_local volatile sig_atomic_t tl_app_handlers ATLAS_TLS_IE = 0;
+thread_local volatile sig_atomic_t tl_app_nonrestart ATLAS_TLS_IE = 0;
+// Whether the application believes the kick signal is blocked on this thread (it is always
+// blocked outside wrapped calls; the application's own view is what it set).
+thread_local bool tl_app_blocks_kick ATLAS_TLS_IE = false;
 
 // Per thread: set for threads the preload registered; creating_internal while the runtime
 // starts its own threads (they are exempt, not registered).
@@ -140,6 +170,9 @@ bool resolve_all() noexcept
 	ok &= resolve(real.sigwaitinfo, "sigwaitinfo");
 	ok &= resolve(real.sigtimedwait, "sigtimedwait");
 	ok &= resolve(real.sigaction, "sigaction");
+	ok &= resolve(real.pthread_sigmask, "pthread_sigmask");
+	ok &= resolve(real.sigprocmask, "sigprocmask");
+	ok &= resolve(real.sigsuspend, "sigsuspend");
 	return ok;
 }
 
@@ -167,34 +200,195 @@ void register_thread() noexcept
 	}
 }
 
+// How a kick may interrupt a wrapped call (see the file comment).
+enum class Kick {
+	none,    // not interruptible by a signal (pthread_cond_*): the kick stays blocked
+	mask,    // the call takes the signal mask itself (ppoll, epoll_pwait, pselect, sigtimedwait
+	         // via the set...): the wrapper passes one with the kick signal unblocked
+	unblock, // the kick signal is unblocked just around the call (accept, recv, nanosleep, ...)
+};
+
+// Whether an application handler ran during the call in a way that makes EINTR the
+// application's own: for calls the kernel restarts after SA_RESTART handlers (`restartable`),
+// a handler without SA_RESTART; for the others, any handler.
+struct HandlerWatch {
+	sig_atomic_t all = tl_app_handlers;
+	sig_atomic_t nonrestart = tl_app_nonrestart;
+	bool app_eintr(bool restartable) const noexcept
+	{
+		return restartable ? tl_app_nonrestart != nonrestart : tl_app_handlers != all;
+	}
+};
+
+// The calling thread's current mask with the kick signal removed (for Kick::mask calls).
+sigset_t mask_without_kick(const sigset_t *given) noexcept
+{
+	sigset_t m;
+	if (given)
+		m = *given;
+	else
+		real.pthread_sigmask(SIG_BLOCK, nullptr, &m);
+	sigdelset(&m, kick_signal);
+	return m;
+}
+
+// Opens the kick window around one attempt of a Kick::unblock call.
+class KickWindow
+{
+public:
+	explicit KickWindow(bool open) noexcept : open_(open)
+	{
+		if (open_) {
+			sigset_t k;
+			sigemptyset(&k);
+			sigaddset(&k, kick_signal);
+			real.pthread_sigmask(SIG_UNBLOCK, &k, nullptr);
+		}
+	}
+	~KickWindow()
+	{
+		if (open_) {
+			const int saved = errno;
+			sigset_t k;
+			sigemptyset(&k);
+			sigaddset(&k, kick_signal);
+			real.pthread_sigmask(SIG_BLOCK, &k, nullptr);
+			errno = saved;
+		}
+	}
+	KickWindow(const KickWindow &) = delete;
+	KickWindow &operator=(const KickWindow &) = delete;
+
+private:
+	bool open_;
+};
+
+// The usual convention: -1 and errno.
+struct ErrnoEintr {
+	template <typename R>
+	bool operator()(R r) const noexcept
+	{
+		return r < 0 && errno == EINTR;
+	}
+};
+
 // A blocking call made by a registered thread outside signal handlers: bracketed.
-template <typename Call>
-auto bracketed(Call &&call)
+//
+// `attempt(kicks)` makes the real call once; `kicks` says whether the kick signal may
+// interrupt it (Kick::mask calls then pass mask_without_kick()); the attempt recomputes its
+// timeout from its own deadline, so that a restart continues with the remaining time.
+// `eintr(result)` tells an interrupted call. A call interrupted by a kick, with no application
+// handler that would have made it fail with EINTR without atlas, completes the handshake and
+// is restarted: the application never sees it.
+template <typename Attempt, typename Eintr = ErrnoEintr>
+auto bracketed(Kick kick, bool restartable, Attempt &&attempt, Eintr eintr = {})
 {
 	ensure_real();
 	ThreadContext &ctx = tl_context;
 	// Nested: the runtime's own waits (its condition variables, in the handshake) and
 	// libunwind's calls pass straight through, or the thread would re-enter the runtime.
 	if (!ctx.stack || ctx.inside || !active.load(std::memory_order_relaxed))
-		return call();
+		return attempt(false);
 	ctx.inside = true;
 	preload::StackTrace trace;
 	preload::capture_current(trace);
 	if (trace.signal_frame) { // never a quiescence point: just the call
 		ctx.inside = false;
-		return call();
+		return attempt(false);
 	}
 	ctx.stack->publish(trace);
 	atlas::blocking_enter();
 	ctx.blocked = true;
-	auto result = call();
-	const int saved = errno;
-	ctx.blocked = false;
-	// Completes the handshake (with the stack check) before the application runs again.
-	atlas::blocking_exit();
-	ctx.inside = false;
-	errno = saved;
-	return result;
+	const bool kicks = kick_signal != 0 && kick != Kick::none;
+	for (;;) {
+		tl_kicked = 0;
+		HandlerWatch handlers;
+		auto result = [&] {
+			KickWindow window(kicks && kick == Kick::unblock);
+			return attempt(kicks);
+		}();
+		const int saved = errno;
+		const bool ours =
+		    kicks && tl_kicked && eintr(result) && !handlers.app_eintr(restartable);
+		if (!ours) {
+			ctx.blocked = false;
+			// Completes the handshake (with the stack check) before the application
+			// runs again.
+			atlas::blocking_exit();
+			ctx.inside = false;
+			errno = saved;
+			return result;
+		}
+		// Kicked: migrate now (the stack is the one published on entry), then go back into
+		// the call.
+		ctx.blocked = false;
+		atlas::blocking_exit();
+		atlas::blocking_enter();
+		ctx.blocked = true;
+	}
+}
+
+// A deadline on CLOCK_MONOTONIC for restarts with the remaining time.
+struct Deadline {
+	bool infinite = true;
+	std::int64_t at_ns = 0;
+
+	static std::int64_t now() noexcept
+	{
+		timespec ts;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		return std::int64_t(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+	}
+	static Deadline in_ms(int ms) noexcept
+	{
+		Deadline d;
+		if (ms >= 0) {
+			d.infinite = false;
+			d.at_ns = now() + std::int64_t(ms) * 1000000;
+		}
+		return d;
+	}
+	static Deadline in(const timespec *ts) noexcept
+	{
+		Deadline d;
+		if (ts) {
+			d.infinite = false;
+			d.at_ns = now() + std::int64_t(ts->tv_sec) * 1000000000 + ts->tv_nsec;
+		}
+		return d;
+	}
+	std::int64_t left_ns() const noexcept
+	{
+		return std::max<std::int64_t>(at_ns - now(), 0);
+	}
+	// Milliseconds left, rounded up (-1: infinite).
+	int left_ms() const noexcept
+	{
+		if (infinite)
+			return -1;
+		const std::int64_t ms = (left_ns() + 999999) / 1000000;
+		return ms > INT32_MAX ? INT32_MAX : int(ms);
+	}
+	// The remaining time (null: infinite), in `buf`.
+	const timespec *left(timespec &buf) const noexcept
+	{
+		if (infinite)
+			return nullptr;
+		const std::int64_t ns = left_ns();
+		buf.tv_sec = time_t(ns / 1000000000);
+		buf.tv_nsec = long(ns % 1000000000);
+		return &buf;
+	}
+};
+
+// The set minus the kick signal: the application must not wait for (and so steal) kicks.
+const sigset_t *without_kick(const sigset_t *set, sigset_t &buf) noexcept
+{
+	if (!set || kick_signal == 0 || !sigismember(set, kick_signal))
+		return set;
+	buf = *set;
+	sigdelset(&buf, kick_signal);
+	return &buf;
 }
 
 bool transition_pending() noexcept
@@ -211,17 +405,112 @@ bool is_socket(int fd) noexcept
 struct StartArgs {
 	void *(*start)(void *);
 	void *arg;
+	bool app_blocks_kick; // the creator's view of its mask, inherited like the mask itself
+	ViewId view;          // the creator's simulated view
 };
 
 void *start_trampoline(void *p)
 {
 	StartArgs args = *static_cast<StartArgs *>(p);
 	delete static_cast<StartArgs *>(p);
+	tl_app_blocks_kick = args.app_blocks_kick;
+	if (simulated_views)
+		simulated_views->place_caller(args.view);
 	register_thread();
 	return args.start(args.arg);
 }
 
 #if ATLAS_HAVE_PATCH_LOADER
+// A loaded patch whose frames are registered with the stack check's libunwind
+// (_U_dyn_register), so that a thread blocked in a wrapped call below a patched function can
+// be unwound through it. The registration is cancelled before the patch's text is unmapped
+// (unreachable()). Everything else is the loader's patch.
+class RegisteredPatch final : public atlas::patch::LoadedPatch
+{
+public:
+	explicit RegisteredPatch(std::shared_ptr<atlas::patch::LoadedPatch> inner)
+	    : inner_(std::move(inner))
+	{
+		const UnwindTable t = inner_->unwind_table();
+		std::string error;
+		if (t.table_len != 0) {
+			frames_ = preload::register_frames(
+			    {t.start_ip, t.end_ip, t.segbase, t.table_data, t.table_len}, &error);
+			if (!frames_)
+				note(fmt::format(
+				    "{}: patch frames not registered with libunwind ({}): "
+				    "the stack check refuses threads blocked below its "
+				    "functions",
+				    inner_->identity(), error));
+		}
+	}
+	~RegisteredPatch() override = default; // like the loader's: only unreachable() frees
+
+	std::string identity() const override
+	{
+		return inner_->identity();
+	}
+	Result apply() override
+	{
+		return inner_->apply();
+	}
+	Result revert() override
+	{
+		return inner_->revert();
+	}
+	bool requires_global() const override
+	{
+		return inner_->requires_global();
+	}
+	std::vector<AddressRange> replaced_functions() const override
+	{
+		return inner_->replaced_functions();
+	}
+	void unreachable() noexcept override
+	{
+		{
+			std::lock_guard lock(mu_);
+			preload::cancel_frames(frames_);
+			frames_ = nullptr;
+		}
+		inner_->unreachable();
+	}
+	std::optional<uint64_t> lookup(std::string_view name) const override
+	{
+		return inner_->lookup(name);
+	}
+	AddressRange text_range() const override
+	{
+		return inner_->text_range();
+	}
+	AddressRange data_range() const override
+	{
+		return inner_->data_range();
+	}
+	std::vector<uint64_t> redirect_sites() const override
+	{
+		return inner_->redirect_sites();
+	}
+	Cells cells() const override
+	{
+		return inner_->cells();
+	}
+	UnwindTable unwind_table() const override
+	{
+		return inner_->unwind_table();
+	}
+	bool frames_registered() const
+	{
+		std::lock_guard lock(mu_);
+		return frames_ != nullptr;
+	}
+
+private:
+	std::shared_ptr<atlas::patch::LoadedPatch> inner_;
+	mutable std::mutex mu_;
+	void *frames_ = nullptr;
+};
+
 // Every patch this library loaded, for stacking: a new patch resolves symbols in the applied
 // ones (last first).
 std::mutex loaded_mu;
@@ -272,6 +561,10 @@ control::LoadResult load(const std::string &path)
 	if (!loaded)
 		return {nullptr, loaded.error().message};
 	std::shared_ptr<CodeChange> change = std::move(loaded).value();
+	if (auto lp = std::dynamic_pointer_cast<atlas::patch::LoadedPatch>(change)) {
+		auto registered = std::make_shared<RegisteredPatch>(std::move(lp));
+		change = std::move(registered);
+	}
 	{
 		std::lock_guard lock(loaded_mu);
 		loaded_patches.push_back(change);
@@ -281,6 +574,50 @@ control::LoadResult load(const std::string &path)
 	return {nullptr, "this libatlas-preload.so was built without the patch loader "
 	                 "(atlas/patch/loader.hpp); rebuild atlas with it"};
 #endif
+}
+
+void kick_handler(int, siginfo_t *, void *)
+{
+	tl_kicked = 1; // the interrupted wrapper restarts its call after the handshake
+}
+
+// Chooses the kick signal (ATLAS_KICK_SIGNAL: a number in [SIGRTMIN, SIGRTMAX], 0 for none;
+// default SIGRTMAX - 2), installs its handler and blocks it in the calling thread, from which
+// every later thread inherits the mask.
+void setup_kicks(bool views_available) noexcept
+{
+	kick_signal = 0;
+	kick_pid = getpid();
+	int sig = SIGRTMAX - 2;
+	if (const char *env = std::getenv("ATLAS_KICK_SIGNAL"); env && *env) {
+		char *end = nullptr;
+		long v = std::strtol(env, &end, 10);
+		if (*end != '\0' || (v != 0 && (v < SIGRTMIN || v > SIGRTMAX))) {
+			note(fmt::format("ATLAS_KICK_SIGNAL={} is not 0 or a signal in [{}, {}]; "
+			                 "using {}",
+			                 env, SIGRTMIN, SIGRTMAX, sig));
+		} else {
+			sig = int(v);
+		}
+	}
+	if (sig == 0 || !views_available)
+		return;
+	struct sigaction sa {
+	};
+	sa.sa_sigaction = kick_handler;
+	sa.sa_flags = SA_SIGINFO; // no SA_RESTART: the wrapped call must return
+	sigfillset(&sa.sa_mask);
+	sigset_t k;
+	sigemptyset(&k);
+	sigaddset(&k, sig);
+	if (real.pthread_sigmask(SIG_BLOCK, &k, nullptr) != 0 ||
+	    real.sigaction(sig, &sa, nullptr) != 0) {
+		note(fmt::format("cannot install the kick signal {}: {}; wait-free transitions "
+		                 "wait for blocked threads to return by themselves",
+		                 sig, strerror(errno)));
+		return;
+	}
+	kick_signal = sig;
 }
 
 // Creates the runtime, registers the calling thread and starts the control socket.
@@ -296,6 +633,55 @@ void start_runtime() noexcept
 	blocked_stacks = new (std::nothrow) preload::BlockedStacks;
 	if (!blocked_stacks)
 		return;
+	// Views: the kernel's, or (test hook, off by default) the simulation.
+	std::unique_ptr<ViewOps> views;
+	if (const char *sim = std::getenv("ATLAS_PRELOAD_TEST_SIMULATED_VIEWS");
+	    sim && *sim == '1') {
+		simulated_views = new (std::nothrow) preload::SimulatedViews;
+		if (simulated_views) {
+			// The runtime gets a forwarding handle; the simulation itself stays (the
+			// pthread_create wrapper places new threads in their creator's view).
+			struct Forward final : ViewOps {
+				preload::SimulatedViews *v;
+				explicit Forward(preload::SimulatedViews *views_) : v(views_) {}
+				ViewResult create() override
+				{
+					return v->create();
+				}
+				ViewResult remove(ViewId id) override
+				{
+					return v->remove(id);
+				}
+				ViewResult migrate(ViewId id) override
+				{
+					return v->migrate(id);
+				}
+				ViewResult current() override
+				{
+					return v->current();
+				}
+				ViewResult switch_base() override
+				{
+					return v->switch_base();
+				}
+			};
+			views.reset(new (std::nothrow) Forward(simulated_views));
+			note(
+			    "ATLAS_PRELOAD_TEST_SIMULATED_VIEWS=1: wait-free mode runs on "
+			    "simulated "
+			    "views (a test hook: nothing is unshared, patches are visible to every "
+			    "thread at once)");
+		}
+	} else {
+		views = kernel_view_ops();
+	}
+	// Kicks only matter in wait-free mode, i.e. with views.
+	setup_kicks(views && views->current().ok());
+	if (kick_signal != 0)
+		options.kick = [](pid_t tid) {
+			(void)syscall(SYS_tgkill, kick_pid, tid, kick_signal);
+		};
+	options.views = std::move(views);
 	options.may_complete = [](const CodeChange &change) {
 		return preload::check_current(ranges_of(change));
 	};
@@ -342,6 +728,7 @@ void after_fork_in_child()
 	runtime = nullptr;
 	server = nullptr;
 	blocked_stacks = nullptr;
+	simulated_views = nullptr; // leaked with the parent's runtime
 #if ATLAS_HAVE_PATCH_LOADER
 	// The patches stay mapped (the child inherited them) but belong to the leaked runtime.
 	new (&loaded_mu) std::mutex;
@@ -399,6 +786,10 @@ void handler_trampoline(int sig, siginfo_t *info, void *ucontext)
 	}
 	void *fn = app_handlers[sig].fn.load(std::memory_order_acquire);
 	const int flags = app_handlers[sig].flags.load(std::memory_order_relaxed);
+	// Tells an interrupted wrapper that this EINTR would be the application's own.
+	tl_app_handlers = tl_app_handlers + 1;
+	if (!(flags & SA_RESTART))
+		tl_app_nonrestart = tl_app_nonrestart + 1;
 	errno = saved;
 	if (flags & SA_SIGINFO)
 		reinterpret_cast<void (*)(int, siginfo_t *, void *)>(fn)(sig, info, ucontext);
@@ -420,6 +811,49 @@ bool is_function(const struct sigaction *act)
 	return fn != reinterpret_cast<void *>(SIG_DFL) && fn != reinterpret_cast<void *>(SIG_IGN);
 }
 
+// The application's view of the kick signal in a mask it reads back; the real mask always has
+// it blocked outside wrapped calls.
+void app_view(sigset_t *mask, bool blocks_kick) noexcept
+{
+	if (!mask || kick_signal == 0)
+		return;
+	if (blocks_kick)
+		sigaddset(mask, kick_signal);
+	else
+		sigdelset(mask, kick_signal);
+}
+
+template <typename Real>
+int masked(Real fn, int how, const sigset_t *set, sigset_t *old)
+{
+	if (kick_signal == 0 || !active.load(std::memory_order_acquire))
+		return fn(how, set, old);
+	sigset_t adjusted;
+	const sigset_t *pass = set;
+	if (set && (how == SIG_UNBLOCK || how == SIG_SETMASK)) {
+		adjusted = *set;
+		if (how == SIG_UNBLOCK)
+			sigdelset(&adjusted, kick_signal); // stays blocked
+		else
+			sigaddset(&adjusted, kick_signal);
+		pass = &adjusted;
+	}
+	const bool before = tl_app_blocks_kick;
+	int r = fn(how, pass, old);
+	if (r != 0)
+		return r;
+	app_view(old, before);
+	if (set && sigismember(set, kick_signal)) {
+		if (how == SIG_BLOCK)
+			tl_app_blocks_kick = true;
+		else if (how == SIG_UNBLOCK)
+			tl_app_blocks_kick = false;
+	}
+	if (set && how == SIG_SETMASK)
+		tl_app_blocks_kick = sigismember(set, kick_signal);
+	return r;
+}
+
 } // namespace
 
 extern "C" {
@@ -433,6 +867,19 @@ int sigaction(int sig, const struct sigaction *act, struct sigaction *old)
 	}
 	if (sig <= 0 || sig >= _NSIG || !active.load(std::memory_order_acquire))
 		return real.sigaction(sig, act, old);
+	if (kick_signal != 0 && sig == kick_signal) {
+		// Owned by atlas (as glibc owns its internal signals): the application sees it
+		// unused and cannot take it.
+		if (act) {
+			errno = EINVAL;
+			return -1;
+		}
+		if (old) {
+			*old = {};
+			old->sa_handler = SIG_DFL;
+		}
+		return 0;
+	}
 	void *prev_fn = app_handlers[sig].fn.load(std::memory_order_acquire);
 	int prev_flags = app_handlers[sig].flags.load(std::memory_order_relaxed);
 	struct sigaction installed;
@@ -441,6 +888,9 @@ int sigaction(int sig, const struct sigaction *act, struct sigaction *old)
 		installed = *act;
 		installed.sa_flags |= SA_SIGINFO;
 		installed.sa_sigaction = handler_trampoline;
+		// The handler is application code: no kick may interrupt its calls.
+		if (kick_signal != 0)
+			sigaddset(&installed.sa_mask, kick_signal);
 		app_handlers[sig].flags.store(act->sa_flags, std::memory_order_relaxed);
 		app_handlers[sig].fn.store((act->sa_flags & SA_SIGINFO)
 		                               ? reinterpret_cast<void *>(act->sa_sigaction)
@@ -457,6 +907,8 @@ int sigaction(int sig, const struct sigaction *act, struct sigaction *old)
 	// The application sees its own handler, never the trampoline.
 	if (r == 0 && old && (old->sa_flags & SA_SIGINFO) &&
 	    old->sa_sigaction == handler_trampoline) {
+		if (kick_signal != 0)
+			sigdelset(&old->sa_mask, kick_signal);
 		old->sa_flags = prev_flags;
 		if (prev_flags & SA_SIGINFO)
 			old->sa_sigaction =
@@ -501,7 +953,10 @@ int pthread_create(pthread_t *thread, const pthread_attr_t *attr, void *(*start)
 		return EAGAIN;
 	if (!active.load(std::memory_order_acquire) || tl_creating_internal)
 		return real.pthread_create(thread, attr, start, arg);
-	auto *args = new (std::nothrow) StartArgs{start, arg};
+	ViewId view = 0;
+	if (simulated_views)
+		view = simulated_views->current().value;
+	auto *args = new (std::nothrow) StartArgs{start, arg, tl_app_blocks_kick, view};
 	if (!args)
 		return EAGAIN;
 	int r = real.pthread_create(thread, attr, start_trampoline, args);
@@ -510,45 +965,188 @@ int pthread_create(pthread_t *thread, const pthread_attr_t *attr, void *(*start)
 	return r;
 }
 
+int pthread_sigmask(int how, const sigset_t *set, sigset_t *old)
+{
+	ensure_real();
+	if (!real.pthread_sigmask)
+		return ENOSYS;
+	return masked(real.pthread_sigmask, how, set, old);
+}
+
+int sigprocmask(int how, const sigset_t *set, sigset_t *old)
+{
+	ensure_real();
+	if (!real.sigprocmask) {
+		errno = ENOSYS;
+		return -1;
+	}
+	return masked(real.sigprocmask, how, set, old);
+}
+
+int sigsuspend(const sigset_t *mask)
+{
+	ensure_real();
+	if (!real.sigsuspend) {
+		errno = ENOSYS;
+		return -1;
+	}
+	if (kick_signal == 0)
+		return real.sigsuspend(mask);
+	// A kick left pending by a wrapper must not end the application's sigsuspend.
+	sigset_t m = *mask;
+	sigaddset(&m, kick_signal);
+	return real.sigsuspend(&m);
+}
+
 int epoll_wait(int epfd, epoll_event *events, int maxevents, int timeout)
 {
-	return bracketed([&] { return real.epoll_wait(epfd, events, maxevents, timeout); });
+	const Deadline d = Deadline::in_ms(timeout);
+	bool first = true;
+	return bracketed(Kick::mask, false, [&](bool kicks) {
+		const int t = first ? timeout : d.left_ms();
+		first = false;
+		if (!kicks)
+			return real.epoll_wait(epfd, events, maxevents, t);
+		sigset_t m = mask_without_kick(nullptr);
+		return real.epoll_pwait(epfd, events, maxevents, t, &m);
+	});
 }
 
 int epoll_pwait(int epfd, epoll_event *events, int maxevents, int timeout, const sigset_t *mask)
 {
-	return bracketed([&] { return real.epoll_pwait(epfd, events, maxevents, timeout, mask); });
+	const Deadline d = Deadline::in_ms(timeout);
+	bool first = true;
+	return bracketed(Kick::mask, false, [&](bool kicks) {
+		const int t = first ? timeout : d.left_ms();
+		first = false;
+		if (!kicks)
+			return real.epoll_pwait(epfd, events, maxevents, t, mask);
+		sigset_t m = mask_without_kick(mask);
+		return real.epoll_pwait(epfd, events, maxevents, t, &m);
+	});
 }
 
 int poll(pollfd *fds, nfds_t nfds, int timeout)
 {
-	return bracketed([&] { return real.poll(fds, nfds, timeout); });
+	const Deadline d = Deadline::in_ms(timeout);
+	bool first = true;
+	return bracketed(Kick::mask, false, [&](bool kicks) {
+		if (!kicks && first) {
+			first = false;
+			return real.poll(fds, nfds, timeout);
+		}
+		first = false;
+		timespec buf;
+		sigset_t m = mask_without_kick(nullptr);
+		return real.ppoll(fds, nfds, d.left(buf), kicks ? &m : nullptr);
+	});
 }
 
 int ppoll(pollfd *fds, nfds_t nfds, const timespec *timeout, const sigset_t *mask)
 {
-	return bracketed([&] { return real.ppoll(fds, nfds, timeout, mask); });
+	const Deadline d = Deadline::in(timeout);
+	bool first = true;
+	return bracketed(Kick::mask, false, [&](bool kicks) {
+		timespec buf;
+		const timespec *t = first ? timeout : d.left(buf);
+		first = false;
+		if (!kicks)
+			return real.ppoll(fds, nfds, t, mask);
+		sigset_t m = mask_without_kick(mask);
+		return real.ppoll(fds, nfds, t, &m);
+	});
 }
 
 int select(int nfds, fd_set *r, fd_set *w, fd_set *e, timeval *timeout)
 {
-	return bracketed([&] { return real.select(nfds, r, w, e, timeout); });
+	if (kick_signal == 0)
+		return bracketed(Kick::none, false,
+		                 [&](bool) { return real.select(nfds, r, w, e, timeout); });
+	// Through pselect, with the kick signal unblocked; Linux's select reports the time left
+	// in *timeout, which pselect does not: computed here.
+	Deadline d;
+	if (timeout) {
+		timespec ts{timeout->tv_sec, timeout->tv_usec * 1000};
+		d = Deadline::in(&ts);
+	}
+	// The sets are in/out: every attempt starts from the caller's.
+	fd_set in_r, in_w, in_e;
+	if (r)
+		in_r = *r;
+	if (w)
+		in_w = *w;
+	if (e)
+		in_e = *e;
+	int result = bracketed(Kick::mask, false, [&](bool kicks) {
+		if (r)
+			*r = in_r;
+		if (w)
+			*w = in_w;
+		if (e)
+			*e = in_e;
+		timespec buf;
+		sigset_t m = mask_without_kick(nullptr);
+		return real.pselect(nfds, r, w, e, d.left(buf), kicks ? &m : nullptr);
+	});
+	if (timeout) {
+		const int saved = errno;
+		const std::int64_t left = d.left_ns();
+		timeout->tv_sec = time_t(left / 1000000000);
+		timeout->tv_usec = suseconds_t(left % 1000000000 / 1000);
+		errno = saved;
+	}
+	return result;
 }
 
 int pselect(int nfds, fd_set *r, fd_set *w, fd_set *e, const timespec *timeout,
             const sigset_t *mask)
 {
-	return bracketed([&] { return real.pselect(nfds, r, w, e, timeout, mask); });
+	const Deadline d = Deadline::in(timeout);
+	fd_set in_r, in_w, in_e;
+	if (r)
+		in_r = *r;
+	if (w)
+		in_w = *w;
+	if (e)
+		in_e = *e;
+	bool first = true;
+	return bracketed(Kick::mask, false, [&](bool kicks) {
+		if (!first) {
+			if (r)
+				*r = in_r;
+			if (w)
+				*w = in_w;
+			if (e)
+				*e = in_e;
+		}
+		timespec buf;
+		const timespec *t = first ? timeout : d.left(buf);
+		first = false;
+		if (!kicks)
+			return real.pselect(nfds, r, w, e, t, mask);
+		sigset_t m = mask_without_kick(mask);
+		return real.pselect(nfds, r, w, e, t, &m);
+	});
 }
 
 int accept(int fd, sockaddr *addr, socklen_t *len)
 {
-	return bracketed([&] { return real.accept(fd, addr, len); });
+	const socklen_t len_in = len ? *len : 0;
+	return bracketed(Kick::unblock, true, [&](bool) {
+		if (len)
+			*len = len_in;
+		return real.accept(fd, addr, len);
+	});
 }
 
 int accept4(int fd, sockaddr *addr, socklen_t *len, int flags)
 {
-	return bracketed([&] { return real.accept4(fd, addr, len, flags); });
+	const socklen_t len_in = len ? *len : 0;
+	return bracketed(Kick::unblock, true, [&](bool) {
+		if (len)
+			*len = len_in;
+		return real.accept4(fd, addr, len, flags);
+	});
 }
 
 ssize_t read(int fd, void *buf, size_t count)
@@ -561,62 +1159,132 @@ ssize_t read(int fd, void *buf, size_t count)
 	// (use recv() or a wrapped poll for sockets that may idle long).
 	if (!transition_pending() || !is_socket(fd))
 		return real.read(fd, buf, count);
-	return bracketed([&] { return real.read(fd, buf, count); });
+	return bracketed(Kick::unblock, true, [&](bool) { return real.read(fd, buf, count); });
 }
 
 ssize_t recv(int fd, void *buf, size_t len, int flags)
 {
-	return bracketed([&] { return real.recv(fd, buf, len, flags); });
+	return bracketed(Kick::unblock, true, [&](bool) { return real.recv(fd, buf, len, flags); });
 }
 
 ssize_t recvfrom(int fd, void *buf, size_t len, int flags, sockaddr *addr, socklen_t *alen)
 {
-	return bracketed([&] { return real.recvfrom(fd, buf, len, flags, addr, alen); });
+	const socklen_t alen_in = alen ? *alen : 0;
+	return bracketed(Kick::unblock, true, [&](bool) {
+		if (alen)
+			*alen = alen_in;
+		return real.recvfrom(fd, buf, len, flags, addr, alen);
+	});
 }
 
 ssize_t recvmsg(int fd, msghdr *msg, int flags)
 {
-	return bracketed([&] { return real.recvmsg(fd, msg, flags); });
+	const socklen_t control_in = msg ? msg->msg_controllen : 0;
+	const int flags_in = msg ? msg->msg_flags : 0;
+	return bracketed(Kick::unblock, true, [&](bool) {
+		if (msg) {
+			msg->msg_controllen = control_in;
+			msg->msg_flags = flags_in;
+		}
+		return real.recvmsg(fd, msg, flags);
+	});
 }
 
 int nanosleep(const timespec *req, timespec *rem)
 {
-	return bracketed([&] { return real.nanosleep(req, rem); });
+	// A restart sleeps for what the interrupted attempt left.
+	timespec left{};
+	bool first = true;
+	int r = bracketed(Kick::unblock, false, [&](bool) {
+		const timespec *t = first ? req : &left;
+		first = false;
+		return real.nanosleep(t, &left);
+	});
+	if (r < 0 && errno == EINTR && rem)
+		*rem = left;
+	return r;
 }
 
 int clock_nanosleep(clockid_t clock, int flags, const timespec *req, timespec *rem)
 {
-	return bracketed([&] { return real.clock_nanosleep(clock, flags, req, rem); });
+	timespec left{};
+	bool first = true;
+	int r = bracketed(
+	    Kick::unblock, false,
+	    [&](bool) {
+		    // Absolute: the same deadline again; relative: what is left.
+		    const timespec *t = first || (flags & TIMER_ABSTIME) ? req : &left;
+		    first = false;
+		    return real.clock_nanosleep(clock, flags, t, &left);
+	    },
+	    [](int result) { return result == EINTR; });
+	if (r == EINTR && rem && !(flags & TIMER_ABSTIME))
+		*rem = left;
+	return r;
 }
 
+// Not interruptible by a signal (glibc waits again after a handler): no kicks; the thread
+// migrates when the wait ends (use a timed wait to bound that).
 int pthread_cond_wait(pthread_cond_t *cond, pthread_mutex_t *mutex)
 {
-	return bracketed([&] { return real.pthread_cond_wait(cond, mutex); });
+	return bracketed(
+	    Kick::none, true, [&](bool) { return real.pthread_cond_wait(cond, mutex); },
+	    [](int) { return false; });
 }
 
 int pthread_cond_timedwait(pthread_cond_t *cond, pthread_mutex_t *mutex, const timespec *abstime)
 {
-	return bracketed([&] { return real.pthread_cond_timedwait(cond, mutex, abstime); });
+	return bracketed(
+	    Kick::none, true,
+	    [&](bool) { return real.pthread_cond_timedwait(cond, mutex, abstime); },
+	    [](int) { return false; });
 }
 
 int sem_wait(sem_t *sem)
 {
-	return bracketed([&] { return real.sem_wait(sem); });
+	// sem_wait fails with EINTR after any handler, SA_RESTART or not.
+	return bracketed(Kick::unblock, false, [&](bool) { return real.sem_wait(sem); });
 }
 
 int sigwait(const sigset_t *set, int *sig)
 {
-	return bracketed([&] { return real.sigwait(set, sig); });
+	ensure_real();
+	sigset_t buf;
+	const sigset_t *s = without_kick(set, buf);
+	// As glibc's sigwait: sigtimedwait until a signal comes (it never fails with EINTR).
+	int r;
+	siginfo_t info;
+	do
+		r = bracketed(Kick::unblock, false,
+		              [&](bool) { return real.sigtimedwait(s, &info, nullptr); });
+	while (r < 0 && errno == EINTR);
+	if (r < 0)
+		return errno;
+	*sig = r;
+	return 0;
 }
 
 int sigwaitinfo(const sigset_t *set, siginfo_t *info)
 {
-	return bracketed([&] { return real.sigwaitinfo(set, info); });
+	ensure_real();
+	sigset_t buf;
+	const sigset_t *s = without_kick(set, buf);
+	return bracketed(Kick::unblock, false, [&](bool) { return real.sigwaitinfo(s, info); });
 }
 
 int sigtimedwait(const sigset_t *set, siginfo_t *info, const timespec *timeout)
 {
-	return bracketed([&] { return real.sigtimedwait(set, info, timeout); });
+	ensure_real();
+	sigset_t buf;
+	const sigset_t *s = without_kick(set, buf);
+	const Deadline d = Deadline::in(timeout);
+	bool first = true;
+	return bracketed(Kick::unblock, false, [&](bool) {
+		timespec left;
+		const timespec *t = first ? timeout : d.left(left);
+		first = false;
+		return real.sigtimedwait(s, info, t);
+	});
 }
 
 } // extern "C"

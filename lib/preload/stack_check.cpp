@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 #include <libunwind.h>
 #include <mutex>
+#include <new>
 
 namespace atlas::preload
 {
@@ -24,6 +25,8 @@ struct Unwinder {
 	int (*step)(unw_cursor_t *) = nullptr;
 	int (*get_reg)(unw_cursor_t *, unw_regnum_t, unw_word_t *) = nullptr;
 	int (*is_signal_frame)(unw_cursor_t *) = nullptr;
+	void (*dyn_register)(unw_dyn_info_t *) = nullptr; // optional: patch frames
+	void (*dyn_cancel)(unw_dyn_info_t *) = nullptr;
 	char error[256] = {};
 };
 
@@ -60,6 +63,11 @@ void open_unwinder() noexcept
 		              "libunwind.so.8 lacks the x86-64 local unwinding entry points");
 		return;
 	}
+	// Dynamic registration (patch frames): optional, every libunwind 1.x has it.
+	lookup(handle, u.dyn_register, "_U_dyn_register");
+	lookup(handle, u.dyn_cancel, "_U_dyn_cancel");
+	if (!u.dyn_register || !u.dyn_cancel)
+		u.dyn_register = nullptr, u.dyn_cancel = nullptr;
 	unwinder = u;
 }
 
@@ -71,6 +79,45 @@ bool init_unwinder(std::string *error) noexcept
 	if (!unwinder.step && error)
 		*error = unwinder.error;
 	return unwinder.step != nullptr;
+}
+
+void *register_frames(const FrameTable &table, std::string *error) noexcept
+{
+	if (!init_unwinder(error))
+		return nullptr;
+	if (!unwinder.dyn_register) {
+		if (error)
+			*error = "libunwind.so.8 lacks _U_dyn_register";
+		return nullptr;
+	}
+	if (table.table_len == 0 || table.end_ip <= table.start_ip) {
+		if (error)
+			*error = "no call frame information to register";
+		return nullptr;
+	}
+	auto *di = new (std::nothrow) unw_dyn_info_t{};
+	if (!di) {
+		if (error)
+			*error = "out of memory";
+		return nullptr;
+	}
+	di->start_ip = static_cast<unw_word_t>(table.start_ip);
+	di->end_ip = static_cast<unw_word_t>(table.end_ip);
+	di->format = UNW_INFO_FORMAT_REMOTE_TABLE;
+	di->u.rti.segbase = static_cast<unw_word_t>(table.segbase);
+	di->u.rti.table_data = static_cast<unw_word_t>(table.table_data);
+	di->u.rti.table_len = static_cast<unw_word_t>(table.table_len);
+	unwinder.dyn_register(di);
+	return di;
+}
+
+void cancel_frames(void *registration) noexcept
+{
+	if (!registration || !unwinder.dyn_cancel)
+		return;
+	auto *di = static_cast<unw_dyn_info_t *>(registration);
+	unwinder.dyn_cancel(di);
+	delete di;
 }
 
 void capture_current(StackTrace &out) noexcept

@@ -32,6 +32,23 @@ struct StackTrace {
 // a signal handler). False, with `error` saying why, if the stack check cannot work.
 bool init_unwinder(std::string *error) noexcept;
 
+// libunwind's dynamic registry, for code that no loaded object's .eh_frame_hdr describes: a
+// patch's text (atlas::patch::LoadedPatch::unwind_table(), a binary-search table of its FDEs).
+// Without it the stack check cannot unwind through a patched function and refuses every thread
+// blocked below one.
+struct FrameTable {
+	std::uint64_t start_ip = 0, end_ip = 0;
+	std::uint64_t segbase = 0;
+	std::uint64_t table_data = 0;
+	std::uint64_t table_len = 0; // in 8-byte words
+};
+// Registers `table` (_U_dyn_register, UNW_INFO_FORMAT_REMOTE_TABLE); the table must stay valid
+// until cancelled. Returns the registration, or null when libunwind is missing or the table
+// is empty (`error` says why when given).
+void *register_frames(const FrameTable &table, std::string *error = nullptr) noexcept;
+// Cancels a registration (_U_dyn_cancel): before the text it describes is unmapped.
+void cancel_frames(void *registration) noexcept;
+
 // Unwinds the calling thread's stack. Async-signal-safe as far as libunwind's local unwinding
 // is; allocates nothing.
 void capture_current(StackTrace &out) noexcept;

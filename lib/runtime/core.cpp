@@ -13,6 +13,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <fstream>
+#include <link.h>
 #include <linux/membarrier.h>
 #include <new>
 #include <pthread.h>
@@ -74,6 +75,32 @@ std::optional<std::vector<pid_t>> task_ids()
 	}
 	closedir(dir);
 	return tids;
+}
+
+// Every object dl_iterate_phdr reports, as {name, load address}; empty on allocation failure.
+std::vector<std::pair<std::string, std::uintptr_t>> loaded_objects() noexcept
+{
+	std::vector<std::pair<std::string, std::uintptr_t>> out;
+	try {
+		dl_iterate_phdr(
+		    [](struct dl_phdr_info *info, size_t, void *data) {
+			    auto *list =
+			        static_cast<std::vector<std::pair<std::string, std::uintptr_t>> *>(
+			            data);
+			    try {
+				    list->emplace_back(
+				        info->dlpi_name ? info->dlpi_name : "",
+				        static_cast<std::uintptr_t>(info->dlpi_addr));
+			    } catch (...) {
+				    return 1;
+			    }
+			    return 0;
+		    },
+		    &out);
+	} catch (...) {
+	}
+	std::sort(out.begin(), out.end());
+	return out;
 }
 
 std::string describe(const std::vector<ThreadInfo> &threads)
@@ -155,7 +182,8 @@ Core::Core(RuntimeOptions options)
                options.default_deadline,
                options.refuse_unknown_threads,
                std::move(options.may_complete),
-               std::move(options.blocked_may_count)},
+               std::move(options.blocked_may_count),
+               std::move(options.kick)},
       views_(options.views ? std::move(options.views) : kernel_view_ops()),
       log_(std::move(options.events))
 {
@@ -654,6 +682,10 @@ void Core::finish_locked(Report &report)
 	for (auto &r : records_)
 		r->error.clear();
 	exited_during_.clear();
+	// One view remains (or none was created): nothing is loaded "while split" any more.
+	objects_at_split_.clear();
+	loaded_while_split_.clear();
+	split_seen_.clear();
 	patcher_busy_ = false;
 }
 
@@ -841,6 +873,14 @@ Report Core::run_wait_free(Operation op, std::shared_ptr<CodeChange> change, std
 		                          errno_text(created.error)));
 	const ViewId fresh = created.value;
 	log_.emit("view_created", {{"view", fresh}, {"change", identity}});
+	{
+		// From here on several views exist: objects loaded now cannot be unshared.
+		auto objects = loaded_objects();
+		std::lock_guard lock(mu_);
+		objects_at_split_ = std::move(objects);
+		loaded_while_split_.clear();
+		split_seen_.clear();
+	}
 	ViewResult entered = views_->migrate(fresh);
 	if (!entered.ok()) {
 		views_->remove(fresh);
@@ -898,7 +938,8 @@ Report Core::wait_wait_free(std::unique_lock<std::mutex> &lock, Deadline deadlin
 				        {"tid", r->tid},
 				        {"name", r->name},
 				        {"view", r->view},
-				        {"latency_ns", r->arrived_ns - tr_->gen_started_ns}});
+				        {"latency_ns", r->arrived_ns - tr_->gen_started_ns},
+				        {"kicks", r->kick_gen == gen ? r->kicks : 0}});
 			}
 		}
 		for (const auto &[tid, name] : exited_during_)
@@ -930,12 +971,21 @@ Report Core::wait_wait_free(std::unique_lock<std::mutex> &lock, Deadline deadlin
 			log_.emit_all(events);
 			return report;
 		}
+		const std::int64_t next_kick = kick_due(lock);
 		lock.unlock();
 		log_.emit_all(events);
+		scan_loaded_objects();
 		lock.lock();
 		// Re-check before sleeping: the log was written unlocked.
-		if (!lagging_locked().empty())
-			cv_patcher_.wait_until(lock, deadline);
+		if (!lagging_locked().empty()) {
+			Deadline until = deadline;
+			if (next_kick != 0) {
+				const auto in = std::chrono::nanoseconds(
+				    std::max<std::int64_t>(next_kick - monotonic_ns(), 0));
+				until = std::min(until, std::chrono::steady_clock::now() + in);
+			}
+			cv_patcher_.wait_until(lock, until);
+		}
 	}
 
 	// Every registered thread is in the target view: retire the other one.
@@ -1008,6 +1058,7 @@ Report Core::wait_wait_free(std::unique_lock<std::mutex> &lock, Deadline deadlin
 	           {"op", op_name(tr.op)},
 	           {"change", tr.identity},
 	           {"mode", "wait_free"},
+	           {"kicks", tr.kicks},
 	           {"duration_ns", report.duration.count()},
 	           {"message", report.message}});
 	// The new code can no longer run anywhere: either the reverted change after its view
@@ -1080,6 +1131,80 @@ Report Core::revert_pending(std::chrono::milliseconds deadline)
 	return report;
 }
 
+std::int64_t Core::kick_due(std::unique_lock<std::mutex> &lock)
+{
+	if (!options_.kick || !tr_ || tr_->mode != Mode::wait_free)
+		return 0;
+	constexpr std::int64_t first_interval = 5'000'000, max_interval = 200'000'000;
+	const std::int64_t now = monotonic_ns();
+	const std::uint64_t gen = tr_->gen;
+	std::int64_t next = 0;
+	std::vector<pid_t> due;
+	for (auto &r : records_) {
+		if (r->view == tr_->target_view ||
+		    r->state.load(std::memory_order_seq_cst) != ThreadState::blocked)
+			continue;
+		if (r->kick_gen != gen) {
+			r->kick_gen = gen;
+			r->kicks = 0;
+			r->kick_next_ns = now;
+			r->kick_interval_ns = first_interval;
+		}
+		if (r->kick_next_ns <= now) {
+			due.push_back(r->tid);
+			r->kicks++;
+			r->kick_next_ns = now + r->kick_interval_ns;
+			r->kick_interval_ns = std::min(r->kick_interval_ns * 2, max_interval);
+		}
+		if (next == 0 || r->kick_next_ns < next)
+			next = r->kick_next_ns;
+	}
+	if (due.empty())
+		return next;
+	tr_->kicks += due.size();
+	kicks_sent_ += due.size();
+	lock.unlock();
+	for (pid_t tid : due) {
+		try {
+			options_.kick(tid);
+		} catch (...) {
+			// A kick only shortens the wait: a failing one costs delay.
+		}
+	}
+	lock.lock();
+	return next;
+}
+
+void Core::scan_loaded_objects() const
+{
+	{
+		std::lock_guard lock(mu_);
+		if (!tr_ || tr_->mode != Mode::wait_free || objects_at_split_.empty())
+			return;
+	}
+	// Without mu_: dl_iterate_phdr takes the dynamic loader's lock, and a library's
+	// constructor running under that lock may reach a quiescence point (which takes mu_).
+	auto now = loaded_objects();
+	std::lock_guard lock(mu_);
+	if (!tr_ || tr_->mode != Mode::wait_free || objects_at_split_.empty())
+		return;
+	for (const auto &o : now) {
+		if (std::binary_search(objects_at_split_.begin(), objects_at_split_.end(), o) ||
+		    std::find(split_seen_.begin(), split_seen_.end(), o) != split_seen_.end())
+			continue;
+		split_seen_.push_back(o);
+		StatusSnapshot::LoadedWhileSplit entry;
+		entry.name = o.first.empty() ? fmt::format("object at {:#x}", o.second) : o.first;
+		entry.transition = tr_->id;
+		entry.note = fmt::format(
+		    "{} was loaded (dlopen) while views {} and {} both exist (transition {}): its "
+		    "text is shared between them and cannot be unshared until one view "
+		    "remains",
+		    entry.name, tr_->old_view, tr_->new_view, tr_->id);
+		loaded_while_split_.push_back(std::move(entry));
+	}
+}
+
 StatusSnapshot Core::status() const
 {
 	StatusSnapshot s;
@@ -1088,7 +1213,10 @@ StatusSnapshot Core::status() const
 	s.membarrier_sync_core = membarrier_;
 	s.membarrier_note = membarrier_note_;
 	s.slow_path_entries = slow_path_entries.load(std::memory_order_relaxed);
+	scan_loaded_objects();
 	std::lock_guard lock(mu_);
+	s.kicks_sent = kicks_sent_;
+	s.loaded_while_split = loaded_while_split_;
 	s.base_view = base_view_;
 	if (tr_) {
 		s.transition = tr_->id;

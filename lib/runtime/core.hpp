@@ -35,6 +35,11 @@ struct ThreadRecord {
 	std::int64_t arrived_ns = 0;    // when it parked or migrated for acked_gen
 	std::uint64_t reported_gen = 0; // generation whose arrival is in the event log
 	std::string error;              // last failed migration
+	// Kicks (wait-free): for generation kick_gen, the next kick is due at kick_next_ns.
+	std::uint64_t kick_gen = 0;
+	std::int64_t kick_next_ns = 0;
+	std::int64_t kick_interval_ns = 0;
+	std::uint64_t kicks = 0; // sent for kick_gen
 };
 
 enum class Operation { apply, revert };
@@ -59,6 +64,7 @@ struct Transition {
 	ViewId new_view = 0;
 	std::int64_t started_ns = 0;     // the request
 	std::int64_t gen_started_ns = 0; // the current generation
+	std::uint64_t kicks = 0;         // RuntimeOptions::kick calls for this transition
 };
 
 struct AppliedEntry {
@@ -112,6 +118,11 @@ private:
 	void set_generation_locked(std::uint64_t gen);
 	Deadline deadline_of(std::chrono::milliseconds deadline) const;
 	void remember(const Report &report);
+	// Kicks the blocked threads of a wait-free transition that are due (mu_ held on entry
+	// and exit, released around the calls); returns when the next kick is due (0: none).
+	std::int64_t kick_due(std::unique_lock<std::mutex> &lock);
+	// Objects loaded since the views split (dl_iterate_phdr, called without mu_).
+	void scan_loaded_objects() const;
 
 	const RuntimeOptions options_;
 	std::unique_ptr<ViewOps> views_;
@@ -135,6 +146,12 @@ private:
 	std::vector<AppliedEntry> applied_;
 	std::optional<Report> last_report_;
 	std::vector<std::pair<pid_t, std::string>> exited_during_;
+	std::uint64_t kicks_sent_ = 0;
+	// Loaded objects ({name, address}) when the current wait-free transition created its
+	// view, and those that appeared since (status: loaded_while_split).
+	std::vector<std::pair<std::string, std::uintptr_t>> objects_at_split_;
+	mutable std::vector<StatusSnapshot::LoadedWhileSplit> loaded_while_split_;
+	mutable std::vector<std::pair<std::string, std::uintptr_t>> split_seen_;
 
 	// The newest generation, for the unlocked check on the slow path: a thread whose acked_gen
 	// equals it has nothing to do. Release/acquire: a thread that sees a new generation then

@@ -142,7 +142,12 @@ nlohmann::json to_json_value(const StatusSnapshot &status)
 	    {"exempt_threads", status.exempt_threads},
 	    {"applied", applied_list},
 	    {"slow_path_entries", status.slow_path_entries},
+	    {"kicks_sent", status.kicks_sent},
 	};
+	nlohmann::json split = nlohmann::json::array();
+	for (const auto &o : status.loaded_while_split)
+		split.push_back({{"name", o.name}, {"transition", o.transition}, {"note", o.note}});
+	j["loaded_while_split"] = std::move(split);
 	if (status.transition) {
 		j["transition"] = {{"id", *status.transition},
 		                   {"state", status.transition_state

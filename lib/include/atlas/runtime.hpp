@@ -196,6 +196,16 @@ struct StatusSnapshot {
 	std::vector<AppliedChange> applied; // oldest first
 	std::optional<Report> last_report;
 	std::uint64_t slow_path_entries = 0; // process-wide count of quiescence slow paths
+	std::uint64_t kicks_sent = 0;        // RuntimeOptions::kick calls, all transitions
+	// Objects (shared libraries) loaded while a wait-free transition had several views live:
+	// their text cannot be unshared until one view remains (design sec. 3, "Lifecycle").
+	// Listed while that lasts; empty once the transition has ended.
+	struct LoadedWhileSplit {
+		std::string name;
+		std::uint64_t transition = 0;
+		std::string note;
+	};
+	std::vector<LoadedWhileSplit> loaded_while_split;
 
 	std::string to_json() const;
 };
@@ -227,6 +237,16 @@ struct RuntimeOptions {
 	// blocking_exit() during a global transition, with the runtime's lock held (it must not
 	// call the Runtime). On refusal the thread counts as lagging until it leaves the call.
 	std::function<std::string(pid_t tid, const CodeChange &change)> blocked_may_count;
+
+	// Kicks (optional; the preload library's signal): in wait-free mode a thread blocked in a
+	// wrapped call stays in the old view until the call returns. While a wait-free transition
+	// waits, the patcher calls kick(tid) for every registered thread it finds blocked outside
+	// the target view: at once, then again with a growing interval (5 ms doubling up to
+	// 200 ms) while it stays so, since a kick can be missed. Called on the patcher thread with
+	// no runtime lock held; it must not call the Runtime and must not block. Never called in
+	// global mode (blocked threads already count as quiescent there). A kick only shortens
+	// the wait: whatever it does, the thread completes its handshake in blocking_exit().
+	std::function<void(pid_t tid)> kick;
 };
 
 struct Request {

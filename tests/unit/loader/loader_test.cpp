@@ -6,6 +6,7 @@
 #include <atlas/runtime.hpp>
 
 #include "../runtime/helpers.hpp" // simulated views (FakeViews)
+#include "stack_check.hpp"        // the preload's stack check (lib/preload)
 
 #include <atomic>
 #include <cerrno>
@@ -17,6 +18,7 @@
 #include <gtest/gtest.h>
 #define UNW_LOCAL_ONLY
 #include <libunwind.h>
+#include <link.h>
 #include <stdexcept>
 #include <string>
 #include <sys/mman.h>
@@ -36,6 +38,7 @@ int exe_call_add(int a, int b);
 namespace
 {
 
+using atlas::AddressRange;
 using atlas::patch::load_patch;
 using atlas::patch::LoadedPatch;
 using atlas::patch::LoadOptions;
@@ -626,6 +629,117 @@ TEST(Loader, RuntimeWaitFreeModeOnSimulatedViews)
 	for (auto &w : workers)
 		w.join();
 	EXPECT_EQ(bad.load(), 0);
+}
+
+} // namespace
+
+namespace
+{
+
+// .fini_array (docs/patch-format.md, sec. 7.5): run when the patch becomes unreachable, before
+// its text is unmapped (the destructor runs from that text), once, after the constructor ran
+// at load; applying and reverting run neither.
+TEST(Loader, FiniArrayRunsBeforeTheTextIsUnmapped)
+{
+	LibC lib;
+	const int start = *lib.counter;
+	auto change = must_load("lib_fini");
+	ASSERT_TRUE(change);
+	EXPECT_EQ(*lib.counter, start + 1000) << ".init_array ran at load";
+	auto loaded = std::dynamic_pointer_cast<LoadedPatch>(change);
+	ASSERT_TRUE(change->apply());
+	EXPECT_EQ(lib.add(1, 2), 303);
+	ASSERT_TRUE(change->revert());
+	EXPECT_EQ(lib.add(1, 2), 3);
+	EXPECT_EQ(*lib.counter, start + 1000) << "no destructor while the patch is loaded";
+	const uintptr_t text = loaded->text_range().start;
+	change->unreachable();
+	EXPECT_EQ(*lib.counter, start + 1001) << ".fini_array ran in unreachable()";
+	EXPECT_FALSE(mapped(text));
+	change->unreachable();
+	EXPECT_EQ(*lib.counter, start + 1001) << "and only once";
+}
+
+// The preload's stack check through a patched function (libunwind's dynamic registration of
+// the patch's frames, preload::register_frames): a thread blocked in a wrapped call below the
+// patched cxx_visit publishes its stack on entry, as the preload's wrappers do; the patcher's
+// check finds the patch's text and, above it, the library caller, and lets a change of
+// unrelated functions through (a stack that stopped at the patch's frame would be refused).
+std::atomic<int> blocked_phase{0};
+atlas::preload::BlockedStacks *blocked_stacks;
+pid_t blocked_tid;
+
+int blocking_callback(int x)
+{
+	atlas::preload::StackTrace trace;
+	atlas::preload::capture_current(trace); // what a wrapper does before blocking
+	blocked_stacks->add(blocked_tid)->publish(trace);
+	blocked_phase = 1;
+	while (blocked_phase.load() != 2) // "blocked in the call"
+		std::this_thread::sleep_for(std::chrono::milliseconds(1));
+	return x;
+}
+
+AddressRange symbol_range(void *h, const char *name)
+{
+	void *p = dlsym(h, name);
+	Dl_info info{};
+	void *entry = nullptr;
+	if (!p || !dladdr1(p, &info, &entry, RTLD_DL_SYMENT) || !entry)
+		return {};
+	const auto *s = static_cast<const ElfW(Sym) *>(entry);
+	return {uintptr_t(p), uintptr_t(p) + s->st_size};
+}
+
+TEST(Loader, StackCheckUnwindsThroughRegisteredPatchFrames)
+{
+	std::string why;
+	if (!atlas::preload::init_unwinder(&why))
+		GTEST_SKIP() << why;
+	void *h = open_lib("libloadcxx.so");
+	auto outer = sym<int (*)(int (*)(int), int)>(h, "cxx_visit_outer");
+	const AddressRange outer_range = symbol_range(h, "cxx_visit_outer");
+	const AddressRange unrelated = symbol_range(h, "cxx_lambda");
+	ASSERT_GT(outer_range.end, outer_range.start);
+	ASSERT_GT(unrelated.end, unrelated.start);
+
+	auto change = must_load("cxx_fix");
+	ASSERT_TRUE(change);
+	auto loaded = std::dynamic_pointer_cast<LoadedPatch>(change);
+	auto t = loaded->unwind_table();
+	void *frames = atlas::preload::register_frames(
+	    {t.start_ip, t.end_ip, t.segbase, t.table_data, t.table_len}, &why);
+	ASSERT_NE(frames, nullptr) << why;
+	ASSERT_TRUE(change->apply());
+
+	atlas::preload::BlockedStacks stacks;
+	blocked_stacks = &stacks;
+	blocked_phase = 0;
+	int result = 0;
+	std::thread blocked([&] {
+		blocked_tid = gettid();
+		result = outer(blocking_callback, 5);
+	});
+	while (blocked_phase.load() != 1)
+		std::this_thread::sleep_for(std::chrono::milliseconds(1));
+	const pid_t tid = blocked_tid;
+	const AddressRange text = loaded->text_range();
+	// The patch's own text (reverting it must wait) ...
+	std::string r = stacks.check(tid, {text});
+	EXPECT_NE(r.find("stack holds a function the change replaces"), std::string::npos) << r;
+	// ... the library function above the patch's frame (reached only through it) ...
+	r = stacks.check(tid, {outer_range});
+	EXPECT_NE(r.find("stack holds a function the change replaces"), std::string::npos) << r;
+	// ... and a change elsewhere is not refused: the stack was unwound to its end.
+	r = stacks.check(tid, {unrelated});
+	EXPECT_EQ(r, "") << r;
+
+	blocked_phase = 2;
+	blocked.join();
+	EXPECT_EQ(result, 21); // (5 + 2) * 3: the patched cxx_visit ran
+	ASSERT_TRUE(change->revert());
+	atlas::preload::cancel_frames(frames);
+	change->unreachable();
 }
 
 } // namespace

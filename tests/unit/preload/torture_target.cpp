@@ -1,0 +1,429 @@
+// The kick/blocked-call torture target (design sec. 7): run under LD_PRELOAD with
+// ATLAS_PRELOAD_TEST_SIMULATED_VIEWS=1 (wait-free mode natively). It knows nothing of atlas
+// but the test-loader entry point. Its threads sit in wrapped blocking calls with long or no
+// timeouts (which only kicks get out of the old view quickly), in unwrapped blocking calls
+// between wrapped points (which a kick must never interrupt), some with every signal blocked;
+// an application SA_RESTART handler for SIGUSR1 is raised at the threads in restartable calls.
+// Every call's EINTR is counted: the application must never see one.
+//
+// Protocol: prints "ready <socket>"; on SIGTERM prints
+// "eintr <n> calls <m> usr1 <k> selfcheck <ok|what failed>" and exits.
+#include <atlas/runtime.hpp>
+#include <control.hpp>
+
+#include <atomic>
+#include <cerrno>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <dlfcn.h>
+#include <fstream>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <semaphore.h>
+#include <string>
+#include <sys/epoll.h>
+#include <sys/prctl.h>
+#include <sys/select.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <thread>
+#include <time.h>
+#include <unistd.h>
+#include <vector>
+
+namespace
+{
+
+std::atomic<long> eintr_count{0};
+std::atomic<long> calls{0};
+std::atomic<long> usr1_handled{0};
+std::string selfcheck = "ok";
+
+void count(long r, int err)
+{
+	calls.fetch_add(1, std::memory_order_relaxed);
+	if (r < 0 && err == EINTR)
+		eintr_count.fetch_add(1, std::memory_order_relaxed);
+}
+
+class NopChange : public atlas::CodeChange
+{
+public:
+	explicit NopChange(std::string id) : id_(std::move(id)) {}
+	std::string identity() const override
+	{
+		return id_;
+	}
+	atlas::Result apply() override
+	{
+		return atlas::Result::success();
+	}
+	atlas::Result revert() override
+	{
+		return atlas::Result::success();
+	}
+
+private:
+	std::string id_;
+};
+
+atlas::control::Loader test_loader = [](const std::string &path) -> atlas::control::LoadResult {
+	if (path == "ok")
+		return {std::make_shared<NopChange>("ok@test"), {}};
+	return {nullptr, "torture loader: no such test patch: " + path};
+};
+
+void block_all_signals()
+{
+	sigset_t all;
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, nullptr);
+}
+
+// Threads that take the application's SIGUSR1 (in restartable calls only: poll, nanosleep &
+// co. fail with EINTR after any handler, with or without atlas).
+std::mutex targets_mu;
+std::vector<pid_t> usr1_targets;
+void usr1_target()
+{
+	std::lock_guard lock(targets_mu);
+	usr1_targets.push_back(static_cast<pid_t>(gettid()));
+}
+
+int pipe_never[2];   // never written: wrapped calls on it block until their timeout
+int feed_pipe[2][2]; // written every millisecond: unwrapped reads (one pipe per reader)
+int feed_sock[2];    // a socket written every 20 ms: wrapped reads (recv and read)
+
+// --- wrapped calls, long or no timeouts ---
+void t_poll()
+{
+	block_all_signals();
+	for (;;) {
+		pollfd p{pipe_never[0], POLLIN, 0};
+		count(poll(&p, 1, 10000), errno);
+	}
+}
+void t_ppoll()
+{
+	for (;;) {
+		pollfd p{pipe_never[0], POLLIN, 0};
+		count(ppoll(&p, 1, nullptr, nullptr), errno);
+	}
+}
+void t_epoll()
+{
+	int ep = epoll_create1(0);
+	epoll_event ev{};
+	ev.events = EPOLLIN;
+	epoll_ctl(ep, EPOLL_CTL_ADD, pipe_never[0], &ev);
+	for (;;)
+		count(epoll_wait(ep, &ev, 1, 10000), errno);
+}
+void t_select()
+{
+	for (;;) {
+		fd_set r;
+		FD_ZERO(&r);
+		FD_SET(pipe_never[0], &r);
+		timeval tv{10, 0};
+		count(select(pipe_never[0] + 1, &r, nullptr, nullptr, &tv), errno);
+	}
+}
+void t_nanosleep()
+{
+	block_all_signals();
+	for (;;) {
+		timespec ts{10, 0};
+		count(nanosleep(&ts, nullptr), errno);
+	}
+}
+void t_clock_nanosleep()
+{
+	for (;;) {
+		timespec ts{10, 0};
+		int r = clock_nanosleep(CLOCK_MONOTONIC, 0, &ts, nullptr);
+		count(r == 0 ? 0 : -1, r);
+	}
+}
+void t_accept()
+{
+	block_all_signals();
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	sockaddr_in a{};
+	a.sin_family = AF_INET;
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	bind(fd, reinterpret_cast<sockaddr *>(&a), sizeof(a));
+	listen(fd, 4);
+	for (;;) {
+		int c = accept(fd, nullptr, nullptr);
+		count(c, errno);
+		if (c >= 0)
+			close(c);
+	}
+}
+void t_accept_usr1()
+{
+	usr1_target();
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	sockaddr_in a{};
+	a.sin_family = AF_INET;
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	bind(fd, reinterpret_cast<sockaddr *>(&a), sizeof(a));
+	listen(fd, 4);
+	for (;;) {
+		int c = accept4(fd, nullptr, nullptr, SOCK_CLOEXEC);
+		count(c, errno);
+		if (c >= 0)
+			close(c);
+	}
+}
+void t_recv_never()
+{
+	usr1_target();
+	int sv[2];
+	socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
+	char c;
+	for (;;)
+		count(recv(sv[0], &c, 1, 0), errno);
+}
+void t_read_socket()
+{
+	usr1_target();
+	char buf[64];
+	for (;;)
+		count(read(feed_sock[0], buf, sizeof buf),
+		      errno); // wrapped while a transition runs
+}
+void t_sem()
+{
+	static sem_t sem;
+	sem_init(&sem, 0, 0);
+	for (;;)
+		count(sem_wait(&sem), errno);
+}
+void t_sigwait()
+{
+	usr1_target();
+	sigset_t s;
+	sigemptyset(&s);
+	sigaddset(&s, SIGURG); // never raised
+	pthread_sigmask(SIG_BLOCK, &s, nullptr);
+	for (;;) {
+		int sig = 0;
+		int r = sigwait(&s, &sig);
+		count(r == 0 ? 0 : -1, r);
+	}
+}
+void t_sigtimedwait()
+{
+	sigset_t s;
+	sigemptyset(&s);
+	sigaddset(&s, SIGURG);
+	pthread_sigmask(SIG_BLOCK, &s, nullptr);
+	for (;;) {
+		timespec ts{10, 0};
+		int r = sigtimedwait(&s, nullptr, &ts);
+		count(r >= 0 || errno == EAGAIN ? 0 : -1, errno);
+	}
+}
+void t_cond()
+{
+	usr1_target();
+	static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+	static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
+	pthread_mutex_lock(&mu);
+	for (;;) {
+		timespec until;
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_nsec += 30 * 1000 * 1000;
+		if (until.tv_nsec >= 1000000000) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000;
+		}
+		int r = pthread_cond_timedwait(&cv, &mu, &until);
+		count(r == 0 || r == ETIMEDOUT ? 0 : -1, r);
+	}
+}
+
+// --- unwrapped blocking calls between wrapped points ---
+void t_read_pipe(bool all_blocked)
+{
+	if (all_blocked)
+		block_all_signals();
+	else
+		usr1_target();
+	char buf[64];
+	const int fd = feed_pipe[all_blocked ? 0 : 1][0];
+	for (;;) {
+		count(read(fd, buf, sizeof buf), errno); // a pipe: never wrapped
+		count(poll(nullptr, 0, 0), errno);       // a wrapped point
+	}
+}
+void t_usleep()
+{
+	block_all_signals();
+	for (;;) {
+		count(usleep(300), errno); // glibc's internal nanosleep: not wrapped
+		count(poll(nullptr, 0, 0), errno);
+	}
+}
+
+// Feeds the pipes (every ms) and the socket (every 20 ms) from a child process, so that the
+// unwrapped reads end by themselves even while a global transition parks every thread here.
+void start_feeder()
+{
+	pid_t child = fork();
+	if (child != 0)
+		return;
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	for (int i = 0;; i++) {
+		char c = 'x';
+		(void)!write(feed_pipe[0][1], &c, 1);
+		(void)!write(feed_pipe[1][1], &c, 1);
+		if (i % 20 == 0)
+			(void)!write(feed_sock[1], &c, 1);
+		usleep(1000);
+	}
+}
+
+void usr1_handler(int)
+{
+	usr1_handled.fetch_add(1, std::memory_order_relaxed);
+}
+
+// Raises the application's SIGUSR1 at the restartable-call threads every 2 ms.
+void t_raiser()
+{
+	unsigned n = 0;
+	for (;;) {
+		pid_t tid = 0;
+		{
+			std::lock_guard lock(targets_mu);
+			if (!usr1_targets.empty())
+				tid = usr1_targets[n++ % usr1_targets.size()];
+		}
+		if (tid)
+			syscall(SYS_tgkill, getpid(), tid, SIGUSR1);
+		timespec ts{0, 2 * 1000 * 1000};
+		count(nanosleep(&ts, nullptr), errno);
+	}
+}
+
+bool kick_blocked_in_kernel()
+{
+	const int kick = SIGRTMAX - 2;
+	std::ifstream in("/proc/thread-self/status");
+	std::string line;
+	while (std::getline(in, line))
+		if (line.rfind("SigBlk:", 0) == 0) {
+			unsigned long long mask = std::stoull(line.substr(7), nullptr, 16);
+			return (mask >> (kick - 1)) & 1;
+		}
+	return false;
+}
+
+// The application can neither take nor unblock the kick signal, and reads back its own mask.
+void run_selfcheck()
+{
+	const int kick = SIGRTMAX - 2;
+	auto fail = [](const char *what) {
+		if (selfcheck == "ok")
+			selfcheck = what;
+	};
+	struct sigaction sa {
+	};
+	sa.sa_handler = usr1_handler;
+	if (sigaction(kick, &sa, nullptr) != -1 || errno != EINVAL)
+		fail("sigaction(kick)_not_refused");
+	struct sigaction old {
+	};
+	if (sigaction(kick, nullptr, &old) != 0 || old.sa_handler != SIG_DFL)
+		fail("sigaction(kick)_old_not_default");
+	if (signal(kick, usr1_handler) != SIG_ERR)
+		fail("signal(kick)_not_refused");
+	sigset_t empty, cur;
+	sigemptyset(&empty);
+	pthread_sigmask(SIG_SETMASK, &empty, nullptr);
+	if (!kick_blocked_in_kernel())
+		fail("SIG_SETMASK_unblocked_kick");
+	pthread_sigmask(SIG_SETMASK, nullptr, &cur);
+	if (sigismember(&cur, kick))
+		fail("app_view_shows_kick_blocked");
+	sigset_t k;
+	sigemptyset(&k);
+	sigaddset(&k, kick);
+	sigprocmask(SIG_UNBLOCK, &k, nullptr);
+	if (!kick_blocked_in_kernel())
+		fail("SIG_UNBLOCK_unblocked_kick");
+	sigprocmask(SIG_BLOCK, &k, nullptr);
+	sigprocmask(SIG_BLOCK, nullptr, &cur);
+	if (!sigismember(&cur, kick))
+		fail("app_view_lost_its_own_block");
+	sigprocmask(SIG_UNBLOCK, &k, &cur);
+	if (!sigismember(&cur, kick))
+		fail("old_mask_not_app_view");
+	pthread_sigmask(SIG_BLOCK, nullptr, &cur);
+	if (sigismember(&cur, kick) || !kick_blocked_in_kernel())
+		fail("app_view_after_unblock");
+	// The application's handler never sees the trampoline.
+	struct sigaction usr1 {
+	};
+	if (sigaction(SIGUSR1, nullptr, &usr1) != 0 || usr1.sa_handler != usr1_handler ||
+	    sigismember(&usr1.sa_mask, kick))
+		fail("sigaction_old_not_app_handler");
+}
+
+} // namespace
+
+int main()
+{
+	sigset_t term;
+	sigemptyset(&term);
+	sigaddset(&term, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &term, nullptr);
+	struct sigaction sa {
+	};
+	sa.sa_handler = usr1_handler;
+	sa.sa_flags = SA_RESTART;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGUSR1, &sa, nullptr);
+	std::thread(run_selfcheck).join(); // it changes its mask: not main's
+
+	auto set_loader =
+	    reinterpret_cast<int (*)(void *)>(dlsym(RTLD_DEFAULT, "atlas_preload_set_test_loader"));
+	auto get_path = reinterpret_cast<const char *(*)(void)>(
+	    dlsym(RTLD_DEFAULT, "atlas_preload_socket_path"));
+	if (!set_loader || !get_path || set_loader(&test_loader) != 0 || !get_path()) {
+		std::fprintf(stderr, "not running under an active libatlas-preload.so\n");
+		return 1;
+	}
+	if (pipe(pipe_never) != 0 || pipe(feed_pipe[0]) != 0 || pipe(feed_pipe[1]) != 0 ||
+	    socketpair(AF_UNIX, SOCK_STREAM, 0, feed_sock) != 0)
+		return 1;
+
+	start_feeder();
+	std::vector<std::thread> threads;
+	for (auto fn : {t_poll, t_ppoll, t_epoll, t_select, t_nanosleep, t_clock_nanosleep,
+	                t_accept, t_accept_usr1, t_recv_never, t_read_socket, t_sem, t_sigwait,
+	                t_sigtimedwait, t_cond, t_usleep, t_raiser})
+		threads.emplace_back(fn);
+	threads.emplace_back(t_read_pipe, true);
+	threads.emplace_back(t_read_pipe, false);
+	for (auto &t : threads)
+		t.detach();
+	std::printf("ready %s\n", get_path());
+	std::fflush(stdout);
+	int sig = 0;
+	for (;;) {
+		int r = sigwait(&term, &sig);
+		if (r == 0 && sig == SIGTERM)
+			break;
+	}
+	std::printf("eintr %ld calls %ld usr1 %ld selfcheck %s\n", eintr_count.load(), calls.load(),
+	            usr1_handled.load(), selfcheck.c_str());
+	std::fflush(stdout);
+	_exit(0);
+}

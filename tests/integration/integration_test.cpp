@@ -417,6 +417,11 @@ void run_scenario(const Scenario &s)
 			// unchanged.
 			op("apply B without A", "apply " + pid + b + g, 1, 1, "integ_v2_core");
 		}
+		if (rounds % 4 == 0) {
+			// No views on this kernel: wait-free mode is refused, nothing changes.
+			op("apply A wait-free", "apply " + pid + a + " --mode wait-free", 4, 1,
+			   "wait-free mode unavailable");
+		}
 		op("apply A", "apply " + pid + a + g, 0, 2);
 		op("apply A again", "apply " + pid + a + g, 3, 2, "already applied");
 		op("apply B", "apply " + pid + b + g, 0, 3);

@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <cstring>
 #include <gtest/gtest.h>
+#include <iterator>
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -185,16 +186,15 @@ struct Op {
 
 // The versions a reply may come from: the version in effect when the request was sent, and
 // every version that was or may have become in effect until the reply was received.
+// `ops` are sequential (one ends before the next starts), so sorted by both ends.
 std::set<int> allowed(const std::vector<Op> &ops, int64_t sent, int64_t received)
 {
-	std::set<int> v{1};
-	for (const Op &op : ops) {
-		if (op.end_ns < sent) {
-			v = {op.after};
-		} else if (op.start_ns <= received) {
-			v.insert(op.before);
-			v.insert(op.after);
-		}
+	auto it = std::partition_point(ops.begin(), ops.end(),
+	                               [&](const Op &op) { return op.end_ns < sent; });
+	std::set<int> v{it == ops.begin() ? 1 : std::prev(it)->after};
+	for (; it != ops.end() && it->start_ns <= received; ++it) {
+		v.insert(it->before);
+		v.insert(it->after);
 	}
 	return v;
 }

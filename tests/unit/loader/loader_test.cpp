@@ -736,6 +736,7 @@ TEST(Loader, StackCheckUnwindsThroughRegisteredPatchFrames)
 
 	blocked_phase = 2;
 	blocked.join();
+	stacks.remove(tid);
 	EXPECT_EQ(result, 21); // (5 + 2) * 3: the patched cxx_visit ran
 	ASSERT_TRUE(change->revert());
 	atlas::preload::cancel_frames(frames);

@@ -7,19 +7,556 @@
  * unshared (VM_MMVIEW_UNSHARED), whose contents and protections diverge copy-on-write per
  * view. Each thread runs in one view and moves itself with MMVIEW_MIGRATE.
  *
- * This file holds the mmview(2) system call. At this stage of the series a process has
- * exactly one view, the base (id 0): the calls that query or mark address ranges are
- * complete, and MMVIEW_CREATE fails with -EOPNOTSUPP until views can be created.
+ * The views of a process form a group (struct mmview_group). All of them share one mmap lock,
+ * the first view's, so every VMA operation is serialised process-wide as before.
+ *
+ * Shared private memory (anonymous, heap, stacks, private file mappings) belongs to the base
+ * view. Other views hold *mirrors* of the base's PTEs: pte_special entries that own no page
+ * and are not in rmap, installed by mmview_fault() from the base PTE and cleared, through an
+ * MMU notifier on the base, whenever the base changes or drops one. This is the secondary-MMU
+ * contract KVM's shadow page tables rely on, so reclaim, migration, compaction, COW and fork
+ * need no view-specific code. Unshared ranges are ordinary per-view memory, copied with fork
+ * semantics when a view is created.
+ *
+ * Until the VMA operations are replayed on every view, a process with more than one live view
+ * cannot change its layout: mmap, munmap, mprotect, ... fail with -EBUSY (mmview_layout_frozen).
  */
 
 #include <linux/hugetlb.h>
 #include <linux/mm.h>
 #include <linux/mman.h>
+#include <linux/mmu_context.h>
+#include <linux/mmu_notifier.h>
 #include <linux/mmview.h>
+#include <linux/rmap.h>
+#include <linux/mempolicy.h>
 #include <linux/sched/mm.h>
+#include <linux/sched/signal.h>
+#include <linux/security.h>
+#include <linux/srcu.h>
 #include <linux/syscalls.h>
+#include <linux/sysctl.h>
+#include <linux/userfaultfd_k.h>
+#include <linux/xarray.h>
+#include <asm/tlbflush.h>
 
+#include "internal.h"
 #include "vma.h"
+
+/* mmview_group::flags */
+#define MMVIEW_GROUP_DEAD	0	/* its process ended: views are being dropped */
+#define MMVIEW_GROUP_BASE_GONE	1	/* the base's last user left: no more mirrors */
+
+/**
+ * struct mmview_group - the views of one process
+ * @lock_mm: the first view; its mmap lock serves every view. Each other view holds an
+ *	mm_count reference on it, so the lock outlives them all; the group is freed with it.
+ * @base: the view that owns shared private memory. The group holds an mm_users reference
+ *	on it until the group ends.
+ * @signal: the process; the group ends when its last thread exits or execs.
+ * @views: id -> view, for every view not yet deleted (base included). Changed under the
+ *	write lock; looked up under xa_lock with mmget_not_zero().
+ * @members: every view not yet torn down, linked by mm->mmview_node; changed under the write
+ *	lock, walked under the write lock or mmview_srcu.
+ * @next_id: the next view id; ids are never reused.
+ * @nr_live: views created and not yet torn down (deleted but occupied ones count).
+ * @invalidating: base invalidations in flight. A mirror is installed only while it is zero,
+ *	under the view's PTL (see mmview_mirror_pmd()); it stays raised once the base is gone.
+ * @flags: MMVIEW_GROUP_*.
+ * @notifier: the MMU notifier on @base that clears the mirrors.
+ */
+struct mmview_group {
+	struct mm_struct *lock_mm;
+	struct mm_struct *base;
+	struct signal_struct *signal;
+	struct xarray views;
+	struct list_head members;
+	unsigned long next_id;
+	unsigned int nr_live;
+	atomic_t invalidating;
+	unsigned long flags;
+	struct mmu_notifier notifier;
+};
+
+/* Walkers of a group's members outside its mmap lock (the MMU notifier) hold this. */
+DEFINE_STATIC_SRCU(mmview_srcu);
+
+static unsigned int sysctl_mmview_max_views = 1024;
+
+static struct ctl_table mmview_sysctls[] = {
+	{
+		.procname	= "mmview_max_views",
+		.data		= &sysctl_mmview_max_views,
+		.maxlen		= sizeof(sysctl_mmview_max_views),
+		.mode		= 0644,
+		.proc_handler	= proc_douintvec_minmax,
+		.extra1		= SYSCTL_ONE,
+	},
+};
+
+static int __init mmview_sysctl_init(void)
+{
+	register_sysctl_init("vm", mmview_sysctls);
+	return 0;
+}
+subsys_initcall(mmview_sysctl_init);
+
+static inline bool mmview_is_base(struct mm_struct *mm)
+{
+	return !mm_has_views(mm) || mm->mmview_group->base == mm;
+}
+
+/**
+ * mmview_lock_seqcount_begin - begin the VMA lock sequence of every view
+ * @mm: the view whose mmap write lock was taken, i.e. the group's
+ *
+ * Per-VMA readers and writers of each view compare against that view's own sequence, so
+ * the group's write lock makes every sequence odd. A view that has already left the group
+ * (it is being torn down) still counts its own.
+ */
+void mmview_lock_seqcount_begin(struct mm_struct *mm)
+{
+	struct mm_struct *view;
+
+	list_for_each_entry(view, &mm->mmview_group->members, mmview_node)
+		do_raw_write_seqcount_begin(&view->mm_lock_seq);
+	if (!test_bit(MMVIEW_MM_LINKED, &mm->mmview_flags))
+		do_raw_write_seqcount_begin(&mm->mm_lock_seq);
+}
+
+/**
+ * mmview_lock_seqcount_end - end the VMA lock sequence of every view
+ * @mm: the view whose mmap write lock is released or downgraded
+ */
+void mmview_lock_seqcount_end(struct mm_struct *mm)
+{
+	struct mm_struct *view;
+
+	list_for_each_entry(view, &mm->mmview_group->members, mmview_node)
+		do_raw_write_seqcount_end(&view->mm_lock_seq);
+	if (!test_bit(MMVIEW_MM_LINKED, &mm->mmview_flags))
+		do_raw_write_seqcount_end(&mm->mm_lock_seq);
+}
+
+/**
+ * mmview_layout_frozen - refuse a layout change while several views exist
+ * @mm: the caller's view, with its mmap lock held
+ *
+ * VMA operations are not yet replayed on every view, so they are refused while the process
+ * has more than one live view: the views' layouts must never differ.
+ *
+ * Return: 0, or -EBUSY.
+ */
+int mmview_layout_frozen(struct mm_struct *mm)
+{
+	if (!mm_has_views(mm))
+		return 0;
+	return READ_ONCE(mm->mmview_group->nr_live) > 1 ? -EBUSY : 0;
+}
+
+/**
+ * mmview_futex_mm - the mm that keys a process's private futexes
+ * @mm: the caller's view
+ *
+ * Threads in different views must meet on one futex, so futex keys use the group's first
+ * view, which lives as long as any view (struct mmview_group).
+ *
+ * Return: the mm to key futexes on.
+ */
+struct mm_struct *mmview_futex_mm(struct mm_struct *mm)
+{
+	return mm_has_views(mm) ? mm->mmview_group->lock_mm : mm;
+}
+
+/*
+ * Mirrors.
+ */
+
+enum mmview_walk_op {
+	MMVIEW_ZAP,		/* clear every mirror, handing dirty bits to the folio */
+	MMVIEW_CLEAR_YOUNG,	/* clear accessed bits, report whether any was set */
+	MMVIEW_TEST_YOUNG,	/* report whether any accessed bit is set */
+};
+
+/**
+ * mmview_walk_ptes - apply @op to the mirrors under one PMD of a view
+ * @view: a non-base view
+ * @pmd: its PMD covering [@addr, @end)
+ * @addr: start address
+ * @end: end address, within the PMD
+ * @op: what to do
+ * @flush: set when a present entry was cleared
+ *
+ * Only special PTEs are touched: in a view's shared private ranges every present entry is a
+ * mirror; elsewhere a special entry is a zero page or a special mapping's, which refaults.
+ *
+ * Return: true if @op found an accessed entry.
+ */
+static bool mmview_walk_ptes(struct mm_struct *view, pmd_t *pmd,
+			     unsigned long addr, unsigned long end,
+			     enum mmview_walk_op op, bool *flush)
+{
+	spinlock_t *ptl;	/* the view's PTE table lock */
+	pte_t *start_pte, *pte;
+	bool young = false;
+
+	start_pte = pte_offset_map_lock(view, pmd, addr, &ptl);
+	if (!start_pte)
+		return false;
+	for (pte = start_pte; addr < end; pte++, addr += PAGE_SIZE) {
+		pte_t entry = ptep_get(pte);
+		unsigned long pfn;
+
+		if (!pte_present(entry) || !pte_special(entry))
+			continue;
+		if (op == MMVIEW_TEST_YOUNG) {
+			young |= pte_young(entry);
+			continue;
+		}
+		if (op == MMVIEW_CLEAR_YOUNG) {
+			young |= ptep_test_and_clear_young(NULL, addr, pte);
+			continue;
+		}
+		entry = ptep_get_and_clear(view, addr, pte);
+		*flush = true;
+		pfn = pte_pfn(entry);
+		if (pte_dirty(entry) && pfn_valid(pfn) && !is_zero_pfn(pfn))
+			folio_mark_dirty(page_folio(pfn_to_page(pfn)));
+	}
+	pte_unmap_unlock(start_pte, ptl);
+	return young;
+}
+
+/**
+ * mmview_walk_view - apply @op to the mirrors of one view in [@start, @end)
+ * @view: a non-base view
+ * @start: start address
+ * @end: end address
+ * @op: what to do
+ *
+ * Runs without the mmap lock (from reclaim, for instance): the view's page tables stay
+ * allocated because a view leaves the group's member list, and waits for mmview_srcu,
+ * before it frees them. Empty upper levels are skipped, so the walk costs what is mapped.
+ *
+ * Return: true if @op found an accessed entry.
+ */
+static bool mmview_walk_view(struct mm_struct *view, unsigned long start,
+			     unsigned long end, enum mmview_walk_op op)
+{
+	unsigned long addr, next_pgd, next_p4d, next_pud, next_pmd;
+	bool young = false, flush = false;
+
+	for (addr = start; addr < end; addr = next_pgd) {
+		pgd_t *pgd = pgd_offset(view, addr);
+
+		next_pgd = pgd_addr_end(addr, end);
+		if (pgd_none(READ_ONCE(*pgd)) || pgd_bad(READ_ONCE(*pgd)))
+			continue;
+		for (; addr < next_pgd; addr = next_p4d) {
+			p4d_t *p4d = p4d_offset(pgd, addr);
+
+			next_p4d = p4d_addr_end(addr, next_pgd);
+			if (p4d_none(READ_ONCE(*p4d)) || p4d_bad(READ_ONCE(*p4d)))
+				continue;
+			for (; addr < next_p4d; addr = next_pud) {
+				pud_t *pud = pud_offset(p4d, addr);
+
+				next_pud = pud_addr_end(addr, next_p4d);
+				if (pud_none(READ_ONCE(*pud)) || pud_bad(READ_ONCE(*pud)))
+					continue;
+				for (; addr < next_pud; addr = next_pmd) {
+					pmd_t *pmd = pmd_offset(pud, addr);
+
+					next_pmd = pmd_addr_end(addr, next_pud);
+					young |= mmview_walk_ptes(view, pmd, addr,
+								  next_pmd, op,
+								  &flush);
+				}
+			}
+		}
+	}
+	if (flush)
+		flush_tlb_mm_range(view, start, end, PAGE_SHIFT, false);
+	return young;
+}
+
+/**
+ * mmview_walk_mirrors - apply @op to the mirrors of every view of a group
+ * @group: the group
+ * @start: start address
+ * @end: end address
+ * @op: what to do
+ *
+ * Return: true if @op found an accessed entry.
+ */
+static bool mmview_walk_mirrors(struct mmview_group *group, unsigned long start,
+				unsigned long end, enum mmview_walk_op op)
+{
+	struct mm_struct *view;
+	bool young = false;
+	int idx;
+
+	idx = srcu_read_lock(&mmview_srcu);
+	list_for_each_entry_srcu(view, &group->members, mmview_node,
+				 srcu_read_lock_held(&mmview_srcu)) {
+		if (test_bit(MMVIEW_MM_MIRRORS, &view->mmview_flags))
+			young |= mmview_walk_view(view, start, end, op);
+	}
+	srcu_read_unlock(&mmview_srcu, idx);
+	return young;
+}
+
+static int mmview_invalidate_range_start(struct mmu_notifier *mn,
+					 const struct mmu_notifier_range *range)
+{
+	struct mmview_group *group = container_of(mn, struct mmview_group, notifier);
+
+	atomic_inc(&group->invalidating);
+	/*
+	 * Raised before any view PTL is taken; pairs with the read under the
+	 * view PTL in mmview_mirror_pmd().
+	 */
+	smp_mb__after_atomic();
+	mmview_walk_mirrors(group, range->start, range->end, MMVIEW_ZAP);
+	return 0;
+}
+
+static void mmview_invalidate_range_end(struct mmu_notifier *mn,
+					const struct mmu_notifier_range *range)
+{
+	struct mmview_group *group = container_of(mn, struct mmview_group, notifier);
+
+	/* The base PTE changes are visible before a new mirror may copy them. */
+	smp_mb__before_atomic();
+	atomic_dec(&group->invalidating);
+}
+
+static int mmview_clear_flush_young(struct mmu_notifier *mn, struct mm_struct *mm,
+				    unsigned long start, unsigned long end)
+{
+	struct mmview_group *group = container_of(mn, struct mmview_group, notifier);
+
+	return mmview_walk_mirrors(group, start, end, MMVIEW_CLEAR_YOUNG);
+}
+
+static int mmview_test_young(struct mmu_notifier *mn, struct mm_struct *mm,
+			     unsigned long address)
+{
+	struct mmview_group *group = container_of(mn, struct mmview_group, notifier);
+
+	return mmview_walk_mirrors(group, address, address + PAGE_SIZE,
+				   MMVIEW_TEST_YOUNG);
+}
+
+/* The base's last user left: no view may mirror it any more. */
+static void mmview_release(struct mmu_notifier *mn, struct mm_struct *mm)
+{
+	struct mmview_group *group = container_of(mn, struct mmview_group, notifier);
+
+	set_bit(MMVIEW_GROUP_BASE_GONE, &group->flags);
+	atomic_inc(&group->invalidating);	/* never dropped */
+	/* As in mmview_invalidate_range_start(). */
+	smp_mb__after_atomic();
+	mmview_walk_mirrors(group, 0, TASK_SIZE_MAX, MMVIEW_ZAP);
+}
+
+static const struct mmu_notifier_ops mmview_notifier_ops = {
+	.release		= mmview_release,
+	.invalidate_range_start	= mmview_invalidate_range_start,
+	.invalidate_range_end	= mmview_invalidate_range_end,
+	.clear_flush_young	= mmview_clear_flush_young,
+	.clear_young		= mmview_clear_flush_young,
+	.test_young		= mmview_test_young,
+};
+
+/**
+ * mmview_mirror_pmd - install mirrors of the base's PTEs under one PMD
+ * @group: the group
+ * @view: a non-base view, with the group's mmap lock held
+ * @base_vma: the base's VMA covering [@addr, @end)
+ * @addr: start address
+ * @end: end address, within one PMD
+ * @fault: true for a fault at @addr (the range is that page), whose base PTE must satisfy
+ *	the access; false when filling a new view: every present PTE is mirrored
+ * @fault_flags: the fault's FAULT_FLAG_*
+ *
+ * The base PTL is taken before the view's. A mirror is installed only while no base
+ * invalidation is in flight: the notifier raises @group->invalidating before it takes any
+ * view PTL, so either this sees the count raised or the notifier sees the mirror and
+ * clears it.
+ *
+ * Return: 0 when done; -ENOENT when the base has no PTE that satisfies the fault (fault
+ * it in the base first); -EAGAIN when an invalidation is in flight or a huge PMD was split;
+ * -ENOMEM.
+ */
+static int mmview_mirror_pmd(struct mmview_group *group, struct mm_struct *view,
+			     struct vm_area_struct *base_vma, unsigned long addr,
+			     unsigned long end, bool fault,
+			     unsigned int fault_flags)
+{
+	struct mm_struct *base = base_vma->vm_mm;
+	pmd_t *bpmd, *vpmd, bpmdval;
+	pte_t *bpte, *vpte;
+	spinlock_t *bptl, *vptl;
+	pgd_t *pgd;
+	p4d_t *p4d;
+	pud_t *pud;
+	int ret = 0;
+
+	bpmd = mm_find_pmd(base, addr);
+	if (!bpmd)
+		return -ENOENT;
+	bpmdval = pmdp_get_lockless(bpmd);
+	if (!pmd_present(bpmdval) && !is_swap_pmd(bpmdval))
+		return -ENOENT;
+	if (pmd_trans_huge(bpmdval) || pmd_devmap(bpmdval) ||
+	    is_swap_pmd(bpmdval)) {
+		/* Views mirror 4 KiB entries; THP is off once a process has views. */
+		if (!fault)
+			return 0;
+		split_huge_pmd(base_vma, bpmd, addr);
+		return -EAGAIN;
+	}
+
+	pgd = pgd_offset(view, addr);
+	p4d = p4d_alloc(view, pgd, addr);
+	if (!p4d)
+		return -ENOMEM;
+	pud = pud_alloc(view, p4d, addr);
+	if (!pud)
+		return -ENOMEM;
+	vpmd = pmd_alloc(view, pud, addr);
+	if (!vpmd || pte_alloc(view, vpmd))
+		return -ENOMEM;
+
+	bpte = pte_offset_map_lock(base, bpmd, addr, &bptl);
+	if (!bpte)
+		return fault ? -EAGAIN : 0;
+	vpte = pte_offset_map_nolock(view, vpmd, addr, &vptl);
+	if (!vpte) {
+		pte_unmap_unlock(bpte, bptl);
+		return -EAGAIN;
+	}
+	spin_lock_nested(vptl, SINGLE_DEPTH_NESTING);
+
+	if (atomic_read(&group->invalidating)) {
+		ret = test_bit(MMVIEW_GROUP_BASE_GONE, &group->flags) ? -EFAULT : -EAGAIN;
+		goto unlock;
+	}
+	for (; addr < end; addr += PAGE_SIZE, bpte++, vpte++) {
+		pte_t entry = ptep_get(bpte), cur;
+
+		if (!pte_present(entry) || pte_protnone(entry) ||
+		    ((fault_flags & FAULT_FLAG_WRITE) && !pte_write(entry))) {
+			if (fault)
+				ret = -ENOENT;
+			continue;
+		}
+		entry = pte_mkspecial(pte_mkclean(entry));
+		cur = ptep_get(vpte);
+		if (pte_present(cur)) {
+			if (pte_same(cur, entry))
+				continue;
+			if (pte_pfn(cur) != pte_pfn(entry)) {
+				/* Cannot happen: the notifier clears stale mirrors. */
+				WARN_ON_ONCE(1);
+				ptep_get_and_clear(view, addr, vpte);
+				flush_tlb_mm_range(view, addr, addr + PAGE_SIZE,
+						   PAGE_SHIFT, false);
+			}
+		}
+		set_pte_at(view, addr, vpte, entry);
+	}
+unlock:
+	spin_unlock(vptl);
+	pte_unmap(vpte);
+	pte_unmap_unlock(bpte, bptl);
+	return ret;
+}
+
+/**
+ * mmview_fault - handle a fault on a view's shared private range
+ * @vma: the view's VMA (mmview_vma_mirrors() is true), with the mmap lock held
+ * @address: the faulting address
+ * @flags: FAULT_FLAG_*
+ *
+ * Mirrors the base's PTE when it satisfies the access; otherwise faults the page in the
+ * base first, inside the caller's memcg and accounting bracket, and retries. Views never
+ * allocate, copy or swap a page of a shared private range. When the base fault drops the
+ * mmap lock (VM_FAULT_RETRY or VM_FAULT_COMPLETED) its result is returned as is: the lock
+ * is the view's too.
+ *
+ * Return: VM_FAULT_* as handle_mm_fault().
+ */
+vm_fault_t mmview_fault(struct vm_area_struct *vma, unsigned long address,
+			unsigned int flags)
+{
+	struct mm_struct *view = vma->vm_mm;
+	struct mmview_group *group = view->mmview_group;
+	struct mm_struct *base = group->base;
+	struct vm_area_struct *base_vma;
+	vm_fault_t ret;
+	int tries;
+
+	address &= PAGE_MASK;
+	for (tries = 0; tries < 3; tries++) {
+		base_vma = vma_lookup(base, address);
+		if (WARN_ON_ONCE(!base_vma))
+			return VM_FAULT_SIGSEGV;	/* the layouts differ */
+		switch (mmview_mirror_pmd(group, view, base_vma, address,
+					  address + PAGE_SIZE, true, flags)) {
+		case 0:
+			return 0;
+		case -ENOMEM:
+			return VM_FAULT_OOM;
+		case -EFAULT:
+			return VM_FAULT_SIGBUS;
+		case -EAGAIN:
+			continue;
+		}
+		/* -ENOENT: fault the page in the base first. */
+		if (!mmget_not_zero(base))
+			return VM_FAULT_SIGBUS;
+		ret = __handle_mm_fault(base_vma, address, flags);
+		mmput_async(base);
+		if (ret & (VM_FAULT_ERROR | VM_FAULT_RETRY | VM_FAULT_COMPLETED))
+			return ret;
+	}
+	/* The base kept changing: let the access refault. */
+	return 0;
+}
+
+/**
+ * mmview_gup_vma - the VMA get_user_pages() must walk for a view's VMA
+ * @vma: the caller's VMA at @address, with the mmap lock held
+ * @address: the address being pinned or read
+ * @gup_flags: FOLL_*
+ *
+ * A view's mirrors own no page, so GUP (O_DIRECT, futexes, process_vm_*, ptrace, core
+ * dumps) walks and faults the base's VMA at the same address instead, and a pin marks the
+ * base, which is what fork copies from.
+ *
+ * Return: @vma, or the base's VMA when @vma mirrors the base.
+ */
+struct vm_area_struct *mmview_gup_vma(struct vm_area_struct *vma,
+				      unsigned long address,
+				      unsigned int gup_flags)
+{
+	struct mmview_group *group;
+	struct vm_area_struct *base_vma;
+
+	if (!mmview_vma_mirrors(vma))
+		return vma;
+	group = vma->vm_mm->mmview_group;
+	if (test_bit(MMVIEW_GROUP_BASE_GONE, &group->flags))
+		return vma;
+	base_vma = vma_lookup(group->base, address);
+	if (WARN_ON_ONCE(!base_vma))
+		return vma;
+	if (gup_flags & FOLL_PIN)
+		set_bit(MMF_HAS_PINNED, &group->base->flags);
+	return base_vma;
+}
 
 /**
  * mmview_range_check - check that a range may change its view sharing
@@ -58,7 +595,8 @@ static int mmview_range_check(struct mm_struct *mm, unsigned long start,
  * @unshared: true for MMVIEW_UNSHARE, false for MMVIEW_SHARE
  *
  * Sets or clears VM_MMVIEW_UNSHARED on the range, splitting and merging VMAs at its
- * boundaries like mprotect(). The whole range is checked before any VMA changes.
+ * boundaries like mprotect(). The whole range is checked before any VMA changes. Only a
+ * process with a single live view may do it: views' layouts must stay identical.
  *
  * Return: 0 or a negative errno (see mmview(2)).
  */
@@ -82,6 +620,9 @@ static int mmview_set_unshared(unsigned long start, unsigned long len,
 	if (mmap_write_lock_killable(mm))
 		return -EINTR;
 
+	ret = -EPERM;
+	if (mm_has_views(mm) && mm->mmview_group->nr_live > 1)
+		goto out;
 	ret = mmview_range_check(mm, start, end);
 	if (ret)
 		goto out;
@@ -118,60 +659,550 @@ out:
 	return ret;
 }
 
-/**
- * mmview_current_id - id of the calling thread's view
- *
- * Return: the id; always MMVIEW_BASE_ID while a process has a single view.
+/*
+ * Group and view lifetime.
  */
-static long mmview_current_id(void)
+
+/**
+ * mmview_create_check - refuse what views cannot keep in sync (mmview(2), EOPNOTSUPP)
+ * @mm: the caller's view, with the mmap write lock held
+ *
+ * Return: 0, or -EOPNOTSUPP.
+ */
+static int mmview_create_check(struct mm_struct *mm)
 {
-	return MMVIEW_BASE_ID;
+	VMA_ITERATOR(vmi, mm, 0);
+	struct vm_area_struct *vma;
+	struct task_struct *t;
+	int ret = 0;
+
+	/* KSM merges pages behind the base's back; secondary MMUs would pin a view. */
+	if (test_bit(MMF_VM_MERGEABLE, &mm->flags) ||
+	    test_bit(MMF_VM_MERGE_ANY, &mm->flags))
+		return -EOPNOTSUPP;
+	if (!mm_has_views(mm) && mm_has_notifiers(mm))
+		return -EOPNOTSUPP;
+#ifdef CONFIG_AIO
+	if (rcu_access_pointer(mm->ioctx_table))
+		return -EOPNOTSUPP;
+#endif
+#ifdef CONFIG_UPROBES
+	if (READ_ONCE(mm->uprobes_state.xol_area))
+		return -EOPNOTSUPP;
+#endif
+#ifdef CONFIG_IO_URING
+	rcu_read_lock();
+	for_each_thread(current, t) {
+		if (READ_ONCE(t->io_uring)) {
+			ret = -EOPNOTSUPP;
+			break;
+		}
+	}
+	rcu_read_unlock();
+	if (ret)
+		return ret;
+#endif
+	for_each_vma(vmi, vma) {
+		if (is_vm_hugetlb_page(vma) || userfaultfd_armed(vma))
+			return -EOPNOTSUPP;
+		/* Device mappings; the vvar page has no file and refaults per view. */
+		if ((vma->vm_flags & (VM_IO | VM_PFNMAP | VM_MIXEDMAP)) &&
+		    vma->vm_file)
+			return -EOPNOTSUPP;
+	}
+	return 0;
+}
+
+/**
+ * mmview_group_create - make @mm the base of a new group
+ * @mm: the caller's mm, with its mmap write lock held; no group yet
+ *
+ * Registers the notifier that keeps mirrors coherent, turns THP off (views mirror 4 KiB
+ * entries), takes the group's reference on the base and publishes the group. From then on
+ * the process's faults take the mmap lock, and every VMA is write-locked here so that no
+ * per-VMA-lock fault is still running.
+ *
+ * Return: 0 or a negative errno.
+ */
+static int mmview_group_create(struct mm_struct *mm)
+{
+	VMA_ITERATOR(vmi, mm, 0);
+	struct vm_area_struct *vma;
+	struct mmview_group *group;
+	int ret;
+
+	group = kzalloc(sizeof(*group), GFP_KERNEL_ACCOUNT);
+	if (!group)
+		return -ENOMEM;
+	group->lock_mm = mm;
+	group->base = mm;
+	group->signal = current->signal;
+	xa_init(&group->views);
+	INIT_LIST_HEAD(&group->members);
+	group->next_id = MMVIEW_BASE_ID + 1;
+	group->notifier.ops = &mmview_notifier_ops;
+	ret = xa_insert(&group->views, MMVIEW_BASE_ID, mm, GFP_KERNEL_ACCOUNT);
+	if (ret)
+		goto free;
+	ret = __mmu_notifier_register(&group->notifier, mm);
+	if (ret)
+		goto free;
+
+	set_bit(MMF_DISABLE_THP, &mm->flags);
+	mmget(mm);
+	mm->mmview_id = MMVIEW_BASE_ID;
+	list_add_tail_rcu(&mm->mmview_node, &group->members);
+	set_bit(MMVIEW_MM_LINKED, &mm->mmview_flags);
+	group->nr_live = 1;
+	WRITE_ONCE(mm->mmview_lock, &mm->__mmap_lock);
+	/* Readers of the group pointer without the lock see it fully set up. */
+	smp_store_release(&mm->mmview_group, group);
+
+	for_each_vma(vmi, vma)
+		vma_start_write(vma);
+	return 0;
+
+free:
+	xa_destroy(&group->views);
+	kfree(group);
+	return ret;
+}
+
+/**
+ * mmview_copy_vmas - give a new view a copy of every VMA of @src
+ * @view: the new view, empty, in @src's group
+ * @src: the caller's view, with the group's mmap write lock held
+ *
+ * Like dup_mmap(), but a view is not a fork: VM_DONTCOPY, VM_WIPEONFORK and VM_LOCKED are
+ * kept. Shared private VMAs get no anon_vma and no PTEs here (their pages stay the base's;
+ * mmview_fill_mirrors() maps them); unshared and other VMAs are copied with fork semantics.
+ *
+ * Return: 0 or a negative errno; on error the tree is marked like dup_mmap()'s so that
+ * exit_mmap() releases only what was copied.
+ */
+static int mmview_copy_vmas(struct mm_struct *view, struct mm_struct *src)
+{
+	VMA_ITERATOR(vmi, view, 0);
+	struct vm_area_struct *mpnt, *tmp;
+	int ret;
+
+	view->total_vm = src->total_vm;
+	view->data_vm = src->data_vm;
+	view->exec_vm = src->exec_vm;
+	view->stack_vm = src->stack_vm;
+	view->locked_vm = src->locked_vm;
+
+	ret = __mt_dup(&src->mm_mt, &view->mm_mt, GFP_KERNEL);
+	if (ret)
+		return ret;
+
+	mt_clear_in_rcu(vmi.mas.tree);
+	for_each_vma(vmi, mpnt) {
+		struct file *file;
+
+		vma_start_write(mpnt);
+		if ((mpnt->vm_flags & VM_ACCOUNT) &&
+		    security_vm_enough_memory_mm(src, vma_pages(mpnt))) {
+			ret = -ENOMEM;
+			goto fail;
+		}
+		tmp = vm_area_dup(mpnt);
+		if (!tmp) {
+			ret = -ENOMEM;
+			goto unaccount;
+		}
+		if (unlikely(tmp->vm_flags & VM_PFNMAP))
+			untrack_pfn_clear(tmp);
+		ret = vma_dup_policy(mpnt, tmp);
+		if (ret)
+			goto free_vma;
+		tmp->vm_mm = view;
+		if (mmview_vma_mirrors(tmp)) {
+			tmp->anon_vma = NULL;
+		} else if (anon_vma_fork(tmp, mpnt)) {
+			ret = -ENOMEM;
+			goto put_policy;
+		}
+
+		/* No allocation: __mt_dup() made the tree. */
+		vma_iter_bulk_store(&vmi, tmp);
+		view->map_count++;
+		if (tmp->vm_ops && tmp->vm_ops->open)
+			tmp->vm_ops->open(tmp);
+
+		file = tmp->vm_file;
+		if (file) {
+			struct address_space *mapping = file->f_mapping;
+
+			get_file(file);
+			i_mmap_lock_write(mapping);
+			if (vma_is_shared_maywrite(tmp))
+				mapping_allow_writable(mapping);
+			flush_dcache_mmap_lock(mapping);
+			vma_interval_tree_insert_after(tmp, mpnt, &mapping->i_mmap);
+			flush_dcache_mmap_unlock(mapping);
+			i_mmap_unlock_write(mapping);
+		}
+
+		if (!mmview_vma_mirrors(tmp)) {
+			ret = copy_page_range(tmp, mpnt);
+			if (ret) {
+				mpnt = vma_next(&vmi);
+				goto fail;
+			}
+		}
+	}
+	vma_iter_free(&vmi);
+	mt_set_in_rcu(vmi.mas.tree);
+	return 0;
+
+put_policy:
+	mpol_put(vma_policy(tmp));
+free_vma:
+	vm_area_free(tmp);
+unaccount:
+	if (mpnt->vm_flags & VM_ACCOUNT)
+		vm_unacct_memory(vma_pages(mpnt));
+fail:
+	vma_iter_free(&vmi);
+	if (mpnt) {
+		mas_set_range(&vmi.mas, mpnt->vm_start, mpnt->vm_end - 1);
+		mas_store(&vmi.mas, XA_ZERO_ENTRY);
+		set_bit(MMF_OOM_SKIP, &view->flags);
+	}
+	set_bit(MMF_UNSTABLE, &view->flags);
+	return ret;
+}
+
+/**
+ * mmview_fill_mirrors - map a new view's shared private ranges
+ * @group: the group
+ * @view: the new view, linked into the group, with the group's mmap write lock held
+ *
+ * Mirrors every present 4 KiB base PTE, so threads that migrate find their working set
+ * mapped. Cheap per page (no rmap, no reference), and it walks only populated page tables.
+ * Entries skipped here (an invalidation in flight, a huge PMD) are mirrored on first fault.
+ *
+ * Return: 0 or -ENOMEM.
+ */
+static int mmview_fill_mirrors(struct mmview_group *group, struct mm_struct *view)
+{
+	VMA_ITERATOR(vmi, view, 0);
+	struct vm_area_struct *vma;
+
+	for_each_vma(vmi, vma) {
+		struct vm_area_struct *base_vma;
+		unsigned long addr, next;
+
+		if (!mmview_vma_mirrors(vma))
+			continue;
+		base_vma = vma_lookup(group->base, vma->vm_start);
+		if (WARN_ON_ONCE(!base_vma))
+			continue;
+		for (addr = vma->vm_start; addr < vma->vm_end; addr = next) {
+			next = pmd_addr_end(addr, vma->vm_end);
+			if (addr >= base_vma->vm_end) {
+				base_vma = vma_lookup(group->base, addr);
+				if (WARN_ON_ONCE(!base_vma))
+					break;
+			}
+			next = min(next, base_vma->vm_end);
+			if (!mm_find_pmd(group->base, addr))
+				continue;
+			if (mmview_mirror_pmd(group, view, base_vma, addr, next,
+					      false, 0) == -ENOMEM)
+				return -ENOMEM;
+			cond_resched();
+		}
+	}
+	return 0;
+}
+
+/**
+ * mmview_create - MMVIEW_CREATE
+ *
+ * Creates a view that is a copy of the caller's; the caller does not move.
+ *
+ * Return: the new view's id, or -ENOMEM, -ENOSPC (live-view limit), -EOPNOTSUPP (sec.
+ * "Refusals" of mmview(2)), -EINTR.
+ */
+static long mmview_create(void)
+{
+	struct mm_struct *mm = current->mm, *view;
+	struct mmview_group *group;
+	long ret;
+
+	if (mmap_write_lock_killable(mm))
+		return -EINTR;
+	ret = mmview_create_check(mm);
+	if (ret)
+		goto unlock;
+	if (!mm_has_views(mm)) {
+		ret = mmview_group_create(mm);
+		if (ret)
+			goto unlock;
+	}
+	group = mm->mmview_group;
+	if (group->nr_live >= READ_ONCE(sysctl_mmview_max_views)) {
+		ret = -ENOSPC;
+		goto unlock;
+	}
+
+	view = mm_alloc_view(mm);
+	if (!view) {
+		ret = -ENOMEM;
+		goto unlock;
+	}
+	/* The shared lock and the group, before the view has a VMA. */
+	view->mmview_lock = &group->lock_mm->__mmap_lock;
+	view->mmview_group = group;
+	mmgrab(group->lock_mm);
+	mt_set_external_lock(&view->mm_mt, view->mmview_lock);
+	set_bit(MMVIEW_MM_MIRRORS, &view->mmview_flags);
+
+	ret = mmview_copy_vmas(view, mm);
+	if (!ret)
+		ret = arch_dup_mmap(mm, view);
+	if (!ret) {
+		view->mmview_id = group->next_id;
+		ret = xa_insert(&group->views, view->mmview_id, view,
+				GFP_KERNEL_ACCOUNT);
+	}
+	if (ret) {
+		mmap_write_unlock(mm);
+		mmput(view);
+		return ret;
+	}
+	group->next_id++;
+	group->nr_live++;
+	view->hiwater_rss = get_mm_rss(view);
+	view->hiwater_vm = view->total_vm;
+	/* Linked with its sequence begun, as every member's is under the write lock. */
+	do_raw_write_seqcount_begin(&view->mm_lock_seq);
+	list_add_tail_rcu(&view->mmview_node, &group->members);
+	set_bit(MMVIEW_MM_LINKED, &view->mmview_flags);
+
+	ret = mmview_fill_mirrors(group, view);
+	if (ret) {
+		xa_erase(&group->views, view->mmview_id);
+		mmap_write_unlock(mm);
+		mmput(view);
+		return ret;
+	}
+	ret = view->mmview_id;
+unlock:
+	mmap_write_unlock(mm);
+	return ret;
 }
 
 /**
  * mmview_delete - MMVIEW_DELETE
  * @id: the view to delete
  *
- * Return: -EPERM for the base, -EINVAL for an id that names no view.
+ * Drops the view's creation reference; it is freed when its last thread leaves.
+ *
+ * Return: 0, -EPERM for the base, -EINVAL for an id that names no view (or a deleted one).
  */
 static long mmview_delete(long id)
 {
-	return id == MMVIEW_BASE_ID ? -EPERM : -EINVAL;
+	struct mm_struct *mm = current->mm, *view;
+	struct mmview_group *group;
+
+	if (!mm_has_views(mm))
+		return id == MMVIEW_BASE_ID ? -EPERM : -EINVAL;
+	if (id < 0)
+		return -EINVAL;
+	group = mm->mmview_group;
+	if (mmap_write_lock_killable(mm))
+		return -EINTR;
+	view = xa_load(&group->views, id);
+	if (!view || view == group->base) {
+		mmap_write_unlock(mm);
+		return view ? -EPERM : -EINVAL;
+	}
+	xa_erase(&group->views, id);
+	set_bit(MMVIEW_MM_DELETED, &view->mmview_flags);
+	mmap_write_unlock(mm);
+	mmput(view);
+	return 0;
 }
 
 /**
  * mmview_migrate - MMVIEW_MIGRATE
  * @id: the view to move the calling thread into
  *
- * Migrating into the view one is in does nothing and returns its id.
+ * Modelled on exec_mmap(), without its page-table or mm initialisation: O(1), no mmap lock.
+ * The rseq concurrency id is returned to the old view's pool and taken from the new one's.
+ * Migrating into the view one is in does nothing and returns its id, even if it is deleted.
  *
  * Return: the id of the view the caller left, or -EINVAL for an id that names no view.
  */
 static long mmview_migrate(long id)
 {
-	long cur = mmview_current_id();
+	struct mm_struct *old = current->mm, *new = NULL;
+	struct mmview_group *group;
+	long old_id = old->mmview_id;
 
-	return id == cur ? cur : -EINVAL;
+	if (id == old_id)
+		return id;
+	if (!mm_has_views(old) || id < 0)
+		return -EINVAL;
+	group = old->mmview_group;
+
+	/* A view in the array holds its creation reference: it cannot be freed under us. */
+	xa_lock(&group->views);
+	new = xa_load(&group->views, id);
+	if (new && !mmget_not_zero(new))
+		new = NULL;
+	xa_unlock(&group->views);
+	if (!new)
+		return -EINVAL;
+
+	sched_mm_cid_before_execve(current);
+	task_lock(current);
+	local_irq_disable();
+	current->mm = new;
+	current->active_mm = new;
+	membarrier_update_current_mm(new);
+	switch_mm_irqs_off(old, new, current);
+	local_irq_enable();
+	task_unlock(current);
+	lru_gen_use_mm(new);
+	sched_mm_cid_after_execve(current);
+
+	mmput(old);
+	return old_id;
+}
+
+/**
+ * mmview_group_end - drop the group's references when its process ends
+ * @group: the group
+ *
+ * Views live no longer than their process: the creation references of the views not yet
+ * deleted and the reference on the base are dropped; each view is freed when its last
+ * (temporary) user leaves.
+ */
+static void mmview_group_end(struct mmview_group *group)
+{
+	struct mm_struct *view;
+	unsigned long id;
+
+	if (test_and_set_bit(MMVIEW_GROUP_DEAD, &group->flags))
+		return;
+	for (;;) {
+		id = 0;
+		mmap_write_lock(group->lock_mm);
+		view = xa_find(&group->views, &id, ULONG_MAX, XA_PRESENT);
+		if (view)
+			xa_erase(&group->views, id);
+		mmap_write_unlock(group->lock_mm);
+		if (!view)
+			break;
+		mmput(view);
+	}
+}
+
+/**
+ * mmview_task_exit - a task leaves a view by exit or exec
+ * @mm: the view it left
+ *
+ * Called after the task's mm pointer changed. When the last thread of the group's process
+ * exits, or a thread of it execs (de_thread() left it alone), the group ends. Tasks of
+ * other processes (a vfork child) only drop their own reference.
+ */
+void mmview_task_exit(struct mm_struct *mm)
+{
+	struct mmview_group *group = READ_ONCE(mm->mmview_group);
+
+	if (!group || current->signal != group->signal)
+		return;
+	if (!current->mm && atomic_read(&current->signal->live))
+		return;
+	mmview_group_end(group);
+}
+
+/**
+ * mmview_copy_mm - refuse the clones views do not handle yet
+ * @clone_flags: CLONE_*
+ * @oldmm: the parent's view
+ *
+ * A thread or a vfork child joins its creator's view. A fork of the base copies the base,
+ * which is right for every range. A fork of another view, or another process sharing a
+ * view, is not supported yet.
+ *
+ * Return: 0 or -EBUSY.
+ */
+int mmview_copy_mm(unsigned long clone_flags, struct mm_struct *oldmm)
+{
+	if (!mm_has_views(oldmm))
+		return 0;
+	if (!(clone_flags & CLONE_VM))
+		return mmview_is_base(oldmm) ? 0 : -EBUSY;
+	if (!(clone_flags & (CLONE_THREAD | CLONE_VFORK)))
+		return -EBUSY;
+	return 0;
+}
+
+/**
+ * mmview_mm_exit - a view's last user left; called before its exit_mmap()
+ * @mm: the view
+ *
+ * The base stops being mirrored: its notifier is unregistered, which clears every mirror.
+ * The view leaves the group's member list, and waits until no notifier walks its page
+ * tables, which exit_mmap() is about to free.
+ */
+void mmview_mm_exit(struct mm_struct *mm)
+{
+	struct mmview_group *group = mm->mmview_group;
+
+	if (!group)
+		return;
+	if (mm == group->base)
+		mmu_notifier_unregister(&group->notifier, mm);
+	if (!test_bit(MMVIEW_MM_LINKED, &mm->mmview_flags))
+		return;
+	mmap_write_lock(mm);
+	list_del_rcu(&mm->mmview_node);
+	clear_bit(MMVIEW_MM_LINKED, &mm->mmview_flags);
+	group->nr_live--;
+	if (xa_load(&group->views, mm->mmview_id) == mm)
+		xa_erase(&group->views, mm->mmview_id);
+	mmap_write_unlock(mm);
+	synchronize_srcu(&mmview_srcu);
+}
+
+/**
+ * mmview_mm_free - a view's mm_struct is freed; called from __mmdrop()
+ * @mm: the view
+ *
+ * Every view but the first holds a reference on the first, whose mmap lock they use; the
+ * group is freed with the first view.
+ */
+void mmview_mm_free(struct mm_struct *mm)
+{
+	struct mmview_group *group = mm->mmview_group;
+
+	if (!group)
+		return;
+	if (mm != group->lock_mm) {
+		mmdrop(group->lock_mm);
+		return;
+	}
+	xa_destroy(&group->views);
+	kfree(group);
 }
 
 /**
  * mmview_switch_base - MMVIEW_SWITCH_BASE
  *
- * Return: the id of the caller's view, which is now the base (it already was).
+ * Return: the id of the caller's view if it is the base already; -EOPNOTSUPP otherwise
+ * (moving the ownership of shared memory to another view is not implemented yet).
  */
 static long mmview_switch_base(void)
 {
-	return mmview_current_id();
-}
+	struct mm_struct *mm = current->mm;
 
-/**
- * mmview_create - MMVIEW_CREATE
- *
- * Return: -EOPNOTSUPP: this stage of the series cannot create views yet.
- */
-static long mmview_create(void)
-{
-	return -EOPNOTSUPP;
+	return mmview_is_base(mm) ? mm->mmview_id : -EOPNOTSUPP;
 }
 
 /**
@@ -190,7 +1221,7 @@ SYSCALL_DEFINE3(mmview, long, op, unsigned long, arg1, unsigned long, arg2)
 	case MMVIEW_DELETE:
 		return mmview_delete((long)arg1);
 	case MMVIEW_CURRENT:
-		return mmview_current_id();
+		return current->mm->mmview_id;
 	case MMVIEW_MIGRATE:
 		return mmview_migrate((long)arg1);
 	case MMVIEW_UNSHARE:

@@ -1,13 +1,111 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * Address-space views: kernel-internal interface (mm/mmview.c).
+ *
+ * The hooks below are the only places where the rest of the kernel meets
+ * views; each is a no-op for a process that never created one.
  */
 #ifndef _LINUX_MMVIEW_H
 #define _LINUX_MMVIEW_H
 
+#include <linux/mm.h>
 #include <uapi/linux/mmview.h>
 
 /* The id of a process's original address space, until MMVIEW_SWITCH_BASE. */
 #define MMVIEW_BASE_ID	0
+
+/* mm->mmview_flags */
+#define MMVIEW_MM_MIRRORS	0	/* shared private ranges mirror the base */
+#define MMVIEW_MM_DELETED	1	/* MMVIEW_DELETE dropped its reference */
+#define MMVIEW_MM_LINKED	2	/* on the group's list of views */
+
+#ifdef CONFIG_MMVIEW
+
+/**
+ * mmview_mm_init - reset the view fields of a new mm
+ * @mm: the mm being initialised; dup_mm() copied its parent's fields
+ */
+static inline void mmview_mm_init(struct mm_struct *mm)
+{
+	mm->mmview_lock = NULL;
+	mm->mmview_group = NULL;
+	mm->mmview_id = MMVIEW_BASE_ID;
+	mm->mmview_flags = 0;
+	INIT_LIST_HEAD(&mm->mmview_node);
+}
+
+/**
+ * mmview_vma_mirrors - whether a VMA's present PTEs are mirrors of the base
+ * @vma: a VMA of any mm
+ *
+ * True for the shared private ranges (anonymous, private file, stack, heap)
+ * of a view that is not the base: their pages belong to the base, and the
+ * view's PTEs are non-owning copies (pte_special, no rmap, no reference).
+ */
+static inline bool mmview_vma_mirrors(const struct vm_area_struct *vma)
+{
+	return unlikely(test_bit(MMVIEW_MM_MIRRORS, &vma->vm_mm->mmview_flags)) &&
+	       !(vma->vm_flags & (VM_MMVIEW_UNSHARED | VM_MAYSHARE |
+				  VM_SPECIAL | VM_HUGETLB));
+}
+
+vm_fault_t mmview_fault(struct vm_area_struct *vma, unsigned long address,
+			unsigned int flags);
+struct vm_area_struct *mmview_gup_vma(struct vm_area_struct *vma,
+				      unsigned long address,
+				      unsigned int gup_flags);
+int mmview_layout_frozen(struct mm_struct *mm);
+struct mm_struct *mmview_futex_mm(struct mm_struct *mm);
+int mmview_copy_mm(unsigned long clone_flags, struct mm_struct *oldmm);
+void mmview_task_exit(struct mm_struct *mm);
+void mmview_mm_exit(struct mm_struct *mm);
+void mmview_mm_free(struct mm_struct *mm);
+struct mm_struct *mm_alloc_view(struct mm_struct *oldmm);
+
+#else /* !CONFIG_MMVIEW */
+
+static inline void mmview_mm_init(struct mm_struct *mm) {}
+
+static inline bool mmview_vma_mirrors(const struct vm_area_struct *vma)
+{
+	return false;
+}
+
+static inline vm_fault_t mmview_fault(struct vm_area_struct *vma,
+				      unsigned long address, unsigned int flags)
+{
+	return VM_FAULT_SIGBUS;
+}
+
+static inline struct vm_area_struct *
+mmview_gup_vma(struct vm_area_struct *vma, unsigned long address,
+	       unsigned int gup_flags)
+{
+	return vma;
+}
+
+static inline int mmview_layout_frozen(struct mm_struct *mm)
+{
+	return 0;
+}
+
+static inline struct mm_struct *mmview_futex_mm(struct mm_struct *mm)
+{
+	return mm;
+}
+
+static inline int mmview_copy_mm(unsigned long clone_flags,
+				 struct mm_struct *oldmm)
+{
+	return 0;
+}
+
+static inline void mmview_task_exit(struct mm_struct *mm) {}
+
+static inline void mmview_mm_exit(struct mm_struct *mm) {}
+
+static inline void mmview_mm_free(struct mm_struct *mm) {}
+
+#endif /* CONFIG_MMVIEW */
 
 #endif /* _LINUX_MMVIEW_H */

@@ -1,0 +1,825 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Views on the views kernel (design views-kernel.md secs. 1, 2, 5.2-5.4, 7, 10): creation,
+ * migration, deletion; shared memory is one memory in every view, also under concurrent first
+ * faults and compaction (checked through the PFNs of /proc/thread-self/pagemap); unshared data
+ * and code diverge per view; fork writes do not leak into the child; futexes, condition
+ * variables and pthread_join work across views; exit and exec from a view; every errno and
+ * refusal of this stage; no leak over many view lifetimes.
+ *
+ * Each case runs in a child process of its own, because a process that created views cannot
+ * change its layout at this stage of the series (mmap, munmap, ... fail EBUSY): threads and
+ * memory are set up before the first MMVIEW_CREATE.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/aio_abi.h>
+#include <linux/futex.h>
+#include <linux/userfaultfd.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atlas/mmview.h>
+
+#include "../tap.h"
+
+#ifndef PR_SET_MEMORY_MERGE
+#define PR_SET_MEMORY_MERGE 67 /* Linux 6.4; Debian 12's headers predate it */
+#endif
+
+#define NPAGES 256
+
+static long page;
+
+static const char *err_name(long ret)
+{
+	static char buf[32];
+
+	if (ret >= 0) {
+		snprintf(buf, sizeof(buf), "%ld", ret);
+		return buf;
+	}
+	return strerrorname_np(errno) ? strerrorname_np(errno) : "?";
+}
+
+static bool fails_with(long ret, int err)
+{
+	return ret == -1 && errno == err;
+}
+
+/* In a child: report a failed expectation (as a TAP diagnostic) and remember it. */
+static int child_failures;
+#define EXPECT(cond, ...)                                                                          \
+	do {                                                                                       \
+		if (!(cond)) {                                                                     \
+			child_failures++;                                                          \
+			printf("#   %s:%d: ", __func__, __LINE__);                                     \
+			printf(__VA_ARGS__);                                                       \
+			printf("\n");                                                              \
+			fflush(stdout);                                                            \
+		}                                                                                  \
+	} while (0)
+
+/* Runs @fn in a child process; one TAP check named @name passes if it exits 0. */
+static void run_case(const char *name, void (*fn)(void))
+{
+	pid_t pid;
+	int status = 0;
+
+	fflush(stdout);
+	pid = fork();
+	if (pid == 0) {
+		child_failures = 0;
+		fn();
+		fflush(stdout);
+		_exit(child_failures ? 1 : 0);
+	}
+	waitpid(pid, &status, 0);
+	tap_check(pid > 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0, "%s%s", name,
+	          WIFSIGNALED(status) ? " (child killed by a signal)" : "");
+}
+
+static char *map_anon(size_t pages)
+{
+	void *p = mmap(NULL, pages * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+	               -1, 0);
+
+	return p == MAP_FAILED ? NULL : p;
+}
+
+/* The PFN of @addr as the calling thread's view maps it; 0 if not present. */
+static uint64_t pfn_of(const void *addr)
+{
+	uint64_t entry = 0;
+	int fd = open("/proc/thread-self/pagemap", O_RDONLY);
+
+	if (fd < 0)
+		return 0;
+	if (pread(fd, &entry, sizeof(entry), (uintptr_t)addr / page * sizeof(entry)) !=
+	    sizeof(entry))
+		entry = 0;
+	close(fd);
+	return (entry & (1ULL << 63)) ? entry & ((1ULL << 55) - 1) : 0;
+}
+
+static int write_file(const char *path, const char *text)
+{
+	int fd = open(path, O_WRONLY);
+	ssize_t n;
+
+	if (fd < 0)
+		return -1;
+	n = write(fd, text, strlen(text));
+	close(fd);
+	return n == (ssize_t)strlen(text) ? 0 : -1;
+}
+
+/* ---- ids, migration, deletion ---- */
+
+static void case_ids(void)
+{
+	long r;
+
+	EXPECT(mmview_current() == 0, "CURRENT before any view is 0");
+	r = mmview_create();
+	EXPECT(r == 1, "first CREATE returns 1 (got %s)", err_name(r));
+	r = mmview_create();
+	EXPECT(r == 2, "second CREATE returns 2 (got %s)", err_name(r));
+	EXPECT(mmview_current() == 0, "CREATE does not move the caller");
+	r = mmview_migrate(1);
+	EXPECT(r == 0, "MIGRATE(1) from the base returns 0 (got %s)", err_name(r));
+	EXPECT(mmview_current() == 1, "CURRENT is 1 after MIGRATE(1)");
+	r = mmview_migrate(1);
+	EXPECT(r == 1, "MIGRATE into the view one is in returns its id (got %s)", err_name(r));
+	r = mmview_migrate(2);
+	EXPECT(r == 1, "MIGRATE(2) from 1 returns 1 (got %s)", err_name(r));
+	r = mmview_migrate(0);
+	EXPECT(r == 2, "MIGRATE(0) from 2 returns 2 (got %s)", err_name(r));
+	r = mmview_delete(1);
+	EXPECT(r == 0, "DELETE(1) returns 0 (got %s)", err_name(r));
+	r = mmview_delete(1);
+	EXPECT(fails_with(r, EINVAL), "DELETE(1) again fails EINVAL (got %s)", err_name(r));
+	r = mmview_migrate(1);
+	EXPECT(fails_with(r, EINVAL), "MIGRATE to a deleted view fails EINVAL (got %s)",
+	       err_name(r));
+	r = mmview_delete(0);
+	EXPECT(fails_with(r, EPERM), "DELETE of the base fails EPERM (got %s)", err_name(r));
+	r = mmview_delete(99);
+	EXPECT(fails_with(r, EINVAL), "DELETE of an unknown id fails EINVAL (got %s)",
+	       err_name(r));
+	r = mmview_migrate(-1);
+	EXPECT(fails_with(r, EINVAL), "MIGRATE(-1) fails EINVAL (got %s)", err_name(r));
+	r = mmview_switch_base();
+	EXPECT(r == 0, "SWITCH_BASE from the base returns 0 (got %s)", err_name(r));
+	r = mmview_create();
+	EXPECT(r == 3, "ids are never reused: the next CREATE returns 3 (got %s)", err_name(r));
+}
+
+/* ---- shared memory is one memory ---- */
+
+static void case_coherence(void)
+{
+	char *buf = map_anon(NPAGES), *fresh = map_anon(NPAGES);
+	long v;
+	int i, bad = 0;
+
+	for (i = 0; i < NPAGES; i++)
+		buf[i * page] = (char)i;
+	v = mmview_create();
+	EXPECT(v == 1, "CREATE (got %s)", err_name(v));
+	mmview_migrate(v);
+	for (i = 0; i < NPAGES; i++)
+		bad += buf[i * page] != (char)i;
+	EXPECT(bad == 0, "%d of %d pages written before CREATE read wrong in the view", bad,
+	       NPAGES);
+	for (i = 0; i < NPAGES; i++) {
+		buf[i * page] = (char)(i + 1);
+		fresh[i * page + 7] = (char)(i + 2); /* first touch in the view */
+	}
+	mmview_migrate(0);
+	bad = 0;
+	for (i = 0; i < NPAGES; i++)
+		bad += buf[i * page] != (char)(i + 1) || fresh[i * page + 7] != (char)(i + 2);
+	EXPECT(bad == 0, "%d pages written in the view read wrong in the base", bad);
+	for (i = 0; i < NPAGES; i++)
+		buf[i * page] = (char)(i + 3);
+	mmview_migrate(v);
+	bad = 0;
+	for (i = 0; i < NPAGES; i++)
+		bad += buf[i * page] != (char)(i + 3);
+	EXPECT(bad == 0, "%d pages written in the base read wrong in the view", bad);
+	bad = 0;
+	for (i = 0; i < NPAGES; i++) {
+		uint64_t in_view = pfn_of(buf + i * page), in_base;
+
+		mmview_migrate(0);
+		in_base = pfn_of(buf + i * page);
+		mmview_migrate(v);
+		bad += !in_view || in_view != in_base;
+	}
+	EXPECT(bad == 0, "PFN checker: %d shared pages map different frames in base and view",
+	       bad);
+}
+
+#define WORKERS 4
+#define ROUNDS 100
+
+struct hammer {
+	char *mem;
+	long view;
+	pthread_barrier_t *ready, *start;
+};
+
+/* Created before the views (pthread_create maps a stack); told its view after the barrier. */
+static void *hammer_thread(void *arg)
+{
+	struct hammer *h = arg;
+	int r, i;
+
+	pthread_barrier_wait(h->ready);
+	mmview_migrate(h->view);
+	pthread_barrier_wait(h->start);
+	for (r = 0; r < ROUNDS; r++)
+		for (i = 0; i < NPAGES; i++)
+			atomic_fetch_add_explicit((_Atomic long *)(h->mem + i * page), 1,
+			                          memory_order_relaxed);
+	return NULL;
+}
+
+static void case_concurrent_faults(void)
+{
+	char *mem = map_anon(NPAGES);
+	pthread_t th[WORKERS];
+	struct hammer h[WORKERS];
+	pthread_barrier_t ready, start;
+	int i, bad = 0;
+
+	pthread_barrier_init(&ready, NULL, WORKERS + 1);
+	pthread_barrier_init(&start, NULL, WORKERS + 1);
+	for (i = 0; i < WORKERS; i++) {
+		h[i] = (struct hammer){mem, 0, &ready, &start};
+		pthread_create(&th[i], NULL, hammer_thread, &h[i]);
+	}
+	/* Every page is first touched concurrently from WORKERS views. */
+	for (i = 1; i < WORKERS; i++) {
+		h[i].view = mmview_create();
+		EXPECT(h[i].view > 0, "CREATE %d (got %s)", i, err_name(h[i].view));
+	}
+	pthread_barrier_wait(&ready);
+	pthread_barrier_wait(&start);
+	for (i = 0; i < WORKERS; i++)
+		pthread_join(th[i], NULL);
+	for (i = 0; i < NPAGES; i++)
+		bad += *(long *)(mem + i * page) != WORKERS * ROUNDS;
+	EXPECT(bad == 0, "%d of %d counters lost updates (first: %ld, want %d)", bad, NPAGES,
+	       *(long *)mem, WORKERS * ROUNDS);
+}
+
+/* ---- fork: no write through a view leaks into the child ---- */
+
+static void case_fork_no_leak(void)
+{
+	char *buf = map_anon(NPAGES);
+	int to_child[2], to_parent[2], i, status = -1;
+	long v;
+	char c;
+	pid_t pid;
+
+	for (i = 0; i < NPAGES; i++)
+		buf[i * page] = 'a';
+	v = mmview_create();
+	mmview_migrate(v);
+	for (i = 0; i < NPAGES; i++) /* the view maps every page writable */
+		buf[i * page] = 'b';
+	mmview_migrate(0);
+	EXPECT(pipe(to_child) == 0 && pipe(to_parent) == 0, "pipes");
+	pid = fork(); /* from the base: allowed */
+	if (pid == 0) {
+		int wrong = 0;
+
+		if (read(to_child[0], &c, 1) != 1)
+			_exit(2);
+		for (i = 0; i < NPAGES; i++)
+			wrong += buf[i * page] != 'b';
+		_exit(wrong ? 1 : 0);
+	}
+	EXPECT(pid > 0, "fork from the base with views (got %s)", err_name(pid));
+	mmview_migrate(v);
+	for (i = 0; i < NPAGES; i++)
+		buf[i * page] = 'c'; /* after fork, through the view's mirrors */
+	mmview_migrate(0);
+	EXPECT(write(to_child[1], "x", 1) == 1, "signal the child");
+	waitpid(pid, &status, 0);
+	EXPECT(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+	       "the child saw the parent's post-fork writes (status %#x)", status);
+	for (i = 0; i < NPAGES; i++)
+		if (buf[i * page] != 'c')
+			break;
+	EXPECT(i == NPAGES, "the parent's base sees its view's writes");
+	mmview_migrate(v);
+	pid = fork();
+	if (pid == 0)
+		_exit(0);
+	EXPECT(fails_with(pid, EBUSY), "fork from a non-base view fails EBUSY for now (got %s)",
+	       err_name(pid));
+	if (pid > 0)
+		waitpid(pid, NULL, 0);
+}
+
+/* ---- unshared ranges diverge ---- */
+
+static int __attribute__((noinline, aligned(4096))) answer(void)
+{
+	return 1;
+}
+
+static void case_unshared(void)
+{
+	char *data = map_anon(4);
+	int (*volatile fn)(void) = answer;
+	const unsigned char code[] = {0xb8, 0x2a, 0x00, 0x00, 0x00, 0xc3}; /* mov $42,%eax; ret */
+	long v, r;
+	int fd;
+
+	data[0] = data[page] = 'a';
+	r = mmview_unshare(data + page, page);
+	EXPECT(r == 0, "UNSHARE a data page (got %s)", err_name(r));
+	r = mmview_unshare((void *)answer, page);
+	EXPECT(r == 0, "UNSHARE a page of the program's text (got %s)", err_name(r));
+	v = mmview_create();
+	r = mmview_unshare(data, page);
+	EXPECT(fails_with(r, EPERM), "UNSHARE with several views fails EPERM (got %s)",
+	       err_name(r));
+	r = mmview_share(data + page, page);
+	EXPECT(fails_with(r, EPERM), "SHARE with several views fails EPERM (got %s)", err_name(r));
+	mmview_migrate(v);
+	data[0] = 'b';
+	data[page] = 'b';
+	fd = open("/proc/thread-self/mem", O_RDWR);
+	r = pwrite(fd, code, sizeof(code), (off_t)(uintptr_t)answer);
+	EXPECT(r == (long)sizeof(code), "patch the view's text through /proc/thread-self/mem (%s)",
+	       err_name(r));
+	close(fd);
+	EXPECT(fn() == 42, "the view runs its patched code (got %d)", fn());
+	EXPECT(data[page] == 'b' && data[0] == 'b', "the view reads its own writes");
+	mmview_migrate(0);
+	EXPECT(fn() == 1, "the base runs the original code (got %d)", fn());
+	EXPECT(data[0] == 'b', "shared page: the base sees the view's write");
+	EXPECT(data[page] == 'a', "unshared page: the base keeps its own contents (got %c)",
+	       data[page]);
+	EXPECT(pfn_of(data + page) != 0, "unshared page present in the base");
+	mmview_migrate(v);
+	EXPECT(fn() == 42, "back in the view: patched code again");
+}
+
+/* ---- errnos and refusals of this stage ---- */
+
+static void case_layout_frozen(void)
+{
+	char *buf = map_anon(4);
+	void *p;
+	long r;
+
+	r = mmview_create();
+	EXPECT(r == 1, "CREATE (got %s)", err_name(r));
+	p = mmap(NULL, page, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	EXPECT(p == MAP_FAILED && errno == EBUSY, "mmap fails EBUSY");
+	r = munmap(buf, page);
+	EXPECT(fails_with(r, EBUSY), "munmap fails EBUSY (got %s)", err_name(r));
+	r = mprotect(buf, page, PROT_READ);
+	EXPECT(fails_with(r, EBUSY), "mprotect fails EBUSY (got %s)", err_name(r));
+	r = madvise(buf, page, MADV_DONTNEED);
+	EXPECT(fails_with(r, EBUSY), "madvise fails EBUSY (got %s)", err_name(r));
+	r = mlock(buf, page);
+	EXPECT(fails_with(r, EBUSY), "mlock fails EBUSY (got %s)", err_name(r));
+	p = mremap(buf, page, 2 * page, MREMAP_MAYMOVE);
+	EXPECT(p == MAP_FAILED && errno == EBUSY, "mremap fails EBUSY");
+	EXPECT(sbrk(page) == (void *)-1, "brk cannot grow");
+	r = mmview_delete(1);
+	EXPECT(r == 0, "DELETE (got %s)", err_name(r));
+	/* The last other view is freed when its last user leaves: here, at DELETE. */
+	p = mmap(NULL, page, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	EXPECT(p != MAP_FAILED, "mmap works again with a single view (%s)",
+	       p == MAP_FAILED ? strerror(errno) : "ok");
+	EXPECT(mmview_current() == 0, "still in the base");
+}
+
+static void case_limit(void)
+{
+	long r, i;
+
+	EXPECT(write_file("/proc/sys/vm/mmview_max_views", "3") == 0, "set vm.mmview_max_views");
+	for (i = 1; i <= 2; i++) {
+		r = mmview_create();
+		EXPECT(r == i, "CREATE %ld under the limit (got %s)", i, err_name(r));
+	}
+	r = mmview_create();
+	EXPECT(fails_with(r, ENOSPC), "CREATE beyond 3 live views fails ENOSPC (got %s)",
+	       err_name(r));
+	EXPECT(mmview_delete(2) == 0, "DELETE 2");
+	r = mmview_create();
+	EXPECT(r == 3, "after DELETE a view can be created again, id 3 (got %s)", err_name(r));
+	write_file("/proc/sys/vm/mmview_max_views", "1024");
+}
+
+static void refused(const char *what)
+{
+	long r = mmview_create();
+
+	EXPECT(fails_with(r, EOPNOTSUPP), "CREATE with %s fails EOPNOTSUPP (got %s)", what,
+	       err_name(r));
+}
+
+static void case_refuse_hugetlb(void)
+{
+	void *p = mmap(NULL, 2 << 20, PROT_READ | PROT_WRITE,
+	               MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB | MAP_NORESERVE, -1, 0);
+
+	EXPECT(p != MAP_FAILED, "hugetlb mapping (%s)", p == MAP_FAILED ? strerror(errno) : "ok");
+	refused("a hugetlb mapping");
+}
+
+static void case_refuse_ksm(void)
+{
+	EXPECT(prctl(PR_SET_MEMORY_MERGE, 1, 0, 0, 0) == 0, "PR_SET_MEMORY_MERGE (%s)",
+	       strerror(errno));
+	refused("KSM");
+}
+
+static void case_refuse_aio(void)
+{
+	aio_context_t ctx = 0;
+
+	EXPECT(syscall(SYS_io_setup, 1, &ctx) == 0, "io_setup (%s)", strerror(errno));
+	refused("an aio context");
+}
+
+static void case_refuse_io_uring(void)
+{
+	char params[120] = {0};
+	long fd = syscall(SYS_io_uring_setup, 1, params);
+
+	EXPECT(fd >= 0, "io_uring_setup (%s)", strerror(errno));
+	refused("an io_uring instance");
+}
+
+static void case_refuse_uffd(void)
+{
+	char *buf = map_anon(1);
+	long fd = syscall(SYS_userfaultfd, O_CLOEXEC);
+	struct uffdio_api api = {.api = UFFD_API};
+	struct uffdio_register reg = {.range = {(uintptr_t)buf, page},
+	                              .mode = UFFDIO_REGISTER_MODE_MISSING};
+
+	EXPECT(fd >= 0 && ioctl(fd, UFFDIO_API, &api) == 0 && ioctl(fd, UFFDIO_REGISTER, &reg) == 0,
+	       "userfaultfd registration (%s)", strerror(errno));
+	refused("a userfaultfd range");
+}
+
+/* ---- threads across views ---- */
+
+struct pingpong {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int turn, rounds;
+	long view;
+	pthread_barrier_t *ready;
+	uint32_t futex_word;
+	bool futex_woken;
+};
+
+static void *pong_thread(void *arg)
+{
+	struct pingpong *pp = arg;
+	int i;
+
+	pthread_barrier_wait(pp->ready);
+	mmview_migrate(pp->view);
+	for (i = 0; i < pp->rounds; i++) {
+		pthread_mutex_lock(&pp->lock);
+		while (pp->turn != 1)
+			pthread_cond_wait(&pp->cond, &pp->lock);
+		pp->turn = 0;
+		pthread_cond_signal(&pp->cond);
+		pthread_mutex_unlock(&pp->lock);
+	}
+	/* A shared (not PRIVATE) futex: keyed through GUP, which views redirect to the base. */
+	while (__atomic_load_n(&pp->futex_word, __ATOMIC_ACQUIRE) == 0)
+		syscall(SYS_futex, &pp->futex_word, FUTEX_WAIT, 0, NULL, NULL, 0);
+	pp->futex_woken = true;
+	return (void *)(long)mmview_current();
+}
+
+static void *exit_in_view_thread(void *arg)
+{
+	struct pingpong *pp = arg;
+
+	pthread_barrier_wait(pp->ready);
+	mmview_migrate(pp->view + 1);
+	return (void *)(long)mmview_current();
+}
+
+static void case_threads_across_views(void)
+{
+	pthread_barrier_t ready;
+	struct pingpong pp = {.lock = PTHREAD_MUTEX_INITIALIZER,
+	                      .cond = PTHREAD_COND_INITIALIZER,
+	                      .rounds = 2000};
+	pthread_t pong, lone;
+	void *ret = NULL, *ret2 = NULL;
+	int i;
+
+	pthread_barrier_init(&ready, NULL, 3);
+	pp.ready = &ready;
+	pthread_create(&pong, NULL, pong_thread, &pp);
+	pthread_create(&lone, NULL, exit_in_view_thread, &pp);
+	pp.view = mmview_create();
+	EXPECT(mmview_create() == pp.view + 1, "second view");
+	pthread_barrier_wait(&ready);
+	for (i = 0; i < pp.rounds; i++) {
+		pthread_mutex_lock(&pp.lock);
+		pp.turn = 1;
+		pthread_cond_signal(&pp.cond);
+		while (pp.turn != 0)
+			pthread_cond_wait(&pp.cond, &pp.lock);
+		pthread_mutex_unlock(&pp.lock);
+	}
+	/* The lone thread is alone in its view: pthread_join relies on its exit's futex wake. */
+	EXPECT(pthread_join(lone, &ret2) == 0 && (long)ret2 == pp.view + 1,
+	       "pthread_join of a thread that exited alone in view %ld (got %ld)", pp.view + 1,
+	       (long)ret2);
+	usleep(10000);
+	__atomic_store_n(&pp.futex_word, 1, __ATOMIC_RELEASE);
+	syscall(SYS_futex, &pp.futex_word, FUTEX_WAKE, 1, NULL, NULL, 0);
+	EXPECT(pthread_join(pong, &ret) == 0 && (long)ret == pp.view && pp.futex_woken,
+	       "condition variable ping-pong (%d rounds), shared futex and join across views",
+	       pp.rounds);
+}
+
+struct occupant {
+	_Atomic int stop;
+	long view, seen_view, left;
+	char *mem;
+	pthread_barrier_t *ready, *in_view;
+};
+
+static void *occupant_thread(void *arg)
+{
+	struct occupant *o = arg;
+	long n = 0;
+
+	pthread_barrier_wait(o->ready);
+	mmview_migrate(o->view);
+	pthread_barrier_wait(o->in_view);
+	while (!atomic_load(&o->stop))
+		o->mem[(n++ % NPAGES) * page]++;
+	o->seen_view = mmview_current();
+	o->left = mmview_migrate(0);
+	return NULL;
+}
+
+static void case_delete_occupied(void)
+{
+	pthread_barrier_t ready, in_view;
+	struct occupant o = {0};
+	pthread_t t;
+	long r;
+
+	o.mem = map_anon(NPAGES);
+	o.ready = &ready;
+	o.in_view = &in_view;
+	pthread_barrier_init(&ready, NULL, 2);
+	pthread_barrier_init(&in_view, NULL, 2);
+	pthread_create(&t, NULL, occupant_thread, &o);
+	o.view = mmview_create();
+	pthread_barrier_wait(&ready);
+	pthread_barrier_wait(&in_view);
+	r = mmview_delete(o.view);
+	EXPECT(r == 0, "DELETE of an occupied view returns 0 (got %s)", err_name(r));
+	r = mmview_migrate(o.view);
+	EXPECT(fails_with(r, EINVAL), "nobody else may migrate into it (got %s)", err_name(r));
+	usleep(20000);
+	atomic_store(&o.stop, 1);
+	pthread_join(t, NULL);
+	EXPECT(o.seen_view == o.view && o.left == o.view,
+	       "its occupant kept running in it and migrated away (current %ld, left %ld)",
+	       o.seen_view, o.left);
+}
+
+/* ---- exit and exec from a view ---- */
+
+static void case_exit_from_view(void)
+{
+	char *buf = map_anon(NPAGES);
+	long v;
+	int i;
+
+	for (i = 0; i < NPAGES; i++)
+		buf[i * page] = 1;
+	v = mmview_create();
+	mmview_create();
+	mmview_migrate(v);
+	buf[0] = 2;
+	/* The child exits here, in view 1, with views 0 and 2 alive: all must be freed. */
+}
+
+static void case_exec_from_view(void)
+{
+	long v = mmview_create();
+
+	mmview_migrate(v);
+	execl("/bin/sh", "sh", "-c", "exit 0", (char *)NULL);
+	EXPECT(0, "exec from a view (%s)", strerror(errno));
+}
+
+/* ---- compaction while views fault and write ---- */
+
+struct writer {
+	char *mem;
+	long view;
+	int slot;
+	_Atomic int *stop;
+	long errors;
+	pthread_barrier_t *ready;
+};
+
+static void *writer_thread(void *arg)
+{
+	struct writer *w = arg;
+	unsigned char gen = 0;
+	int i;
+
+	pthread_barrier_wait(w->ready);
+	mmview_migrate(w->view);
+	while (!atomic_load(w->stop)) {
+		gen++;
+		for (i = 0; i < NPAGES * 4; i++)
+			w->mem[i * page + w->slot] = gen;
+		for (i = 0; i < NPAGES * 4; i++)
+			w->errors += (unsigned char)w->mem[i * page + w->slot] != gen;
+	}
+	return NULL;
+}
+
+static void case_compaction(void)
+{
+	pthread_barrier_t ready;
+	_Atomic int stop = 0;
+	struct writer w[2];
+	pthread_t t[2];
+	char *mem = map_anon(NPAGES * 4);
+	int i, k, bad = 0;
+
+	memset(mem, 0, NPAGES * 4 * page);
+	pthread_barrier_init(&ready, NULL, 3);
+	for (i = 0; i < 2; i++) {
+		w[i] = (struct writer){mem, 0, i * 64, &stop, 0, &ready};
+		pthread_create(&t[i], NULL, writer_thread, &w[i]);
+	}
+	w[0].view = mmview_create();
+	w[1].view = mmview_create();
+	pthread_barrier_wait(&ready);
+	for (k = 0; k < 10; k++)
+		EXPECT(write_file("/proc/sys/vm/compact_memory", "1") == 0, "compact_memory");
+	atomic_store(&stop, 1);
+	for (i = 0; i < 2; i++) {
+		pthread_join(t[i], NULL);
+		EXPECT(w[i].errors == 0, "writer in view %ld read %ld stale bytes", w[i].view,
+		       w[i].errors);
+	}
+	/* PFN checker: each view maps exactly the base's frame, after compaction. */
+	for (i = 0; i < NPAGES * 4; i++) {
+		uint64_t base_pfn = pfn_of(mem + i * page);
+
+		for (k = 0; k < 2; k++) {
+			uint64_t p;
+
+			mmview_migrate(w[k].view);
+			p = pfn_of(mem + i * page);
+			bad += p && p != base_pfn;
+			mmview_migrate(0);
+		}
+	}
+	EXPECT(bad == 0, "PFN checker: %d mirrors map another frame than the base", bad);
+}
+
+/* ---- no leak over many view lifetimes ---- */
+
+static long meminfo(const char *key)
+{
+	char line[256];
+	long v = -1;
+	FILE *f = fopen("/proc/meminfo", "r");
+
+	while (f && fgets(line, sizeof(line), f))
+		if (!strncmp(line, key, strlen(key)))
+			sscanf(line + strlen(key), ": %ld", &v);
+	if (f)
+		fclose(f);
+	return v;
+}
+
+/*
+ * Objects of a slab cache in use: freed objects can sit in per-CPU slabs, so shrink the
+ * cache first; SLUB's sysfs count is exact where it exists (SLUB_DEBUG), else /proc/slabinfo.
+ */
+static long slab_objects(const char *name)
+{
+	char path[128], line[512], n[64];
+	long active = -1, v;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/sys/kernel/slab/%s/shrink", name);
+	write_file(path, "1");
+	snprintf(path, sizeof(path), "/sys/kernel/slab/%s/objects", name);
+	f = fopen(path, "r");
+	if (f) {
+		if (fscanf(f, "%ld", &active) != 1)
+			active = -1;
+		fclose(f);
+		return active;
+	}
+	f = fopen("/proc/slabinfo", "r");
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "%63s %ld", n, &v) == 2 && !strcmp(n, name))
+			active = v;
+	if (f)
+		fclose(f);
+	return active;
+}
+
+static void lifetimes(void)
+{
+	char *buf = map_anon(16);
+	int i;
+
+	memset(buf, 1, 16 * page);
+	for (i = 0; i < 2000; i++) {
+		long v = mmview_create();
+
+		if (v < 0 || mmview_migrate(v) != 0 || buf[(i % 16) * page] != 1 ||
+		    mmview_migrate(0) != v || mmview_delete(v) != 0) {
+			EXPECT(0, "view lifetime %d failed (%s)", i, err_name(v));
+			return;
+		}
+	}
+}
+
+static void case_no_leak(void)
+{
+	long avail0, avail1, mm0, mm1, vma0, vma1;
+	int i, failures = 0;
+
+	write_file("/proc/sys/vm/drop_caches", "3");
+	avail0 = meminfo("MemAvailable");
+	mm0 = slab_objects("mm_struct");
+	vma0 = slab_objects("vm_area_struct");
+	lifetimes();
+	for (i = 0; i < 200; i++) {
+		pid_t pid = fork();
+		int status;
+
+		if (pid == 0) {
+			long v = mmview_create();
+
+			mmview_create();
+			mmview_migrate(v);
+			_exit(v > 0 ? 0 : 1);
+		}
+		waitpid(pid, &status, 0);
+		failures += !WIFEXITED(status) || WEXITSTATUS(status) != 0;
+	}
+	EXPECT(failures == 0, "%d of 200 processes exiting with views failed", failures);
+	sleep(1); /* VMAs are freed after an RCU grace period */
+	write_file("/proc/sys/vm/drop_caches", "3");
+	avail1 = meminfo("MemAvailable");
+	mm1 = slab_objects("mm_struct");
+	vma1 = slab_objects("vm_area_struct");
+	printf("# MemAvailable %ld -> %ld kB, mm_struct %ld -> %ld, vm_area_struct %ld -> %ld\n",
+	       avail0, avail1, mm0, mm1, vma0, vma1);
+	EXPECT(avail1 >= avail0 - 4096, "MemAvailable dropped by %ld kB", avail0 - avail1);
+	EXPECT(mm1 <= mm0 + 8, "mm_struct objects grew from %ld to %ld", mm0, mm1);
+	EXPECT(vma1 <= vma0 + 64, "vm_area_struct objects grew from %ld to %ld", vma0, vma1);
+}
+
+int main(void)
+{
+	page = sysconf(_SC_PAGESIZE);
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	tap_plan(18);
+	run_case("ids: CREATE, MIGRATE, DELETE, CURRENT and their errnos with views", case_ids);
+	run_case("shared memory is one memory in base and view (contents and PFNs)",
+	         case_coherence);
+	run_case("concurrent first faults from 4 views lose no update", case_concurrent_faults);
+	run_case("fork: writes through a view after fork do not leak into the child",
+	         case_fork_no_leak);
+	run_case("unshared data and code diverge per view", case_unshared);
+	run_case("layout changes fail EBUSY while several views live", case_layout_frozen);
+	run_case("live-view limit: ENOSPC (vm.mmview_max_views)", case_limit);
+	run_case("refusal: hugetlb", case_refuse_hugetlb);
+	run_case("refusal: KSM", case_refuse_ksm);
+	run_case("refusal: aio", case_refuse_aio);
+	run_case("refusal: io_uring", case_refuse_io_uring);
+	run_case("refusal: userfaultfd", case_refuse_uffd);
+	run_case("condition variables, shared futex and pthread_join across views",
+	         case_threads_across_views);
+	run_case("delete while occupied", case_delete_occupied);
+	run_case("exit from a view frees every view", case_exit_from_view);
+	run_case("exec from a view", case_exec_from_view);
+	run_case("compaction while two views write: contents and PFNs stay coherent",
+	         case_compaction);
+	run_case("no leak: 2000 view lifetimes, 200 processes exiting with views", case_no_leak);
+	return tap_finish();
+}

@@ -7,7 +7,8 @@
 // Every call's EINTR is counted: the application must never see one.
 //
 // Protocol: prints "ready <socket>"; on SIGTERM prints
-// "eintr <n> calls <m> usr1 <k> selfcheck <ok|what failed>" and exits.
+// "eintr <n> calls <m> usr1 <k> timeouts_ok <a> timeouts_bad <b> selfcheck <ok|what failed>"
+// and exits.
 #include <atlas/runtime.hpp>
 #include <control.hpp>
 
@@ -41,6 +42,27 @@ std::atomic<long> eintr_count{0};
 std::atomic<long> calls{0};
 std::atomic<long> usr1_handled{0};
 std::string selfcheck = "ok";
+// Calls with a timeout that ended by it: within [timeout, timeout + 500 ms] (a kick restarts
+// them with the time left, so they neither end early nor sleep their timeout again).
+std::atomic<long> timeouts_ok{0};
+std::atomic<long> timeouts_bad{0};
+constexpr int timeout_s = 3;
+
+std::int64_t now_ns()
+{
+	timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return std::int64_t(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+
+void timed_out(std::int64_t start)
+{
+	const std::int64_t elapsed = now_ns() - start, want = std::int64_t(timeout_s) * 1000000000;
+	if (elapsed >= want - 1000000 && elapsed <= want + 500000000)
+		timeouts_ok.fetch_add(1, std::memory_order_relaxed);
+	else
+		timeouts_bad.fetch_add(1, std::memory_order_relaxed);
+}
 
 void count(long r, int err)
 {
@@ -103,7 +125,11 @@ void t_poll()
 	block_all_signals();
 	for (;;) {
 		pollfd p{pipe_never[0], POLLIN, 0};
-		count(poll(&p, 1, 10000), errno);
+		const std::int64_t start = now_ns();
+		int r = poll(&p, 1, timeout_s * 1000);
+		count(r, errno);
+		if (r == 0)
+			timed_out(start);
 	}
 }
 void t_ppoll()
@@ -119,8 +145,13 @@ void t_epoll()
 	epoll_event ev{};
 	ev.events = EPOLLIN;
 	epoll_ctl(ep, EPOLL_CTL_ADD, pipe_never[0], &ev);
-	for (;;)
-		count(epoll_wait(ep, &ev, 1, 10000), errno);
+	for (;;) {
+		const std::int64_t start = now_ns();
+		int r = epoll_wait(ep, &ev, 1, timeout_s * 1000);
+		count(r, errno);
+		if (r == 0)
+			timed_out(start);
+	}
 }
 void t_select()
 {
@@ -128,24 +159,35 @@ void t_select()
 		fd_set r;
 		FD_ZERO(&r);
 		FD_SET(pipe_never[0], &r);
-		timeval tv{10, 0};
-		count(select(pipe_never[0] + 1, &r, nullptr, nullptr, &tv), errno);
+		timeval tv{timeout_s, 0};
+		const std::int64_t start = now_ns();
+		int n = select(pipe_never[0] + 1, &r, nullptr, nullptr, &tv);
+		count(n, errno);
+		if (n == 0)
+			timed_out(start);
 	}
 }
 void t_nanosleep()
 {
 	block_all_signals();
 	for (;;) {
-		timespec ts{10, 0};
-		count(nanosleep(&ts, nullptr), errno);
+		timespec ts{timeout_s, 0};
+		const std::int64_t start = now_ns();
+		int r = nanosleep(&ts, nullptr);
+		count(r, errno);
+		if (r == 0)
+			timed_out(start);
 	}
 }
 void t_clock_nanosleep()
 {
 	for (;;) {
-		timespec ts{10, 0};
+		timespec ts{timeout_s, 0};
+		const std::int64_t start = now_ns();
 		int r = clock_nanosleep(CLOCK_MONOTONIC, 0, &ts, nullptr);
 		count(r == 0 ? 0 : -1, r);
+		if (r == 0)
+			timed_out(start);
 	}
 }
 void t_accept()
@@ -224,9 +266,12 @@ void t_sigtimedwait()
 	sigaddset(&s, SIGURG);
 	pthread_sigmask(SIG_BLOCK, &s, nullptr);
 	for (;;) {
-		timespec ts{10, 0};
+		timespec ts{timeout_s, 0};
+		const std::int64_t start = now_ns();
 		int r = sigtimedwait(&s, nullptr, &ts);
 		count(r >= 0 || errno == EAGAIN ? 0 : -1, errno);
+		if (r < 0 && errno == EAGAIN)
+			timed_out(start);
 	}
 }
 void t_cond()
@@ -422,8 +467,9 @@ int main()
 		if (r == 0 && sig == SIGTERM)
 			break;
 	}
-	std::printf("eintr %ld calls %ld usr1 %ld selfcheck %s\n", eintr_count.load(), calls.load(),
-	            usr1_handled.load(), selfcheck.c_str());
+	std::printf("eintr %ld calls %ld usr1 %ld timeouts_ok %ld timeouts_bad %ld selfcheck %s\n",
+	            eintr_count.load(), calls.load(), usr1_handled.load(), timeouts_ok.load(),
+	            timeouts_bad.load(), selfcheck.c_str());
 	std::fflush(stdout);
 	_exit(0);
 }

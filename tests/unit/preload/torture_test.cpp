@@ -2,7 +2,8 @@
 // torture_target under LD_PRELOAD on simulated views, transitions back to back for
 // ATLAS_TORTURE_SECONDS (default 40; the long form: e.g. ATLAS_TORTURE_SECONDS=600), wait-free
 // (3 of 4 rounds) and global (1 of 4), each apply + revert. Asserts: every transition finishes
-// before its deadline, kicks were sent, and the application saw zero EINTR. Plain build only
+// before its deadline, kicks were sent, the application saw zero EINTR, and kicked calls with a
+// timeout still ended after exactly their timeout (restarted with the time left). Plain build only
 // (LD_PRELOAD, see preload_test.cpp).
 #include "spawn.hpp"
 
@@ -98,12 +99,17 @@ TEST(PreloadTorture, KicksNeverReachTheApplication)
 	::testing::Test::RecordProperty("kicks", std::to_string(kicks));
 	::testing::Test::RecordProperty("worst_us", std::to_string(worst_ns / 1000));
 	EXPECT_GT(transitions, 20);
-	EXPECT_GT(kicks, 0u) << "wait-free transitions with threads blocked for 10 s need kicks";
-	// "eintr 0 calls N usr1 K selfcheck ok", with the application's own signal handled.
+	EXPECT_GT(kicks, 0u)
+	    << "wait-free transitions with threads blocked for seconds or forever need kicks";
+	// "eintr 0 calls N usr1 K timeouts_ok A timeouts_bad 0 selfcheck ok": the application's
+	// own signal was handled.
 	ASSERT_EQ(last.rfind("eintr 0 calls ", 0), 0u) << last;
 	EXPECT_NE(last.find(" selfcheck ok"), std::string::npos) << last;
 	EXPECT_EQ(last.find(" usr1 0 "), std::string::npos)
 	    << "SIGUSR1 was never handled: " << last;
+	// Calls kicked and restarted still end after exactly their timeout (the remaining time).
+	EXPECT_NE(last.find(" timeouts_bad 0 "), std::string::npos) << last;
+	EXPECT_EQ(last.find(" timeouts_ok 0 "), std::string::npos) << last;
 	std::system(("rm -rf " + dir).c_str());
 }
 

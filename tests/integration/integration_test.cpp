@@ -182,6 +182,7 @@ struct Op {
 	std::string what;
 	int64_t start_ns, end_ns;
 	int before, after; // the version in effect before and after the operation
+	int code;          // the CLI's exit status
 };
 
 // The versions a reply may come from: the version in effect when the request was sent, and
@@ -240,6 +241,8 @@ void run_scenario(const Scenario &s)
 	std::vector<std::string> env = s.env;
 	env.push_back("ATLAS_INTEG_SOCKET=" + service);
 	env.push_back("ATLAS_INTEG_WORKERS=" + std::to_string(s.workers));
+	const std::string event_log = dir + "/events.jsonl";
+	env.push_back("ATLAS_EVENT_LOG=" + event_log);
 
 	const std::string id_a = identity_of(s.patch_a), id_b = identity_of(s.patch_b);
 	ASSERT_FALSE(id_a.empty()) << s.patch_a;
@@ -335,7 +338,7 @@ void run_scenario(const Scenario &s)
 		int64_t start = now_ns();
 		int r = run(args, &out);
 		int64_t end = now_ns();
-		ops.push_back({what, start, end, version, after});
+		ops.push_back({what, start, end, version, after, r});
 		OpStats &stats = op_counts[what];
 		stats.count++;
 		stats.total_ns += end - start;
@@ -471,9 +474,44 @@ void run_scenario(const Scenario &s)
 	long served = -1, errors = -1;
 	ASSERT_EQ(std::sscanf(last.c_str(), "served %ld errors %ld", &served, &errors), 2) << last;
 	EXPECT_EQ(errors, 0);
+
+	// The event log agrees: one line per event, each an object with its time; a "request" and
+	// a "finished" per transition that the CLI reported done (exit 0), a "request" and a
+	// "refused" naming one lagging thread for the deadline; the other refusals (already
+	// applied, not applied, LIFO, wait-free without views) and the failed load start none.
+	std::map<std::string, long> events;
+	long malformed = 0, refused_lagging = 0;
+	if (FILE *f = std::fopen(event_log.c_str(), "r")) {
+		char *line = nullptr;
+		size_t cap = 0;
+		while (getline(&line, &cap, f) > 0) {
+			auto e = nlohmann::json::parse(line, nullptr, false);
+			if (!e.is_object() || !e["event"].is_string() ||
+			    !e["mono_ns"].is_number()) {
+				malformed++;
+				continue;
+			}
+			events[e["event"].get<std::string>()]++;
+			if (e["event"] == "refused" && e["lagging"].size() == 1)
+				refused_lagging++;
+		}
+		std::free(line);
+		std::fclose(f);
+	}
 	std::system(("rm -rf " + dir).c_str());
 	if (fatal)
 		return;
+	const long done =
+	    std::count_if(ops.begin(), ops.end(), [](const Op &o) { return o.code == 0; });
+	const long deadlines = std::count_if(
+	    ops.begin(), ops.end(), [](const Op &o) { return o.what == "apply A (deadline)"; });
+	EXPECT_EQ(malformed, 0);
+	EXPECT_EQ(events["runtime_started"], 1);
+	EXPECT_EQ(events["request"], done + deadlines);
+	EXPECT_EQ(events["finished"], done);
+	EXPECT_EQ(events["refused"], deadlines);
+	EXPECT_EQ(refused_lagging, deadlines);
+	EXPECT_EQ(events["failed"], 0);
 
 	// Every reply against the timeline.
 	size_t total = 0, per_version[4] = {0, 0, 0, 0}, during_op = 0;
@@ -511,6 +549,10 @@ void run_scenario(const Scenario &s)
 	            "during an operation; %zu checked live right after one), server served %ld\n",
 	            total, per_version[1], per_version[2], per_version[3], during_op, live_checked,
 	            served);
+	std::printf("integration: event log: %ld requests, %ld finished, %ld refused, %ld threads "
+	            "parked, %ld blocked\n",
+	            events["request"], events["finished"], events["refused"],
+	            events["thread_parked"], events["thread_blocked"]);
 	std::printf(
 	    "integration: %ld patch text mappings left in the server with nothing applied\n",
 	    mappings_left);

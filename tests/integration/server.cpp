@@ -13,6 +13,7 @@
 // commands for the test's lagging thread: "STALL" makes the worker spin in user space, without
 // a quiescence point or a system call, until "RELEASE" (or 60 s), then answer "stalled";
 // "STALLING?" answers "yes" while a worker spins, else "no"; "RELEASE" answers "released".
+// ATLAS_EVENT_LOG=<file>: the runtime's event log (both builds; the preload library reads it).
 // Protocol with the test: prints "ready <control socket> <service socket>"; on SIGTERM prints
 // "served <replies> errors <count>" and exits with _exit(0).
 #include <algorithm>
@@ -39,6 +40,7 @@
 #include <atlas/runtime.hpp>
 #include <control.hpp>
 #include <dirent.h>
+#include <fcntl.h>
 #include <memory>
 #else
 #include <dlfcn.h>
@@ -269,7 +271,11 @@ int main()
 
 	std::string control_path;
 #ifdef ATLAS_EXPLICIT
-	runtime = atlas::Runtime::create({}).release();
+	atlas::RuntimeOptions options;
+	// The event log, where the preload library writes it too.
+	if (const char *log = std::getenv("ATLAS_EVENT_LOG"); log && *log)
+		options.events.fd = open(log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+	runtime = atlas::Runtime::create(std::move(options)).release();
 	if (!runtime) {
 		std::fprintf(stderr, "integ_server: creating the runtime failed\n");
 		return 1;

@@ -293,4 +293,57 @@ TEST(PreloadRealPatch, ApplyRevertThroughCli)
 	std::system(("rm -rf " + dir).c_str());
 }
 
+// Wait-free mode on simulated views (ATLAS_PRELOAD_TEST_SIMULATED_VIEWS=1): a library dlopen'ed
+// while the transition is pending (two views) is named in status until one view remains.
+TEST(PreloadSimulatedViews, DlopenWhileTwoViewsExistIsNotedInStatus)
+{
+	char tmpl[] = "/tmp/atlas-dlopen-XXXXXX";
+	ASSERT_NE(mkdtemp(tmpl), nullptr);
+	std::string dir = tmpl;
+	setenv("XDG_RUNTIME_DIR", dir.c_str(), 1);
+	atlas_test::Process target;
+	ASSERT_TRUE(atlas_test::start_process(target, ATLAS_PRELOAD_TARGET,
+	                                      {"LD_PRELOAD=" ATLAS_PRELOAD_LIB,
+	                                       "ATLAS_PRELOAD_TEST_SIMULATED_VIEWS=1",
+	                                       "ATLAS_TEST_DLOPEN=" ATLAS_DLOPEN_PROBE}));
+	auto call = [&](const nlohmann::json &req) {
+		nlohmann::json resp;
+		std::string error;
+		EXPECT_TRUE(atlas::control::call(target.socket, req, resp, error)) << error;
+		return resp;
+	};
+	bool all = false;
+	for (int i = 0; i < 500 && !all; i++) {
+		all = call({{"verb", "status"}})["status"]["threads"].size() == 8;
+		if (!all)
+			std::this_thread::sleep_for(10ms);
+	}
+	ASSERT_TRUE(all);
+	EXPECT_EQ(call({{"verb", "status"}})["status"]["views_available"], true);
+	// "stack" replaces the function the "stack" thread idles in: the stack check holds it
+	// back, so the transition stays pending with two views.
+	auto r = call(
+	    {{"verb", "apply"}, {"patch", "stack"}, {"mode", "wait-free"}, {"deadline_ms", 200}});
+	ASSERT_EQ(r["outcome"], "pending") << r.dump();
+	EXPECT_TRUE(call({{"verb", "status"}})["status"]["loaded_while_split"].empty());
+	ASSERT_EQ(kill(target.pid, SIGUSR2), 0); // the program dlopens the probe library
+	nlohmann::json listed;
+	for (int i = 0; i < 200 && listed.empty(); i++) {
+		listed = call({{"verb", "status"}})["status"]["loaded_while_split"];
+		if (listed.empty())
+			std::this_thread::sleep_for(10ms);
+	}
+	ASSERT_EQ(listed.size(), 1u) << listed.dump();
+	EXPECT_NE(listed[0]["name"].get<std::string>().find("dlopen_probe"), std::string::npos);
+	EXPECT_NE(
+	    listed[0]["note"].get<std::string>().find("cannot be unshared until one view remains"),
+	    std::string::npos)
+	    << listed.dump();
+	r = call({{"verb", "revert_pending"}, {"deadline_ms", 5000}});
+	EXPECT_EQ(r["outcome"], "reverted") << r.dump();
+	EXPECT_TRUE(call({{"verb", "status"}})["status"]["loaded_while_split"].empty());
+	EXPECT_EQ(target.stop(), "eintr 0");
+	std::system(("rm -rf " + dir).c_str());
+}
+
 } // namespace

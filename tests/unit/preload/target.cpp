@@ -6,7 +6,8 @@
 // Both install a test loader: "ok"/"ok2" (changes that count their applies), "stack" (replaces
 // blocking_function(), in which the "stack" thread idles), "fail" (loading fails).
 // Protocol with the test: prints "ready <socket>" on stdout when serving; on SIGTERM prints
-// "eintr <count>" (EINTR results the application saw) and exits.
+// "eintr <count>" (EINTR results the application saw) and exits; on SIGUSR2 dlopens the library
+// named by ATLAS_TEST_DLOPEN.
 #include <atlas/runtime.hpp>
 #include <control.hpp>
 
@@ -269,6 +270,7 @@ int main()
 	sigset_t set;
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGUSR2); // ATLAS_TEST_DLOPEN: dlopen that library
 	pthread_sigmask(SIG_BLOCK, &set, nullptr);
 	struct sigaction sa {
 	};
@@ -327,6 +329,9 @@ int main()
 		int r = BLOCKING(sigwait(&set, &sig));
 		if (r == 0 && sig == SIGTERM)
 			break;
+		if (r == 0 && sig == SIGUSR2)
+			if (const char *lib = std::getenv("ATLAS_TEST_DLOPEN"))
+				(void)dlopen(lib, RTLD_NOW | RTLD_LOCAL);
 	}
 	std::printf("eintr %ld\n", eintr_count.load());
 	std::fflush(stdout);

@@ -34,6 +34,7 @@
 #include <linux/sched/signal.h>
 #include <linux/security.h>
 #include <linux/srcu.h>
+#include <linux/swapops.h>
 #include <linux/syscalls.h>
 #include <linux/sysctl.h>
 #include <linux/userfaultfd_k.h>
@@ -46,6 +47,21 @@
 /* mmview_group::flags */
 #define MMVIEW_GROUP_DEAD	0	/* its process ended: views are being dropped */
 #define MMVIEW_GROUP_BASE_GONE	1	/* the base's last user left: no more mirrors */
+
+struct mmview_group;
+
+/**
+ * struct mmview_notifier - the MMU notifier on a group's base
+ * @mn: the notifier, registered on the base
+ * @group: its group
+ *
+ * Allocated apart from the group: MMVIEW_SWITCH_BASE registers a new one on the new base
+ * before it unregisters the old one.
+ */
+struct mmview_notifier {
+	struct mmu_notifier mn;
+	struct mmview_group *group;
+};
 
 /**
  * struct mmview_group - the views of one process
@@ -75,7 +91,7 @@ struct mmview_group {
 	unsigned int nr_live;
 	atomic_t invalidating;
 	unsigned long flags;
-	struct mmu_notifier notifier;
+	struct mmview_notifier *notifier;
 };
 
 /* Walkers of a group's members outside its mmap lock (the MMU notifier) hold this. */
@@ -306,10 +322,15 @@ static bool mmview_walk_mirrors(struct mmview_group *group, unsigned long start,
 	return young;
 }
 
+static struct mmview_group *mmview_notifier_group(struct mmu_notifier *mn)
+{
+	return container_of(mn, struct mmview_notifier, mn)->group;
+}
+
 static int mmview_invalidate_range_start(struct mmu_notifier *mn,
 					 const struct mmu_notifier_range *range)
 {
-	struct mmview_group *group = container_of(mn, struct mmview_group, notifier);
+	struct mmview_group *group = mmview_notifier_group(mn);
 
 	atomic_inc(&group->invalidating);
 	/*
@@ -324,7 +345,7 @@ static int mmview_invalidate_range_start(struct mmu_notifier *mn,
 static void mmview_invalidate_range_end(struct mmu_notifier *mn,
 					const struct mmu_notifier_range *range)
 {
-	struct mmview_group *group = container_of(mn, struct mmview_group, notifier);
+	struct mmview_group *group = mmview_notifier_group(mn);
 
 	/* The base PTE changes are visible before a new mirror may copy them. */
 	smp_mb__before_atomic();
@@ -334,7 +355,7 @@ static void mmview_invalidate_range_end(struct mmu_notifier *mn,
 static int mmview_clear_flush_young(struct mmu_notifier *mn, struct mm_struct *mm,
 				    unsigned long start, unsigned long end)
 {
-	struct mmview_group *group = container_of(mn, struct mmview_group, notifier);
+	struct mmview_group *group = mmview_notifier_group(mn);
 
 	return mmview_walk_mirrors(group, start, end, MMVIEW_CLEAR_YOUNG);
 }
@@ -342,16 +363,22 @@ static int mmview_clear_flush_young(struct mmu_notifier *mn, struct mm_struct *m
 static int mmview_test_young(struct mmu_notifier *mn, struct mm_struct *mm,
 			     unsigned long address)
 {
-	struct mmview_group *group = container_of(mn, struct mmview_group, notifier);
+	struct mmview_group *group = mmview_notifier_group(mn);
 
 	return mmview_walk_mirrors(group, address, address + PAGE_SIZE,
 				   MMVIEW_TEST_YOUNG);
 }
 
-/* The base's last user left: no view may mirror it any more. */
+/*
+ * The base's last user left: no view may mirror it any more. (Also called when
+ * MMVIEW_SWITCH_BASE unregisters the old base's notifier: nothing to do then.)
+ */
 static void mmview_release(struct mmu_notifier *mn, struct mm_struct *mm)
 {
-	struct mmview_group *group = container_of(mn, struct mmview_group, notifier);
+	struct mmview_group *group = mmview_notifier_group(mn);
+
+	if (mm != group->base)
+		return;
 
 	set_bit(MMVIEW_GROUP_BASE_GONE, &group->flags);
 	atomic_inc(&group->invalidating);	/* never dropped */
@@ -368,6 +395,44 @@ static const struct mmu_notifier_ops mmview_notifier_ops = {
 	.clear_young		= mmview_clear_flush_young,
 	.test_young		= mmview_test_young,
 };
+
+/**
+ * mmview_notifier_register - make @mm's PTE changes clear the group's mirrors
+ * @group: the group
+ * @mm: the base, or the view about to become it, with the mmap write lock held
+ *
+ * Return: 0 or a negative errno; on success @group->notifier is @mm's.
+ */
+static int mmview_notifier_register(struct mmview_group *group,
+				    struct mm_struct *mm)
+{
+	struct mmview_notifier *n = kzalloc(sizeof(*n), GFP_KERNEL_ACCOUNT);
+	int ret;
+
+	if (!n)
+		return -ENOMEM;
+	n->mn.ops = &mmview_notifier_ops;
+	n->group = group;
+	ret = __mmu_notifier_register(&n->mn, mm);
+	if (ret) {
+		kfree(n);
+		return ret;
+	}
+	group->notifier = n;
+	return 0;
+}
+
+/**
+ * mmview_notifier_unregister - stop clearing mirrors on @mm's PTE changes
+ * @n: a notifier of the group, no longer @group->notifier
+ * @mm: the mm @n is registered on
+ */
+static void mmview_notifier_unregister(struct mmview_notifier *n,
+				       struct mm_struct *mm)
+{
+	mmu_notifier_unregister(&n->mn, mm);
+	kfree(n);
+}
 
 /**
  * mmview_mirror_pmd - install mirrors of the base's PTEs under one PMD
@@ -740,11 +805,10 @@ static int mmview_group_create(struct mm_struct *mm)
 	xa_init(&group->views);
 	INIT_LIST_HEAD(&group->members);
 	group->next_id = MMVIEW_BASE_ID + 1;
-	group->notifier.ops = &mmview_notifier_ops;
 	ret = xa_insert(&group->views, MMVIEW_BASE_ID, mm, GFP_KERNEL_ACCOUNT);
 	if (ret)
 		goto free;
-	ret = __mmu_notifier_register(&group->notifier, mm);
+	ret = mmview_notifier_register(group, mm);
 	if (ret)
 		goto free;
 
@@ -1157,8 +1221,12 @@ void mmview_mm_exit(struct mm_struct *mm)
 
 	if (!group)
 		return;
-	if (mm == group->base)
-		mmu_notifier_unregister(&group->notifier, mm);
+	if (mm == group->base) {
+		struct mmview_notifier *n = group->notifier;
+
+		group->notifier = NULL;
+		mmview_notifier_unregister(n, mm);
+	}
 	if (!test_bit(MMVIEW_MM_LINKED, &mm->mmview_flags))
 		return;
 	mmap_write_lock(mm);
@@ -1192,17 +1260,240 @@ void mmview_mm_free(struct mm_struct *mm)
 	kfree(group);
 }
 
+/* A range whose pages the base owns and other views mirror. */
+static bool mmview_vma_shared_private(const struct vm_area_struct *vma)
+{
+	return !(vma->vm_flags & (VM_MMVIEW_UNSHARED | VM_MAYSHARE | VM_SPECIAL |
+				  VM_HUGETLB));
+}
+
+/**
+ * mmview_switch_prepare - everything MMVIEW_SWITCH_BASE can fail on, before it changes a PTE
+ * @old: the base, with the group's mmap write lock held
+ * @new: the view that becomes the base
+ *
+ * Splits the base's huge PMDs (views mirror 4 KiB entries), gives @new a PTE table wherever
+ * the base has one (no allocation may happen once every rmap lock is held), and links each
+ * of @new's shared private VMAs into the anon_vma tree of the base's VMA at the same range,
+ * as __split_vma() does, so that rmap finds the pages there once they move.
+ *
+ * Return: 0, -ENOMEM, or -EINVAL if the layouts differ (a bug: WARNs).
+ */
+static int mmview_switch_prepare(struct mm_struct *old, struct mm_struct *new)
+{
+	VMA_ITERATOR(vmi, old, 0);
+	struct vm_area_struct *ovma, *nvma;
+	unsigned long addr;
+
+	for_each_vma(vmi, ovma) {
+		if (!mmview_vma_shared_private(ovma))
+			continue;
+		nvma = vma_lookup(new, ovma->vm_start);
+		if (WARN_ON_ONCE(!nvma || nvma->vm_start != ovma->vm_start ||
+				 nvma->vm_end != ovma->vm_end ||
+				 !mmview_vma_shared_private(nvma)))
+			return -EINVAL;
+		for (addr = ovma->vm_start; addr < ovma->vm_end;
+		     addr = pmd_addr_end(addr, ovma->vm_end)) {
+			pmd_t *pmd = mm_find_pmd(old, addr), val;
+			pgd_t *pgd;
+			p4d_t *p4d;
+			pud_t *pud;
+
+			if (!pmd)
+				continue;
+			val = pmdp_get_lockless(pmd);
+			if (pmd_none(val))
+				continue;
+			if (pmd_trans_huge(val) || pmd_devmap(val) || is_swap_pmd(val))
+				split_huge_pmd(ovma, pmd, addr);
+			pgd = pgd_offset(new, addr);
+			p4d = p4d_alloc(new, pgd, addr);
+			pud = p4d ? pud_alloc(new, p4d, addr) : NULL;
+			pmd = pud ? pmd_alloc(new, pud, addr) : NULL;
+			if (!pmd || pte_alloc(new, pmd))
+				return -ENOMEM;
+		}
+		if (ovma->anon_vma && !nvma->anon_vma) {
+			nvma->anon_vma = ovma->anon_vma;
+			if (anon_vma_clone(nvma, ovma)) {
+				nvma->anon_vma = NULL;
+				return -ENOMEM;
+			}
+		}
+	}
+	return 0;
+}
+
+/* The rss counter a non-present entry counts in, or -1. */
+static int mmview_swap_counter(pte_t pte)
+{
+	swp_entry_t entry;
+
+	if (pte_none(pte) || !is_swap_pte(pte))
+		return -1;
+	entry = pte_to_swp_entry(pte);
+	if (!non_swap_entry(entry))
+		return MM_SWAPENTS;
+	if (is_pfn_swap_entry(entry))
+		return mm_counter(pfn_swap_entry_folio(entry));
+	return -1;
+}
+
+/**
+ * mmview_switch_pmd - move the owning entries under one PMD from @ovma to @nvma
+ * @ovma: the old base's VMA
+ * @nvma: the new base's VMA at the same range
+ * @addr: start address
+ * @end: end address, within the PMD
+ *
+ * Every entry moves as it is (present, swap or migration): the page keeps its one mapping,
+ * reference and rmap data, now in the new base, whose VMA is in the same anon_vma tree and
+ * i_mmap tree. The old base keeps a mirror of each present entry. Dirty and accessed bits
+ * of the new base's mirrors are merged in. rmap walkers are locked out by the caller.
+ */
+static void mmview_switch_pmd(struct vm_area_struct *ovma,
+			      struct vm_area_struct *nvma, unsigned long addr,
+			      unsigned long end)
+{
+	struct mm_struct *old = ovma->vm_mm, *new = nvma->vm_mm;
+	pmd_t *opmd = mm_find_pmd(old, addr), *npmd = mm_find_pmd(new, addr);
+	spinlock_t *optl, *nptl;	/* the two PTE table locks */
+	pte_t *opte, *npte;
+
+	if (!opmd || !npmd)
+		return;
+	opte = pte_offset_map_lock(old, opmd, addr, &optl);
+	if (!opte)
+		return;
+	npte = pte_offset_map_nolock(new, npmd, addr, &nptl);
+	if (WARN_ON_ONCE(!npte)) {
+		pte_unmap_unlock(opte, optl);
+		return;
+	}
+	spin_lock_nested(nptl, SINGLE_DEPTH_NESTING);
+	for (; addr < end; addr += PAGE_SIZE, opte++, npte++) {
+		pte_t oe = ptep_get(opte), ne = ptep_get(npte);
+		struct page *page;
+		int counter;
+
+		if (pte_none(oe))
+			continue;
+		if (!pte_present(oe)) {
+			ptep_get_and_clear(old, addr, opte);
+			if (pte_present(ne))
+				ptep_get_and_clear(new, addr, npte);
+			set_pte_at(new, addr, npte, oe);
+			counter = mmview_swap_counter(oe);
+			if (counter >= 0) {
+				add_mm_counter(old, counter, -1);
+				add_mm_counter(new, counter, 1);
+			}
+			continue;
+		}
+		oe = ptep_get_and_clear(old, addr, opte);
+		if (pte_present(ne)) {
+			if (pte_dirty(ne))
+				oe = pte_mkdirty(oe);
+			if (pte_young(ne))
+				oe = pte_mkyoung(oe);
+		}
+		page = vm_normal_page(ovma, addr, oe);
+		if (page) {
+			counter = mm_counter(page_folio(page));
+			add_mm_counter(old, counter, -1);
+			add_mm_counter(new, counter, 1);
+		}
+		set_pte_at(new, addr, npte, oe);
+		set_pte_at(old, addr, opte, pte_mkspecial(pte_mkclean(oe)));
+	}
+	spin_unlock(nptl);
+	pte_unmap(npte);
+	pte_unmap_unlock(opte, optl);
+}
+
 /**
  * mmview_switch_base - MMVIEW_SWITCH_BASE
  *
- * Return: the id of the caller's view if it is the base already; -EOPNOTSUPP otherwise
- * (moving the ownership of shared memory to another view is not implemented yet).
+ * Makes the caller's view the owner of shared private memory: the base's owning entries
+ * move to it, and the old base keeps mirrors, like any other view; other views' mirrors stay
+ * valid (same pages). Then the old base can be deleted like any view: the group's
+ * reference on the base becomes its creation reference, and the caller's creation reference
+ * becomes the group's. O(resident pages), under the write lock with every rmap lock of the
+ * base held (mm_take_all_locks()), so reclaim and migration see either the old owner or the
+ * new one.
+ *
+ * Return: the id of the caller's view, now the base; -EINVAL if it is deleted; -ENOMEM;
+ * -EINTR.
  */
 static long mmview_switch_base(void)
 {
-	struct mm_struct *mm = current->mm;
+	VMA_ITERATOR(vmi, current->mm, 0);
+	struct mm_struct *new = current->mm, *old;
+	struct mmview_notifier *old_notifier;
+	struct mmview_group *group;
+	struct vm_area_struct *ovma;
+	long ret;
 
-	return mmview_is_base(mm) ? mm->mmview_id : -EOPNOTSUPP;
+	if (mmview_is_base(new))
+		return new->mmview_id;
+	if (test_bit(MMVIEW_MM_DELETED, &new->mmview_flags))
+		return -EINVAL;
+	group = new->mmview_group;
+	if (mmap_write_lock_killable(new))
+		return -EINTR;
+	old = group->base;
+	old_notifier = group->notifier;
+
+	ret = mmview_switch_prepare(old, new);
+	if (!ret)
+		ret = mmview_notifier_register(group, new);
+	if (!ret) {
+		ret = mm_take_all_locks(old);
+		if (ret) {
+			mmview_notifier_unregister(group->notifier, new);
+			group->notifier = old_notifier;
+		}
+	}
+	if (ret) {
+		/* Nothing moved; undo the anon_vma links of the view's VMAs. */
+		for_each_vma(vmi, ovma)
+			if (mmview_vma_mirrors(ovma) && ovma->anon_vma)
+				unlink_anon_vmas(ovma);
+		goto unlock;
+	}
+
+	vma_iter_init(&vmi, old, 0);
+	for_each_vma(vmi, ovma) {
+		struct vm_area_struct *nvma;
+		unsigned long addr, next;
+
+		if (!mmview_vma_shared_private(ovma))
+			continue;
+		nvma = vma_lookup(new, ovma->vm_start);
+		for (addr = ovma->vm_start; addr < ovma->vm_end; addr = next) {
+			next = pmd_addr_end(addr, ovma->vm_end);
+			mmview_switch_pmd(ovma, nvma, addr, next);
+		}
+	}
+	clear_bit(MMVIEW_MM_MIRRORS, &new->mmview_flags);
+	set_bit(MMVIEW_MM_MIRRORS, &old->mmview_flags);
+	group->base = new;
+	if (test_bit(MMF_HAS_PINNED, &old->flags))
+		set_bit(MMF_HAS_PINNED, &new->flags);
+	mm_drop_all_locks(old);
+
+	/* The old base's VMAs are mirrors now: out of the anon_vma trees. */
+	vma_iter_init(&vmi, old, 0);
+	for_each_vma(vmi, ovma)
+		if (mmview_vma_mirrors(ovma))
+			unlink_anon_vmas(ovma);
+	flush_tlb_mm(old);
+	mmview_notifier_unregister(old_notifier, old);
+	ret = new->mmview_id;
+unlock:
+	mmap_write_unlock(new);
+	return ret;
 }
 
 /**

@@ -695,6 +695,132 @@ static void case_compaction(void)
 	EXPECT(bad == 0, "PFN checker: %d mirrors map another frame than the base", bad);
 }
 
+/* ---- SWITCH_BASE ---- */
+
+static void case_switch_base(void)
+{
+	char *buf = map_anon(NPAGES), *fresh = map_anon(NPAGES), *later;
+	uint64_t pfn_before, pfn_after;
+	long v, w, r;
+	int i, bad = 0;
+	pid_t pid;
+
+	for (i = 0; i < NPAGES; i++)
+		buf[i * page] = (char)i;
+	v = mmview_create();
+	mmview_migrate(v);
+	for (i = 0; i < NPAGES; i++)
+		fresh[i * page] = (char)(i + 1); /* faulted in the base, mirrored here */
+	pfn_before = pfn_of(buf);
+	r = mmview_switch_base();
+	EXPECT(r == v, "SWITCH_BASE from view %ld returns its id (got %s)", v, err_name(r));
+	EXPECT(mmview_current() == v, "the caller stays in its view");
+	pfn_after = pfn_of(buf);
+	EXPECT(pfn_before && pfn_before == pfn_after,
+	       "the new base maps the same frames (%#llx -> %#llx)",
+	       (unsigned long long)pfn_before, (unsigned long long)pfn_after);
+	r = mmview_delete(v);
+	EXPECT(fails_with(r, EPERM), "DELETE of the new base fails EPERM (got %s)", err_name(r));
+	r = mmview_delete(0);
+	EXPECT(r == 0, "the old base can be deleted (got %s)", err_name(r));
+	for (i = 0; i < NPAGES; i++)
+		bad += buf[i * page] != (char)i || fresh[i * page] != (char)(i + 1);
+	EXPECT(bad == 0, "%d pages changed across SWITCH_BASE and DELETE of the old base", bad);
+	later = map_anon(4);
+	EXPECT(later != NULL, "with the old base gone, one view is left: mmap works (%s)",
+	       later ? "ok" : strerror(errno));
+	if (later)
+		later[0] = 1;
+	pid = fork();
+	if (pid == 0)
+		_exit(buf[5 * page] == 5 ? 0 : 1);
+	EXPECT(pid > 0, "fork from the new base (got %s)", err_name(pid));
+	if (pid > 0) {
+		int status;
+
+		waitpid(pid, &status, 0);
+		EXPECT(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the child sees the memory");
+	}
+	w = mmview_create();
+	mmview_migrate(w);
+	bad = 0;
+	for (i = 0; i < NPAGES; i++) {
+		bad += buf[i * page] != (char)i;
+		buf[i * page] = (char)(i + 9);
+	}
+	mmview_migrate(v);
+	for (i = 0; i < NPAGES; i++)
+		bad += buf[i * page] != (char)(i + 9);
+	EXPECT(bad == 0, "a view of the new base shares its memory (%d wrong)", bad);
+	r = mmview_create();
+	mmview_migrate(r);
+	EXPECT(mmview_delete(r) == 0, "delete the caller's own view");
+	r = mmview_switch_base();
+	EXPECT(fails_with(r, EINVAL), "SWITCH_BASE from a deleted view fails EINVAL (got %s)",
+	       err_name(r));
+	mmview_migrate(v);
+}
+
+struct counter_thread {
+	char *mem;
+	long view;
+	_Atomic int *stop;
+	long rounds;
+	pthread_barrier_t *ready;
+};
+
+static void *count_thread(void *arg)
+{
+	struct counter_thread *c = arg;
+	int i;
+
+	pthread_barrier_wait(c->ready);
+	mmview_migrate(c->view);
+	pthread_barrier_wait(c->ready);
+	while (!atomic_load(c->stop)) {
+		for (i = 0; i < NPAGES; i++)
+			atomic_fetch_add((_Atomic long *)(c->mem + i * page), 1);
+		c->rounds++;
+	}
+	return NULL;
+}
+
+static void case_switch_base_under_load(void)
+{
+	pthread_barrier_t ready;
+	_Atomic int stop = 0;
+	struct counter_thread c;
+	pthread_t t;
+	char *mem = map_anon(NPAGES);
+	long v, w, r;
+	int i, bad = 0;
+
+	pthread_barrier_init(&ready, NULL, 2);
+	c = (struct counter_thread){mem, 0, &stop, 0, &ready};
+	pthread_create(&t, NULL, count_thread, &c);
+	v = mmview_create();
+	w = mmview_create();
+	c.view = w;
+	pthread_barrier_wait(&ready);
+	pthread_barrier_wait(&ready);
+	mmview_migrate(v);
+	for (i = 0; i < 20; i++) {
+		r = mmview_switch_base();
+		EXPECT(r == v || r == 0, "SWITCH_BASE (got %s)", err_name(r));
+		usleep(2000);
+		/* Back and forth between the original base and v. */
+		mmview_migrate(i % 2 ? v : 0);
+	}
+	atomic_store(&stop, 1);
+	pthread_join(t, NULL);
+	for (i = 0; i < NPAGES; i++)
+		bad += *(long *)(mem + i * page) != c.rounds;
+	EXPECT(bad == 0 && c.rounds > 0,
+	       "a thread in a third view counted through 20 base switches: %d of %d counters off "
+	       "(rounds %ld)",
+	       bad, NPAGES, c.rounds);
+}
+
 /* ---- no leak over many view lifetimes ---- */
 
 static long meminfo(const char *key)
@@ -798,7 +924,7 @@ int main(void)
 {
 	page = sysconf(_SC_PAGESIZE);
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	tap_plan(18);
+	tap_plan(20);
 	run_case("ids: CREATE, MIGRATE, DELETE, CURRENT and their errnos with views", case_ids);
 	run_case("shared memory is one memory in base and view (contents and PFNs)",
 	         case_coherence);
@@ -820,6 +946,10 @@ int main(void)
 	run_case("exec from a view", case_exec_from_view);
 	run_case("compaction while two views write: contents and PFNs stay coherent",
 	         case_compaction);
+	run_case("SWITCH_BASE: the caller's view owns the memory, the old base can be deleted",
+	         case_switch_base);
+	run_case("SWITCH_BASE 20 times while a thread in a third view keeps counting",
+	         case_switch_base_under_load);
 	run_case("no leak: 2000 view lifetimes, 200 processes exiting with views", case_no_leak);
 	return tap_finish();
 }

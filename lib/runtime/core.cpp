@@ -192,6 +192,7 @@ Core::Core(RuntimeOptions options)
 	if (cur.ok()) {
 		views_available_ = true;
 		base_view_ = cur.value;
+		unshare_text();
 	} else if (cur.error == ENOSYS) {
 		views_note_ =
 		    "kernel without address-space views (mmview: ENOSYS): global mode only";
@@ -224,6 +225,59 @@ Core::Core(RuntimeOptions options)
 	                              {"base_view", base_view_},
 	                              {"membarrier_sync_core", membarrier_},
 	                              {"membarrier_note", membarrier_note_}});
+}
+
+namespace
+{
+
+struct TextRange {
+	std::uintptr_t start, end;
+	std::string object;
+};
+
+int collect_text(dl_phdr_info *info, size_t, void *data)
+{
+	auto *ranges = static_cast<std::vector<TextRange> *>(data);
+	const std::string name =
+	    info->dlpi_name && *info->dlpi_name ? info->dlpi_name : "main program";
+	// The vdso is a special mapping: one object for all views, never patched.
+	if (name.find("linux-vdso") != std::string::npos)
+		return 0;
+	const auto page = static_cast<std::uintptr_t>(sysconf(_SC_PAGESIZE));
+	for (int i = 0; i < info->dlpi_phnum; i++) {
+		const ElfW(Phdr) &ph = info->dlpi_phdr[i];
+		if (ph.p_type != PT_LOAD || !(ph.p_flags & PF_X) || ph.p_memsz == 0)
+			continue;
+		const std::uintptr_t start = info->dlpi_addr + ph.p_vaddr;
+		ranges->push_back(
+		    {start & ~(page - 1), (start + ph.p_memsz + page - 1) & ~(page - 1), name});
+	}
+	return 0;
+}
+
+} // namespace
+
+// Wait-free mode writes redirects into the new view's private copy of the text (design sec.
+// 4): the text of the program and of every loaded object is unshared once, now, while the
+// process has a single view. If any of it cannot be, wait-free mode is off: patching shared
+// text in a new view would change every view at once.
+void Core::unshare_text()
+{
+	std::vector<TextRange> ranges;
+	dl_iterate_phdr(collect_text, &ranges);
+	std::vector<std::string> failed;
+	for (const TextRange &r : ranges) {
+		ViewResult done = views_->unshare(r.start, r.end - r.start);
+		if (!done.ok())
+			failed.push_back(fmt::format("{} [{:#x}, {:#x}): {}", r.object, r.start,
+			                             r.end, errno_text(done.error)));
+	}
+	if (failed.empty())
+		return;
+	views_available_ = false;
+	views_note_ = fmt::format("text could not be unshared ({}): global mode only; start the "
+	                          "runtime before the process creates views",
+	                          fmt::join(failed, "; "));
 }
 
 Core::~Core()

@@ -123,6 +123,8 @@ private:
 	std::int64_t kick_due(std::unique_lock<std::mutex> &lock);
 	// Objects loaded since the views split (dl_iterate_phdr, called without mu_).
 	void scan_loaded_objects() const;
+	// At start, with views: MMVIEW_UNSHARE the text of every loaded object (else no views).
+	void unshare_text();
 
 	const RuntimeOptions options_;
 	std::unique_ptr<ViewOps> views_;

@@ -40,6 +40,10 @@ public:
 	{
 		return from_syscall(mmview_switch_base());
 	}
+	ViewResult unshare(std::uintptr_t start, std::size_t len) override
+	{
+		return from_syscall(mmview_unshare(reinterpret_cast<void *>(start), len));
+	}
 };
 
 } // namespace

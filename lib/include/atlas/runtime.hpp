@@ -114,6 +114,14 @@ public:
 	virtual ViewResult migrate(ViewId id) = 0; // returns the view left
 	virtual ViewResult current() = 0;          // ENOSYS: no views on this kernel
 	virtual ViewResult switch_base() = 0;      // the caller's view becomes the base
+	// MMVIEW_UNSHARE: [start, start + len) diverges per view from the next create() on.
+	// The default does nothing (simulated views share everything).
+	virtual ViewResult unshare(std::uintptr_t start, std::size_t len)
+	{
+		(void)start;
+		(void)len;
+		return ViewResult{0, 0};
+	}
 };
 
 // The real operations: the mmview syscall.

@@ -65,7 +65,7 @@ static int child_failures;
 	do {                                                                                       \
 		if (!(cond)) {                                                                     \
 			child_failures++;                                                          \
-			printf("#   %s:%d: ", __func__, __LINE__);                                     \
+			printf("#   %s:%d: ", __func__, __LINE__);                                 \
 			printf(__VA_ARGS__);                                                       \
 			printf("\n");                                                              \
 			fflush(stdout);                                                            \
@@ -93,8 +93,8 @@ static void run_case(const char *name, void (*fn)(void))
 
 static char *map_anon(size_t pages)
 {
-	void *p = mmap(NULL, pages * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-	               -1, 0);
+	void *p =
+	    mmap(NULL, pages * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 
 	return p == MAP_FAILED ? NULL : p;
 }
@@ -157,8 +157,7 @@ static void case_ids(void)
 	r = mmview_delete(0);
 	EXPECT(fails_with(r, EPERM), "DELETE of the base fails EPERM (got %s)", err_name(r));
 	r = mmview_delete(99);
-	EXPECT(fails_with(r, EINVAL), "DELETE of an unknown id fails EINVAL (got %s)",
-	       err_name(r));
+	EXPECT(fails_with(r, EINVAL), "DELETE of an unknown id fails EINVAL (got %s)", err_name(r));
 	r = mmview_migrate(-1);
 	EXPECT(fails_with(r, EINVAL), "MIGRATE(-1) fails EINVAL (got %s)", err_name(r));
 	r = mmview_switch_base();
@@ -209,8 +208,7 @@ static void case_coherence(void)
 		mmview_migrate(v);
 		bad += !in_view || in_view != in_base;
 	}
-	EXPECT(bad == 0, "PFN checker: %d shared pages map different frames in base and view",
-	       bad);
+	EXPECT(bad == 0, "PFN checker: %d shared pages map different frames in base and view", bad);
 }
 
 #define WORKERS 4
@@ -514,9 +512,8 @@ static void *exit_in_view_thread(void *arg)
 static void case_threads_across_views(void)
 {
 	pthread_barrier_t ready;
-	struct pingpong pp = {.lock = PTHREAD_MUTEX_INITIALIZER,
-	                      .cond = PTHREAD_COND_INITIALIZER,
-	                      .rounds = 2000};
+	struct pingpong pp = {
+	    .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER, .rounds = 2000};
 	pthread_t pong, lone;
 	void *ret = NULL, *ret2 = NULL;
 	int i;
@@ -717,8 +714,8 @@ static void case_switch_base(void)
 	EXPECT(mmview_current() == v, "the caller stays in its view");
 	pfn_after = pfn_of(buf);
 	EXPECT(pfn_before && pfn_before == pfn_after,
-	       "the new base maps the same frames (%#llx -> %#llx)",
-	       (unsigned long long)pfn_before, (unsigned long long)pfn_after);
+	       "the new base maps the same frames (%#llx -> %#llx)", (unsigned long long)pfn_before,
+	       (unsigned long long)pfn_after);
 	r = mmview_delete(v);
 	EXPECT(fails_with(r, EPERM), "DELETE of the new base fails EPERM (got %s)", err_name(r));
 	r = mmview_delete(0);

@@ -303,13 +303,22 @@ auto bracketed(Kick kick, bool restartable, Attempt &&attempt, Eintr eintr = {})
 	for (;;) {
 		tl_kicked = 0;
 		HandlerWatch handlers;
+		bool skipped = false;
 		auto result = [&] {
-			KickWindow window(kicks && kick == Kick::unblock);
+			const bool window_needed = kicks && kick == Kick::unblock;
+			KickWindow window(window_needed);
+			// A kick left pending (blocked) since the thread's last wrapped call
+			// arrives as the window opens: handshake now rather than block with it
+			// consumed.
+			if (window_needed && tl_kicked) {
+				skipped = true;
+				return decltype(attempt(false)){};
+			}
 			return attempt(kicks);
 		}();
 		const int saved = errno;
-		const bool ours =
-		    kicks && tl_kicked && eintr(result) && !handlers.app_eintr(restartable);
+		const bool ours = kicks && tl_kicked &&
+		                  (skipped || (eintr(result) && !handlers.app_eintr(restartable)));
 		if (!ours) {
 			ctx.blocked = false;
 			// Completes the handshake (with the stack check) before the application

@@ -3,7 +3,9 @@
 // but the test-loader entry point. Its threads sit in wrapped blocking calls with long or no
 // timeouts (which only kicks get out of the old view quickly), in unwrapped blocking calls
 // between wrapped points (which a kick must never interrupt), some with every signal blocked;
-// an application SA_RESTART handler for SIGUSR1 is raised at the threads in restartable calls.
+// an application SA_RESTART handler for SIGUSR1 is raised at the threads in restartable calls;
+// threads alternate short wrapped and unwrapped sleeps, and a stray kicker sends the kick
+// signal itself to every thread every 3 ms, wherever it is.
 // Every call's EINTR is counted: the application must never see one.
 //
 // Protocol: prints "ready <socket>"; on SIGTERM prints
@@ -24,6 +26,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <semaphore.h>
+#include <source_location>
 #include <string>
 #include <sys/epoll.h>
 #include <sys/prctl.h>
@@ -64,11 +67,15 @@ void timed_out(std::int64_t start)
 		timeouts_bad.fetch_add(1, std::memory_order_relaxed);
 }
 
-void count(long r, int err)
+void count(long r, int err, std::source_location where = std::source_location::current())
 {
 	calls.fetch_add(1, std::memory_order_relaxed);
-	if (r < 0 && err == EINTR)
+	if (r < 0 && err == EINTR) {
 		eintr_count.fetch_add(1, std::memory_order_relaxed);
+		// Which call: on stderr, for the test log.
+		std::fprintf(stderr, "torture_target: EINTR at line %u in %s\n",
+		             unsigned(where.line()), where.function_name());
+	}
 }
 
 class NopChange : public atlas::CodeChange
@@ -302,9 +309,14 @@ void t_read_pipe(bool all_blocked)
 		usr1_target();
 	char buf[64];
 	const int fd = feed_pipe[all_blocked ? 0 : 1][0];
+	// The wrapped point: a recv that never waits. Not poll: poll fails with EINTR after any
+	// handler, so the application's own SIGUSR1 would make this thread see EINTR without atlas.
+	int sv[2];
+	socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
 	for (;;) {
 		count(read(fd, buf, sizeof buf), errno); // a pipe: never wrapped
-		count(poll(nullptr, 0, 0), errno);       // a wrapped point
+		ssize_t r = recv(sv[0], buf, sizeof buf, MSG_DONTWAIT);
+		count(r < 0 && errno == EAGAIN ? 0 : r, errno);
 	}
 }
 void t_usleep()
@@ -313,6 +325,48 @@ void t_usleep()
 	for (;;) {
 		count(usleep(300), errno); // glibc's internal nanosleep: not wrapped
 		count(poll(nullptr, 0, 0), errno);
+	}
+}
+
+// Alternates short wrapped and unwrapped sleeps: a kick sent while it was seen blocked often
+// arrives once it has left the wrapper, in the unwrapped usleep, which must not see it.
+void t_alternate(bool all_blocked)
+{
+	if (all_blocked)
+		block_all_signals();
+	for (;;) {
+		timespec ts{0, 200 * 1000};
+		count(nanosleep(&ts, nullptr), errno); // wrapped
+		count(usleep(200), errno);             // glibc's internal nanosleep: not wrapped
+	}
+}
+
+// Every torture thread, for the stray kicker.
+std::vector<pid_t> all_tids;
+void record_tid()
+{
+	std::lock_guard lock(targets_mu);
+	all_tids.push_back(static_cast<pid_t>(gettid()));
+}
+
+// Stray kicks: the kick signal itself, every 3 ms at every thread, wherever it is (a wrapped
+// call, an unwrapped one, application code), as a kick racing with a thread that has just left
+// its wrapper would arrive. The application must never see one: outside a wrapped call the
+// signal is blocked (it waits, pending, for the thread's next wrapped call, which restarts
+// once), inside it restarts the call with the time left.
+void t_stray_kicker()
+{
+	const int kick = SIGRTMAX - 2;
+	for (;;) {
+		std::vector<pid_t> tids;
+		{
+			std::lock_guard lock(targets_mu);
+			tids = all_tids;
+		}
+		for (pid_t tid : tids)
+			syscall(SYS_tgkill, getpid(), tid, kick);
+		timespec ts{0, 3 * 1000 * 1000};
+		count(nanosleep(&ts, nullptr), errno);
 	}
 }
 
@@ -454,9 +508,21 @@ int main()
 	for (auto fn : {t_poll, t_ppoll, t_epoll, t_select, t_nanosleep, t_clock_nanosleep,
 	                t_accept, t_accept_usr1, t_recv_never, t_read_socket, t_sem, t_sigwait,
 	                t_sigtimedwait, t_cond, t_usleep, t_raiser})
-		threads.emplace_back(fn);
-	threads.emplace_back(t_read_pipe, true);
-	threads.emplace_back(t_read_pipe, false);
+		threads.emplace_back([fn] {
+			record_tid();
+			fn();
+		});
+	for (bool all_blocked : {true, false})
+		threads.emplace_back([all_blocked] {
+			record_tid();
+			t_read_pipe(all_blocked);
+		});
+	for (bool all_blocked : {true, false, false})
+		threads.emplace_back([all_blocked] {
+			record_tid();
+			t_alternate(all_blocked);
+		});
+	threads.emplace_back(t_stray_kicker);
 	for (auto &t : threads)
 		t.detach();
 	std::printf("ready %s\n", get_path());

@@ -7,7 +7,7 @@ USER_BUILD := $(BUILD)/user
 CMAKE_GEN  := -G Ninja
 
 .PHONY: all deps user kernel kernel-debug check check-native check-guest guest-shell demo \
-        format format-check clean distclean help
+        bench format format-check clean distclean help
 
 help:
 	@echo "make deps          install build and test dependencies (apt, Debian 12)"
@@ -16,7 +16,8 @@ help:
 	@echo "make kernel-debug  build the debug kernel (lockdep, KASAN, DEBUG_VM): $(BUILD)/kernel-debug/bzImage"
 	@echo "make check         all tests: format, native (plain, ASan+UBSan, TSan), in-guest"
 	@echo "make guest-shell   interactive shell in a guest running the debug kernel"
-	@echo "make demo          the live-patching demo (not there yet: see README)"
+	@echo "make demo          wait-free live patching of a running program on the views kernel"
+	@echo "make bench         views kernel benchmarks (release kernel, 4 GiB guest)"
 	@echo "make format        reformat user-space sources with clang-format"
 
 deps:
@@ -44,10 +45,11 @@ check-guest: deps
 guest-shell: kernel-debug
 	@guest/run --kernel $(BUILD)/kernel-debug/bzImage --shell
 
-demo:
-	@echo "make demo: the live-patching demo does not exist yet; it arrives with the demo issue."
-	@echo "Until then: 'make check' runs every test, 'make guest-shell' boots the kernel."
-	@exit 1
+demo: all kernel
+	@scripts/demo.sh $(USER_BUILD) $(BUILD)/kernel/bzImage
+
+bench: all kernel
+	@bench/kernel/run.sh $(USER_BUILD) $(BUILD)/kernel/bzImage
 
 format:
 	@tests/check.sh format-fix

@@ -149,8 +149,8 @@ int main(int argc, char **argv)
 	};
 	std::unique_ptr<atlas::Runtime> rt = atlas::Runtime::create(std::move(options));
 	atlas::StatusSnapshot st = rt->status();
-	tap_check(st.views_available, "the runtime found views and unshared its text (%s)",
-	          st.views_note.c_str());
+	tap_check(st.views_available, "the runtime found views and unshared its text%s%s",
+	          st.views_note.empty() ? "" : ": ", st.views_note.c_str());
 
 	std::vector<std::thread> threads;
 	for (int i = 0; i < workers; i++)

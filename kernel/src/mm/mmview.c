@@ -216,9 +216,15 @@ static bool mmview_walk_ptes(struct mm_struct *view, pmd_t *pmd,
 	pte_t *start_pte, *pte;
 	bool young = false;
 
-	start_pte = pte_offset_map_lock(view, pmd, addr, &ptl);
+	/*
+	 * Reclaim asks for accessed bits with the base's PTL held: a view's PTL
+	 * nests inside the base's, as in mmview_mirror_pmd(). The view's page
+	 * tables cannot go away meanwhile (see mmview_walk_view()).
+	 */
+	start_pte = pte_offset_map_nolock(view, pmd, addr, &ptl);
 	if (!start_pte)
 		return false;
+	spin_lock_nested(ptl, SINGLE_DEPTH_NESTING);
 	for (pte = start_pte; addr < end; pte++, addr += PAGE_SIZE) {
 		pte_t entry = ptep_get(pte);
 		unsigned long pfn;

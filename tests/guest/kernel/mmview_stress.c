@@ -1,0 +1,263 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Views under stress (views-kernel.md sec. 10): 8 worker threads over at least 4 views migrate
+ * at random and hammer shared memory with atomic increments while a controller thread creates
+ * and deletes views, switches the base, forks from the base, and runs compaction, all under
+ * zram swap pressure (the process's memory cgroup is smaller than its working set, so the base
+ * keeps swapping pages out and views keep re-mirroring them). At the end every counter must
+ * equal the increments the workers made (no lost update, ever), every private slot must hold
+ * its owner's last value, and the PFN checker must find every view mapping the base's frames.
+ *
+ * Usage: mmview_stress SECONDS (make check: 300; the long tier: 3600).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <atlas/mmview.h>
+
+#include "../tap.h"
+
+#define WORKERS 8
+#define MIN_VIEWS 4
+#define PAGES 8192 /* 32 MiB of shared counters */
+
+static long page;
+static char *mem;
+static _Atomic long views[MIN_VIEWS + 1]; /* live view ids the workers may migrate to */
+static _Atomic bool stop;
+static long increments[WORKERS];
+static _Atomic long migrations, forks, switches, creations, compactions;
+
+static int write_file(const char *path, const char *text)
+{
+	int fd = open(path, O_WRONLY);
+	ssize_t n;
+
+	if (fd < 0)
+		return -1;
+	n = write(fd, text, strlen(text));
+	close(fd);
+	return n == (ssize_t)strlen(text) ? 0 : -1;
+}
+
+static uint64_t pfn_of(const void *addr)
+{
+	uint64_t entry = 0;
+	int fd = open("/proc/thread-self/pagemap", O_RDONLY);
+
+	if (fd < 0)
+		return 0;
+	if (pread(fd, &entry, sizeof(entry), (uintptr_t)addr / page * sizeof(entry)) !=
+	    sizeof(entry))
+		entry = 0;
+	close(fd);
+	return (entry & (1ULL << 63)) ? entry & ((1ULL << 55) - 1) : 0;
+}
+
+static unsigned long rnd(unsigned long *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 7;
+	*s ^= *s << 17;
+	return *s;
+}
+
+/* Word 0 of each page: a counter every worker increments; word 1 + w: worker w's own slot. */
+static void *worker(void *arg)
+{
+	long w = (long)arg, n = 0;
+	unsigned long seed = 0x9e3779b97f4a7c15UL * (w + 1);
+
+	while (!atomic_load(&stop)) {
+		long v = atomic_load(&views[rnd(&seed) % (MIN_VIEWS + 1)]);
+
+		if (v >= 0 && mmview_migrate(v) >= 0)
+			atomic_fetch_add(&migrations, 1);
+		for (int i = 0; i < 64; i++) {
+			long *p = (long *)(mem + (rnd(&seed) % PAGES) * page);
+
+			atomic_fetch_add((_Atomic long *)p, 1);
+			p[1 + w] = ++n;
+			increments[w]++;
+			if (p[1 + w] != n) {
+				printf("# worker %ld: private slot read back %ld, wrote %ld\n", w,
+				       p[1 + w], n);
+				exit(3);
+			}
+		}
+	}
+	mmview_migrate(0);
+	return NULL;
+}
+
+static void swap_pressure(void)
+{
+	char path[64];
+
+	/* zram swap, and a memory cgroup smaller than the working set. */
+	if (write_file("/sys/block/zram0/disksize", "256M") == 0)
+		(void)!system("mkswap /dev/zram0 >/dev/null 2>&1 && swapon /dev/zram0");
+	mkdir("/sys/fs/cgroup", 0755);
+	mount("none", "/sys/fs/cgroup", "cgroup2", 0, NULL);
+	write_file("/sys/fs/cgroup/cgroup.subtree_control", "+memory");
+	mkdir("/sys/fs/cgroup/stress", 0755);
+	write_file("/sys/fs/cgroup/stress/memory.max", "24M");
+	snprintf(path, sizeof(path), "%d", getpid());
+	write_file("/sys/fs/cgroup/stress/cgroup.procs", path);
+}
+
+int main(int argc, char **argv)
+{
+	long seconds = argc > 1 ? atol(argv[1]) : 300, total = 0, bad = 0, pfn_bad = 0;
+	pthread_t th[WORKERS];
+	unsigned long seed = 12345;
+	time_t end;
+	int i;
+
+	page = sysconf(_SC_PAGESIZE);
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	tap_plan(5);
+	mem = mmap(NULL, (size_t)PAGES * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+	           -1, 0);
+	memset(mem, 0, (size_t)PAGES * page);
+	swap_pressure();
+	for (i = 0; i <= MIN_VIEWS; i++)
+		views[i] = 0;
+	/*
+	 * Small stacks: glibc unmaps the stacks of exited threads beyond its 40 MiB cache, and
+	 * aborts the process if that munmap fails, which it does (EBUSY) while views live.
+	 */
+	pthread_attr_t attr;
+
+	pthread_attr_init(&attr);
+	pthread_attr_setstacksize(&attr, 256 << 10);
+	for (i = 0; i < WORKERS; i++)
+		pthread_create(&th[i], &attr, worker, (void *)(long)i);
+	for (i = 1; i <= MIN_VIEWS; i++) {
+		views[i] = mmview_create();
+		atomic_fetch_add(&creations, 1);
+	}
+
+	/* The controller: the main thread, in the base unless switching. */
+	end = time(NULL) + seconds;
+	while (time(NULL) < end) {
+		int slot = 1 + rnd(&seed) % MIN_VIEWS;
+		long old, v;
+
+		switch (rnd(&seed) % 4) {
+		case 0: /* replace a view: create, publish, delete the old one */
+			v = mmview_create();
+			if (v < 0)
+				break;
+			atomic_fetch_add(&creations, 1);
+			old = atomic_exchange(&views[slot], v);
+			if (old > 0 && old != atomic_load(&views[0]))
+				mmview_delete(old);
+			break;
+		case 1: { /* fork from the base: the child checks its snapshot is stable */
+			long base = atomic_load(&views[0]);
+			pid_t pid;
+
+			mmview_migrate(base);
+			pid = fork();
+			if (pid == 0) {
+				long before = *(long *)mem, again;
+
+				usleep(1000);
+				again = *(long *)mem;
+				_exit(before == again ? 0 : 1);
+			}
+			if (pid > 0) {
+				int status;
+
+				waitpid(pid, &status, 0);
+				if (!WIFEXITED(status) || WEXITSTATUS(status)) {
+					printf("# forked child saw its memory change\n");
+					bad++;
+				}
+				atomic_fetch_add(&forks, 1);
+			}
+			break;
+		}
+		case 2: /* make another view the base; the old base becomes a plain view */
+			v = atomic_load(&views[slot]);
+			if (v > 0 && mmview_migrate(v) >= 0 && mmview_switch_base() == v) {
+				old = atomic_exchange(&views[0], v);
+				atomic_store(&views[slot], old);
+				atomic_fetch_add(&switches, 1);
+			}
+			mmview_migrate(atomic_load(&views[0]));
+			break;
+		case 3:
+			write_file("/proc/sys/vm/compact_memory", "1");
+			atomic_fetch_add(&compactions, 1);
+			break;
+		}
+		usleep(5000);
+	}
+	atomic_store(&stop, true);
+	for (i = 0; i < WORKERS; i++)
+		pthread_join(th[i], NULL);
+	mmview_migrate(atomic_load(&views[0]));
+
+	for (i = 0; i < WORKERS; i++)
+		total += increments[i];
+	{
+		long sum = 0;
+
+		for (i = 0; i < PAGES; i++)
+			sum += *(long *)(mem + (size_t)i * page);
+		tap_check(sum == total, "no lost update: counters sum to %ld, workers made %ld",
+		          sum, total);
+	}
+	tap_check(
+	    migrations > 1000 && creations > MIN_VIEWS,
+	    "%ld migrations, %ld views created, %ld base switches, %ld forks, %ld compactions "
+	    "in %ld s",
+	    (long)migrations, (long)creations, (long)switches, (long)forks, (long)compactions,
+	    seconds);
+	tap_check(bad == 0, "forked children never saw a later write");
+	for (i = 0; i < PAGES; i += 7) {
+		uint64_t base_pfn = pfn_of(mem + (size_t)i * page);
+
+		for (int k = 1; k <= MIN_VIEWS; k++) {
+			uint64_t p;
+
+			if (mmview_migrate(views[k]) < 0)
+				continue;
+			p = pfn_of(mem + (size_t)i * page);
+			pfn_bad += p && base_pfn && p != base_pfn;
+			mmview_migrate(atomic_load(&views[0]));
+		}
+	}
+	tap_check(pfn_bad == 0, "PFN checker: %ld mirrors map another frame than the base",
+	          pfn_bad);
+	{
+		long swapped = -1;
+		FILE *f = fopen("/sys/fs/cgroup/stress/memory.swap.current", "r");
+
+		if (f) {
+			if (fscanf(f, "%ld", &swapped) != 1)
+				swapped = -1;
+			fclose(f);
+		}
+		tap_check(swapped > 0,
+		          "the workload ran under swap pressure: %ld kB of it in zram swap",
+		          swapped / 1024);
+	}
+	return tap_finish();
+}

@@ -6,7 +6,7 @@ BUILD      := build
 USER_BUILD := $(BUILD)/user
 CMAKE_GEN  := -G Ninja
 
-.PHONY: all deps user kernel kernel-debug check check-native check-guest guest-shell demo \
+.PHONY: all deps user kernel kernel-debug kernel-stock check check-native check-guest guest-shell demo \
         bench format format-check clean distclean help
 
 help:
@@ -14,6 +14,7 @@ help:
 	@echo "make / make all    build user space into $(USER_BUILD)"
 	@echo "make kernel        build the views kernel: $(BUILD)/kernel/bzImage"
 	@echo "make kernel-debug  build the debug kernel (lockdep, KASAN, DEBUG_VM): $(BUILD)/kernel-debug/bzImage"
+	@echo "make kernel-stock  the release configuration without the series (benchmark baseline)"
 	@echo "make check         all tests: format, native (plain, ASan+UBSan, TSan), in-guest"
 	@echo "make guest-shell   interactive shell in a guest running the debug kernel"
 	@echo "make demo          wait-free live patching of a running program on the views kernel"
@@ -33,6 +34,9 @@ kernel: deps
 kernel-debug: deps
 	@kernel/build.sh debug
 
+kernel-stock: deps
+	@kernel/build.sh stock
+
 check: deps
 	@tests/check.sh all
 
@@ -48,8 +52,8 @@ guest-shell: kernel-debug
 demo: all kernel
 	@scripts/demo.sh $(USER_BUILD) $(BUILD)/kernel/bzImage
 
-bench: all kernel
-	@bench/kernel/run.sh $(USER_BUILD) $(BUILD)/kernel/bzImage
+bench: all kernel kernel-stock
+	@bench/kernel/run.sh $(USER_BUILD) $(BUILD)/kernel/bzImage $(BUILD)/kernel-stock/bzImage
 
 format:
 	@tests/check.sh format-fix

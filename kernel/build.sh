@@ -3,6 +3,9 @@
 #
 #   kernel/build.sh release   ->  build/kernel/bzImage
 #   kernel/build.sh debug     ->  build/kernel-debug/bzImage
+#   kernel/build.sh stock     ->  build/kernel-stock/bzImage: the release configuration without
+#                                 the series (no kernel/src, no patches, no CONFIG_MMVIEW), the
+#                                 baseline of the benchmarks (bench/README.md)
 #
 # Steps (docs/building.md explains each):
 #   1. extract /usr/src/linux-source-6.12.tar.xz to build/linux (a fixed path, so ccache hits
@@ -18,11 +21,13 @@ set -euo pipefail
 main() {
 
 	variant=${1:-}
+	stock=0
 	case "$variant" in
 	release) image_dir=kernel; fragments=(base.config) ;;
 	debug) image_dir=kernel-debug; fragments=(base.config debug.config) ;;
+	stock) image_dir=kernel-stock; fragments=(base.config); stock=1 ;;
 	*)
-		echo "usage: kernel/build.sh release|debug" >&2
+		echo "usage: kernel/build.sh release|debug|stock" >&2
 		exit 2
 		;;
 	esac
@@ -32,6 +37,7 @@ main() {
 	build=$root/build
 	src_tar=/usr/src/linux-source-6.12.tar.xz
 	srcdir=$build/linux
+	[ "$stock" = 0 ] || srcdir=$build/linux-stock
 	objdir=$build/kernel-obj-$variant
 	outdir=$build/$image_dir
 
@@ -46,12 +52,13 @@ main() {
 
 	# The patch series: kernel/patches/series lists patch files in order; '#' starts a comment.
 	mapfile -t series < <(sed -e 's/#.*//' -e 's/[[:space:]]*$//' -e '/^$/d' "$kdir/patches/series")
+	[ "$stock" = 0 ] || series=()
 
 	# Hash of everything that determines the patched source tree.
 	source_inputs() {
 		echo "linux-source-6.12 $pkg_version"
 		# kernel/src may be absent: git keeps no empty directories.
-		if [ -d "$kdir/src" ]; then
+		if [ -d "$kdir/src" ] && [ "$stock" = 0 ]; then
 			(cd "$kdir" && find src -type f -print0 | sort -z | xargs -0 -r sha256sum)
 		fi
 		sha256sum "$kdir/patches/series" | cut -d' ' -f1
@@ -67,7 +74,7 @@ main() {
 		rm -rf "$srcdir" "$srcdir.tmp"
 		mkdir -p "$srcdir.tmp"
 		tar -xf "$src_tar" -C "$srcdir.tmp" --strip-components=1
-		if [ -d "$kdir/src" ] && [ -n "$(ls -A "$kdir/src")" ]; then
+		if [ -d "$kdir/src" ] && [ -n "$(ls -A "$kdir/src")" ] && [ "$stock" = 0 ]; then
 			cp -r "$kdir/src/." "$srcdir.tmp/"
 		fi
 		for p in "${series[@]}"; do
@@ -109,6 +116,11 @@ main() {
 	kmake -s tinyconfig >/dev/null
 	frag_paths=()
 	for f in "${fragments[@]}"; do frag_paths+=("$kdir/configs/$f"); done
+	if [ "$stock" = 1 ]; then
+		# Without the series CONFIG_MMVIEW does not exist.
+		grep -v 'CONFIG_MMVIEW' "$kdir/configs/base.config" >"$objdir/stock.config"
+		frag_paths=("$objdir/stock.config")
+	fi
 	(cd "$objdir" && "$srcdir/scripts/kconfig/merge_config.sh" -m -O "$objdir" .config "${frag_paths[@]}" >/dev/null)
 	kmake -s olddefconfig
 	missing=$(cat "${frag_paths[@]}" | grep -E '^(CONFIG_|# CONFIG_)' | while IFS= read -r line; do
@@ -123,8 +135,10 @@ main() {
 	# The uapi headers as `make headers_install` exports them; user space of a views kernel finds
 	# the syscall number and the op codes there.
 	unistd=$objdir/usr/include/asm/unistd_64.h
-	grep -q '^#define __NR_mmview 1000$' "$unistd" || die "$unistd lacks '#define __NR_mmview 1000'"
-	[ -f "$objdir/usr/include/linux/mmview.h" ] || die "linux/mmview.h is not among the exported uapi headers"
+	if [ "$stock" = 0 ]; then
+		grep -q '^#define __NR_mmview 1000$' "$unistd" || die "$unistd lacks '#define __NR_mmview 1000'"
+		[ -f "$objdir/usr/include/linux/mmview.h" ] || die "linux/mmview.h is not among the exported uapi headers"
+	fi
 	mkdir -p "$outdir"
 	rm -rf "$outdir/headers"
 	cp -r "$objdir/usr/include" "$outdir/headers"

@@ -70,7 +70,7 @@ main() {
 		if [ -f "$srcdir/.atlas-source" ] && [ "$(cat "$srcdir/.atlas-source")" = "$source_hash" ]; then
 			return
 		fi
-		echo "kernel: extracting linux-source-6.12 $pkg_version to build/linux"
+		echo "kernel: extracting linux-source-6.12 $pkg_version to ${srcdir#$root/}"
 		rm -rf "$srcdir" "$srcdir.tmp"
 		mkdir -p "$srcdir.tmp"
 		tar -xf "$src_tar" -C "$srcdir.tmp" --strip-components=1

@@ -150,3 +150,4 @@ main() {
 }
 
 main "$@"
+exit $?  # never read past here: the file may change while a build runs

@@ -23,7 +23,7 @@ trap 'rm -f "$log"' EXIT
 run() { # KERNEL PROGRAM PREFIX
 	"$root/guest/run" --kernel "$1" --cpus 2 --mem 4G --timeout 900 --quiet --log "$log" \
 		--add "$user/bench/kernel/$2:/atlas/bin/$2" -- "$2" >/dev/null
-	grep -E '^[a-z_0-9]+ [0-9.]+ [a-zA-Z]+$' "$log" | sed "s/^/$3/"
+	tr -d '\r' <"$log" | grep -E '^[a-z_0-9]+ [0-9.]+ [a-zA-Z]+$' | sed "s/^/$3/"
 }
 echo "# $(date -u +%F), 2 vCPUs, 4 GiB, QEMU TCG; kernels: $kernel, $stock"
 run "$kernel" mmview_bench ""

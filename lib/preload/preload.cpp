@@ -102,6 +102,8 @@ pid_t kick_pid = 0;
 #define ATLAS_TLS_IE __attribute__((tls_model("initial-exec")))
 // A kick arrived (set by the kick handler).
 thread_local volatile sig_atomic_t tl_kicked ATLAS_TLS_IE = 0;
+// This thread's "a kick is queued" mark (BlockedStack::kick_pending), cleared by the handler.
+thread_local std::atomic<bool> *tl_kick_pending ATLAS_TLS_IE = nullptr;
 // Application handlers run on this thread (all, and those without SA_RESTART).
 thread_local volatile sig_atomic_t tl_app_handlers ATLAS_TLS_IE = 0;
 thread_local volatile sig_atomic_t tl_app_nonrestart ATLAS_TLS_IE = 0;
@@ -118,6 +120,7 @@ struct ThreadContext {
 	bool blocked = false; // between blocking_enter() and blocking_exit() of a wrapper
 	~ThreadContext()
 	{
+		tl_kick_pending = nullptr;
 		// Thread exit: the runtime unregisters the thread through its own thread_local.
 		if (stack && blocked_stacks)
 			blocked_stacks->remove(tid);
@@ -192,6 +195,7 @@ void register_thread() noexcept
 	ThreadContext &ctx = tl_context;
 	ctx.tid = gettid();
 	ctx.stack = blocked_stacks->add(ctx.tid);
+	tl_kick_pending = ctx.stack ? &ctx.stack->kick_pending : nullptr;
 	Result r = runtime->register_current_thread();
 	if (!r) {
 		note(fmt::format("thread {} not registered: {}", ctx.tid, r.message()));
@@ -588,6 +592,8 @@ control::LoadResult load(const std::string &path)
 void kick_handler(int, siginfo_t *, void *)
 {
 	tl_kicked = 1; // the interrupted wrapper restarts its call after the handshake
+	if (std::atomic<bool> *pending = tl_kick_pending)
+		pending->store(false, std::memory_order_release); // the next kick may be sent
 }
 
 // Chooses the kick signal (ATLAS_KICK_SIGNAL: a number in [SIGRTMIN, SIGRTMAX], 0 for none;
@@ -688,7 +694,12 @@ void start_runtime() noexcept
 	setup_kicks(views && views->current().ok());
 	if (kick_signal != 0)
 		options.kick = [](pid_t tid) {
-			(void)syscall(SYS_tgkill, kick_pid, tid, kick_signal);
+			// At most one kick queued per thread: one that is pending (the thread
+			// left its wrapped call meanwhile) is delivered in its next one.
+			if (!blocked_stacks->mark_kick(tid))
+				return;
+			if (syscall(SYS_tgkill, kick_pid, tid, kick_signal) != 0)
+				blocked_stacks->unmark_kick(tid);
 		};
 	options.views = std::move(views);
 	options.may_complete = [](const CodeChange &change) {

@@ -1288,6 +1288,16 @@ StatusSnapshot Core::status() const
 	return s;
 }
 
+std::vector<std::shared_ptr<CodeChange>> Core::applied_changes() const
+{
+	std::lock_guard lock(mu_);
+	std::vector<std::shared_ptr<CodeChange>> out;
+	out.reserve(applied_.size());
+	for (const auto &a : applied_)
+		out.push_back(a.change);
+	return out;
+}
+
 void forget_runtime_after_fork() noexcept
 {
 	ThreadHandle &handle = tl_handle;

@@ -88,6 +88,7 @@ public:
 	Report wait(std::chrono::milliseconds deadline);
 	Report revert_pending(std::chrono::milliseconds deadline);
 	StatusSnapshot status() const;
+	std::vector<std::shared_ptr<CodeChange>> applied_changes() const;
 
 	// On the record's own thread.
 	void handshake(ThreadRecord &record) noexcept;

@@ -223,4 +223,13 @@ StatusSnapshot Runtime::status() const noexcept
 	}
 }
 
+std::vector<std::shared_ptr<CodeChange>> Runtime::applied_changes() const noexcept
+{
+	try {
+		return core_->applied_changes();
+	} catch (...) {
+		return {};
+	}
+}
+
 } // namespace atlas

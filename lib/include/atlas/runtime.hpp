@@ -300,6 +300,9 @@ public:
 	Report revert_pending(std::chrono::milliseconds deadline) noexcept;
 
 	StatusSnapshot status() const noexcept;
+	// The changes applied now, oldest first (as StatusSnapshot::applied): the very objects
+	// given to apply(), one per identity. Empty if memory is exhausted.
+	std::vector<std::shared_ptr<CodeChange>> applied_changes() const noexcept;
 
 private:
 	explicit Runtime(std::shared_ptr<detail::Core> core);

@@ -73,6 +73,20 @@ nlohmann::json report_response(std::string_view verb, const Report &report)
 	        {"report", to_json_value(report)}};
 }
 
+// Runs unreachable() (.fini_array, unmapping) of a loaded change whose apply ended without
+// taking it, exactly once: only if `report` says nothing was applied and nobody else holds the
+// change any more (the runtime keeps a reference to every change it applied or is applying, so
+// code that may run is never released).
+void release_if_not_taken(std::shared_ptr<CodeChange> change, const Report &report) noexcept
+{
+	if (report.outcome != Outcome::already_applied && report.outcome != Outcome::refused &&
+	    report.outcome != Outcome::failed)
+		return;
+	// Ours is the only reference left: nobody can take another one now.
+	if (change && change.use_count() == 1)
+		change->unreachable();
+}
+
 std::string handle(Runtime &runtime, const Loader &loader, std::string_view line)
 {
 	nlohmann::json request = nlohmann::json::parse(line, nullptr, false);
@@ -135,7 +149,13 @@ std::string handle(Runtime &runtime, const Loader &loader, std::string_view line
 				return response.dump(-1, ' ', false,
 				                     nlohmann::json::error_handler_t::replace);
 			}
-			report = runtime.apply(std::move(loaded.change), req);
+			// The server loaded it, so the server releases it when the apply did
+			// not take (already applied, refused, failed): the runtime then keeps no
+			// reference and never calls unreachable() on it. A change it holds
+			// (applied, or pending/reverting: core.cpp releases a reverted one) is
+			// never released here; neither is one the loader kept a reference to.
+			report = runtime.apply(loaded.change, req);
+			release_if_not_taken(std::move(loaded.change), report);
 		} else {
 			auto id = request.find("identity");
 			if (id == request.end() || !id->is_string() ||

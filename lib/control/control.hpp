@@ -28,6 +28,9 @@ struct LoadResult {
 };
 // Turns a patch file into a CodeChange (atlas::patch::load_patch in the preload library; a test
 // loader in tests). Called on a server thread; must not throw (a throw is reported as failure).
+// When the apply ends already_applied, refused or failed, the server calls the change's
+// unreachable() (a loaded patch is unmapped) unless someone besides it still holds the change:
+// a loader that keeps a reference of its own releases such a change itself.
 using Loader = std::function<LoadResult(const std::string &path)>;
 
 // $XDG_RUNTIME_DIR/atlas if XDG_RUNTIME_DIR is set (and absolute), else /run/atlas.

@@ -524,10 +524,6 @@ private:
 	void *frames_ = nullptr;
 };
 
-// Every patch this library loaded, for stacking: a new patch resolves symbols in the applied
-// ones (last first).
-std::mutex loaded_mu;
-std::vector<std::shared_ptr<CodeChange>> loaded_patches;
 #endif
 
 // What the stack check looks for: the functions the change replaces and, for a loaded patch,
@@ -550,26 +546,14 @@ control::LoadResult load(const std::string &path)
 	if (control::Loader *l = test_loader.load(std::memory_order_acquire))
 		return (*l)(path);
 #if ATLAS_HAVE_PATCH_LOADER
+	// Stacking: the new patch resolves symbols in the applied ones (newest first). Exactly the
+	// instances the runtime applied, one per identity: never a duplicate that was loaded but
+	// not applied (already applied, refused, failed), which the control server unmaps.
 	atlas::patch::LoadOptions options;
-	{
-		StatusSnapshot status = runtime->status();
-		std::lock_guard lock(loaded_mu);
-		// Forget patches that are no longer applied (the runtime keeps those it needs).
-		std::erase_if(loaded_patches, [&](const auto &p) {
-			const std::string id = p->identity();
-			return std::none_of(
-			    status.applied.begin(), status.applied.end(),
-			    [&](const AppliedChange &a) { return a.identity == id; });
-		});
-		for (const AppliedChange &a : status.applied)
-			for (const auto &p : loaded_patches)
-				if (p->identity() == a.identity)
-					if (auto lp = std::dynamic_pointer_cast<
-					        const atlas::patch::LoadedPatch>(p))
-						// Oldest first, as status.applied is: the
-						// loader resolves from the last (newest).
-						options.earlier.push_back(lp);
-	}
+	for (const auto &c : runtime->applied_changes())
+		if (auto lp = std::dynamic_pointer_cast<const atlas::patch::LoadedPatch>(c))
+			options.earlier.push_back(
+			    std::move(lp)); // oldest first, as LoadOptions wants
 	auto loaded = atlas::patch::load_patch(path, options);
 	if (!loaded)
 		return {nullptr, loaded.error().message};
@@ -578,10 +562,8 @@ control::LoadResult load(const std::string &path)
 		auto registered = std::make_shared<RegisteredPatch>(std::move(lp));
 		change = std::move(registered);
 	}
-	{
-		std::lock_guard lock(loaded_mu);
-		loaded_patches.push_back(change);
-	}
+	// No reference kept here: the control server releases the change if its apply does not
+	// take it, the runtime keeps it while applied.
 	return {std::move(change), {}};
 #else
 	return {nullptr, "this libatlas-preload.so was built without the patch loader "
@@ -749,11 +731,7 @@ void after_fork_in_child()
 	server = nullptr;
 	blocked_stacks = nullptr;
 	simulated_views = nullptr; // leaked with the parent's runtime
-#if ATLAS_HAVE_PATCH_LOADER
 	// The patches stay mapped (the child inherited them) but belong to the leaked runtime.
-	new (&loaded_mu) std::mutex;
-	new (&loaded_patches) std::vector<std::shared_ptr<CodeChange>>;
-#endif
 	unsetenv("ATLAS_CONTROL_SOCKET");
 	start_runtime();
 }

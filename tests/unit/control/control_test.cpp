@@ -5,6 +5,7 @@
 #include <control.hpp>
 
 #include <gtest/gtest.h>
+#include <mutex>
 #include <spawn.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -23,6 +24,9 @@ struct ControlTest : ::testing::Test {
 	std::unique_ptr<atlas::control::Server> server;
 	std::string dir;
 	std::atomic<int> loads{0};
+	// unreachable() calls of each change the loader made, in load order.
+	std::mutex released_mu;
+	std::vector<int> released;
 
 	void SetUp() override
 	{
@@ -45,7 +49,15 @@ struct ControlTest : ::testing::Test {
 				throw std::runtime_error("boom");
 			if (path == "missing")
 				return {nullptr, "no such patch"};
-			return {std::make_shared<SwapChange>(program, path + "@1"), {}};
+			auto change = std::make_shared<SwapChange>(program, path + "@1");
+			change->fail_apply = path == "fail";
+			std::lock_guard lock(released_mu);
+			change->on_unreachable = [this, i = released.size()] {
+				std::lock_guard l(released_mu);
+				released[i]++;
+			};
+			released.push_back(0);
+			return {change, {}};
 		};
 		std::string error;
 		server = atlas::control::Server::start(*rt, so, error);
@@ -139,6 +151,50 @@ TEST_F(ControlTest, PingStatusApplyRevert)
 	EXPECT_NE(r["message"].get<std::string>().find("wait-free mode unavailable"),
 	          std::string::npos)
 	    << r.dump();
+}
+
+// A patch loaded for an apply that did not take it (already applied, refused, failed) is released
+// (unreachable(): a loaded patch runs its .fini_array and is unmapped) exactly once; an applied
+// one only after its revert (by the runtime), never while it can run.
+TEST_F(ControlTest, ChangesNotAppliedAreReleasedOnce)
+{
+	auto apply = [&](const char *patch, const char *mode, int deadline_ms = 2000) {
+		return call({{"verb", "apply"},
+		             {"patch", patch},
+		             {"mode", mode},
+		             {"deadline_ms", deadline_ms}})["outcome"];
+	};
+	auto counts = [&] {
+		std::lock_guard lock(released_mu);
+		return released;
+	};
+	EXPECT_EQ(apply("fix", "global"), "finished");
+	for (int i = 0; i < 3; i++)
+		EXPECT_EQ(apply("fix", "auto"), "already_applied");
+	EXPECT_EQ(apply("other", "wait-free"), "refused"); // no views here
+	EXPECT_EQ(apply("fail", "global"), "failed");
+	EXPECT_EQ(program.entry, &version_two);
+	// A registered thread that never reaches a quiescence point: the deadline refuses.
+	std::atomic<bool> registered{false}, stop{false};
+	std::thread stuck([&] {
+		(void)rt->register_current_thread("stuck");
+		registered = true;
+		while (!stop)
+			std::this_thread::sleep_for(1ms);
+		(void)rt->unregister_current_thread();
+	});
+	while (!registered)
+		std::this_thread::sleep_for(1ms);
+	EXPECT_EQ(apply("slow", "global", 100), "refused");
+	stop = true;
+	stuck.join();
+	EXPECT_EQ(counts(), (std::vector<int>{0, 1, 1, 1, 1, 1, 1}))
+	    << "[0] is applied: never released; every other one exactly once";
+	EXPECT_EQ(call({{"verb", "revert"}, {"identity", "fix@1"}, {"mode", "global"}})["outcome"],
+	          "finished");
+	EXPECT_EQ(program.entry, &version_one);
+	EXPECT_EQ(counts(), (std::vector<int>{1, 1, 1, 1, 1, 1, 1}));
+	EXPECT_EQ(loads.load(), 7);
 }
 
 TEST_F(ControlTest, ErrorsAreAnswered)

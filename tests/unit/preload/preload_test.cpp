@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <fstream>
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 #include <signal.h>
@@ -289,6 +290,81 @@ TEST(PreloadRealPatch, ApplyRevertThroughCli)
 	ASSERT_EQ(cli("--json status " + pid, out), 0) << out;
 	EXPECT_EQ(nlohmann::json::parse(out, nullptr, false)["status"]["applied"].size(), 1u)
 	    << out;
+	EXPECT_EQ(target.stop(), "bye");
+	std::system(("rm -rf " + dir).c_str());
+}
+
+// Mappings of patch `name` in process `pid` (its text is the memfd "atlas-patch:<name>").
+int patch_mappings(pid_t pid, const std::string &name)
+{
+	std::ifstream maps("/proc/" + std::to_string(pid) + "/maps");
+	std::string line;
+	int n = 0;
+	while (std::getline(maps, line))
+		n += line.find("atlas-patch:" + name) != std::string::npos;
+	return n;
+}
+
+// A patch loaded for an apply that does not take it (already applied, refused) is unmapped at
+// once, and a patch stacked later binds to the applied instance, never to such a copy.
+TEST(PreloadRealPatch, UnappliedCopiesAreUnmappedAndNeverStackedOn)
+{
+	char tmpl[] = "/tmp/atlas-real-XXXXXX";
+	ASSERT_NE(mkdtemp(tmpl), nullptr);
+	std::string dir = tmpl;
+	setenv("XDG_RUNTIME_DIR", dir.c_str(), 1);
+	atlas_test::Process target;
+	ASSERT_TRUE(atlas_test::start_process(target, ATLAS_REAL_TARGET,
+	                                      {"LD_PRELOAD=" ATLAS_PRELOAD_LIB}));
+	ASSERT_EQ(target.line(), "answer 1");
+	const std::string pid = std::to_string(target.pid);
+	auto cli = [](const std::string &args, std::string &out) {
+		return atlas_test::run_command(std::string(ATLAS_CLI) + " " + args, &out);
+	};
+	std::string out;
+	EXPECT_EQ(patch_mappings(target.pid, "real-fix"), 0);
+	ASSERT_EQ(cli("apply " + pid + " " ATLAS_REAL_PATCH " --mode global --deadline 5000", out),
+	          0)
+	    << out;
+	EXPECT_EQ(target.line(), "answer 2");
+	const int fix_mappings = patch_mappings(target.pid, "real-fix");
+	EXPECT_GE(fix_mappings, 1);
+	for (int i = 0; i < 3; i++) {
+		EXPECT_EQ(cli("apply " + pid + " " ATLAS_REAL_PATCH, out), 3) << out;
+		EXPECT_EQ(patch_mappings(target.pid, "real-fix"), fix_mappings)
+		    << "an already applied copy stayed mapped (round " << i << ")";
+	}
+	for (int i = 0; i < 2; i++) {
+		EXPECT_EQ(
+		    cli("apply " + pid + " " ATLAS_REAL_SERVE_PATCH " --mode global --deadline 300",
+		        out),
+		    4)
+		    << out;
+		EXPECT_EQ(patch_mappings(target.pid, "real-serve"), 0)
+		    << "a refused patch stayed mapped (round " << i << ")";
+	}
+	// Stacked on real-fix: its real_fix_calls must be the applied instance's (x + 3), not a
+	// copy's that never ran (x + 30), let alone an unmapped copy's (the target would crash).
+	ASSERT_EQ(
+	    cli("apply " + pid + " " ATLAS_REAL_STACK_PATCH " --mode global --deadline 5000", out),
+	    0)
+	    << out;
+	EXPECT_EQ(target.line(), "answer 3");
+	ASSERT_EQ(cli("--json status " + pid, out), 0) << out;
+	auto applied = nlohmann::json::parse(out, nullptr, false)["status"]["applied"];
+	ASSERT_EQ(applied.size(), 2u) << out;
+	// Last in, first out.
+	for (int i = 1; i >= 0; i--) {
+		ASSERT_EQ(cli("revert " + pid + " " + applied[i]["change"].get<std::string>() +
+		                  " --mode global",
+		              out),
+		          0)
+		    << out;
+		EXPECT_EQ(target.line(), i == 1 ? "answer 2" : "answer 1");
+	}
+	// Reverted: released by the runtime, once.
+	EXPECT_EQ(patch_mappings(target.pid, "real-fix"), 0);
+	EXPECT_EQ(patch_mappings(target.pid, "real-stack"), 0);
 	EXPECT_EQ(target.stop(), "bye");
 	std::system(("rm -rf " + dir).c_str());
 }

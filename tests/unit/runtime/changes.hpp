@@ -66,10 +66,19 @@ public:
 		return ranges_;
 	}
 
+	void unreachable() noexcept override
+	{
+		unreachable_calls++;
+		if (on_unreachable)
+			on_unreachable();
+	}
+
 	std::atomic<int> applies{0};
 	std::atomic<int> reverts{0};
+	std::atomic<int> unreachable_calls{0};
 	bool fail_apply = false;
 	std::function<void()> during_apply;
+	std::function<void()> on_unreachable; // must not throw
 
 private:
 	void write(int (*fn)(), unsigned char value)

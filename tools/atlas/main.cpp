@@ -2,7 +2,9 @@
 #include <control.hpp>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <csignal>
+#include <ctime>
 #include <dirent.h>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -108,12 +110,24 @@ std::string ms(long long ns)
 	return fmt::format("{:.3f} ms", static_cast<double>(ns) / 1e6);
 }
 
+// How long ago a CLOCK_MONOTONIC time (the runtime's clock, the same in every process) was.
+std::string ago(long long monotonic_ns)
+{
+	if (monotonic_ns <= 0)
+		return "never";
+	timespec now{};
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	const long long now_ns = static_cast<long long>(now.tv_sec) * 1'000'000'000 + now.tv_nsec;
+	return fmt::format("{} ago", ms(std::max(now_ns - monotonic_ns, 0LL)));
+}
+
 void print_threads(const nlohmann::json &threads, const char *indent)
 {
 	for (const auto &t : threads) {
 		std::string note = t.value("note", "");
-		fmt::print("{}{:>8} {:<16} view {:<4} {}{}\n", indent, t.value("tid", 0),
-		           t.value("name", ""), t.value("view", 0L), t.value("state", "?"),
+		fmt::print("{}{:>8} {:<16} view {:<4} {:<8} last quiescence {}{}\n", indent,
+		           t.value("tid", 0), t.value("name", ""), t.value("view", 0L),
+		           t.value("state", "?"), ago(t.value("last_quiescence_ns", 0LL)),
 		           note.empty() ? "" : "  (" + note + ")");
 	}
 }
@@ -159,10 +173,15 @@ int cmd_status(pid_t pid)
 	}
 	const auto &s = resp["status"];
 	fmt::print("process {}: {}\n", pid, s.value("mode", "?"));
-	if (!s.value("views_note", "").empty())
-		fmt::print("  views: {}\n", s.value("views_note", ""));
-	if (!s.value("membarrier_note", "").empty())
-		fmt::print("  membarrier: {}\n", s.value("membarrier_note", ""));
+	if (s.value("views_available", false))
+		fmt::print("  wait-free mode: available (address-space views)\n");
+	else
+		fmt::print("  wait-free mode: unavailable: {}\n",
+		           s.value("views_note", std::string("no reason given")));
+	const std::string membarrier_note = s.value("membarrier_note", "");
+	fmt::print("  membarrier SYNC_CORE: {}{}\n",
+	           s.value("membarrier_sync_core", false) ? "yes" : "no",
+	           membarrier_note.empty() ? "" : ": " + membarrier_note);
 	fmt::print("base view {}\n", s.value("base_view", 0L));
 	if (s.contains("transition"))
 		fmt::print("transition {} {} (target view {})\n", s["transition"].value("id", 0),
@@ -170,16 +189,36 @@ int cmd_status(pid_t pid)
 		           s["transition"].value("target_view", 0L));
 	fmt::print("threads ({}):\n", s["threads"].size());
 	print_threads(s["threads"], "  ");
+	std::vector<long long> exempt;
+	for (const auto &t : s.value("exempt_threads", nlohmann::json::array()))
+		exempt.push_back(t.get<long long>());
+	fmt::print("exempt threads ({}){}{}\n", exempt.size(), exempt.empty() ? "" : ": ",
+	           fmt::join(exempt, " "));
 	fmt::print("applied patches ({}):\n", s["applied"].size());
 	for (const auto &a : s["applied"])
 		fmt::print("  {}  ({} mode, transition {}, {})\n", a.value("change", ""),
 		           a.value("mode", "?"), a.value("transition", 0),
 		           ms(a.value("duration_ns", 0LL)));
+	const auto split = s.value("loaded_while_split", nlohmann::json::array());
+	fmt::print("objects loaded while two views exist ({}){}\n", split.size(),
+	           split.empty() ? "" : ":");
+	for (const auto &o : split)
+		fmt::print("  {}  (transition {}): {}\n", o.value("name", ""),
+		           o.value("transition", 0), o.value("note", ""));
+	fmt::print("kicks sent: {}\n", s.value("kicks_sent", 0ULL));
+	fmt::print("quiescence slow paths: {}\n", s.value("slow_path_entries", 0ULL));
 	if (s.contains("last_report")) {
 		const auto &r = s["last_report"];
-		fmt::print("last request: {} {}: {} ({})\n", r.value("outcome", "?"),
+		const auto transition = r.value("transition", 0ULL);
+		fmt::print("last request: {} {}: {} ({}{} mode, {})\n", r.value("outcome", "?"),
 		           r.value("change", ""), r.value("message", ""),
-		           ms(r.value("duration_ns", 0LL)));
+		           transition ? fmt::format("transition {}, ", transition) : "",
+		           r.value("mode", "?"), ms(r.value("duration_ns", 0LL)));
+		const auto lagging = r.value("lagging", nlohmann::json::array());
+		if (!lagging.empty()) {
+			fmt::print("  lagging threads:\n");
+			print_threads(lagging, "    ");
+		}
 	}
 	return exit_ok;
 }

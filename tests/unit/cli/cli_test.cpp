@@ -4,11 +4,13 @@
 
 #include <cstring>
 #include <gtest/gtest.h>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <thread>
+#include <vector>
 
 using namespace std::chrono_literals;
 
@@ -63,6 +65,63 @@ TEST_F(CliTest, StatusHumanAndJson)
 	auto j = nlohmann::json::parse(out, nullptr, false);
 	ASSERT_TRUE(j.is_object()) << out;
 	EXPECT_EQ(j["pid"], target.pid);
+}
+
+// Every field of the status JSON appears in the human output, with its value. A field added to
+// the JSON without a line in `atlas status` fails here until it gets one.
+TEST_F(CliTest, StatusHumanShowsEveryJsonField)
+{
+	std::string out;
+	ASSERT_EQ(run("apply " + pid + " ok --mode global --deadline 5000", &out), 0) << out;
+	ASSERT_EQ(run("--json status " + pid, &out), 0) << out;
+	const auto s = nlohmann::json::parse(out, nullptr, false)["status"];
+	ASSERT_TRUE(s.is_object()) << out;
+	ASSERT_EQ(run("status " + pid, &out), 0) << out;
+	auto shows = [&](const std::string &text) { return out.find(text) != std::string::npos; };
+	// What the human output shows for each field (values that cannot change in between).
+	std::string exempt;
+	for (const auto &t : s["exempt_threads"])
+		exempt += (exempt.empty() ? "" : " ") + std::to_string(t.get<long long>());
+	const std::map<std::string, std::vector<std::string>> shown = {
+	    {"mode", {"process " + pid + ": " + s["mode"].get<std::string>()}},
+	    {"views_available", {"wait-free mode: unavailable"}},
+	    {"views_note", {"wait-free mode: unavailable: " + s["views_note"].get<std::string>()}},
+	    {"membarrier_sync_core",
+	     {std::string("membarrier SYNC_CORE: ") +
+	      (s["membarrier_sync_core"].get<bool>() ? "yes" : "no")}},
+	    {"membarrier_note", {s["membarrier_note"].get<std::string>()}},
+	    {"base_view", {"base view " + std::to_string(s["base_view"].get<long>())}},
+	    {"threads",
+	     {"threads (" + std::to_string(s["threads"].size()) + "):", "last quiescence", " ago"}},
+	    {"exempt_threads",
+	     {"exempt threads (" + std::to_string(s["exempt_threads"].size()) + "): " + exempt}},
+	    {"applied", {"applied patches (1):", "ok@test  (global mode, transition 1"}},
+	    {"slow_path_entries", {"quiescence slow paths: "}},
+	    {"kicks_sent", {"kicks sent: " + std::to_string(s["kicks_sent"].get<long long>())}},
+	    {"loaded_while_split", {"objects loaded while two views exist (0)"}},
+	    {"last_report",
+	     {"last request: finished ok@test: apply ok@test: done in global mode (transition 1, "
+	      "global mode, "}},
+	};
+	for (const auto &[key, value] : s.items()) {
+		auto it = shown.find(key);
+		ASSERT_NE(it, shown.end()) << "status field \"" << key << "\" (" << value.dump()
+		                           << ") is not in the human output:\n"
+		                           << out;
+		for (const auto &text : it->second)
+			EXPECT_TRUE(shows(text)) << key << ": \"" << text << "\" missing in:\n"
+			                         << out;
+	}
+	// Fields that appear only sometimes are checked as well when absent here.
+	EXPECT_FALSE(s.contains("transition"));
+	EXPECT_FALSE(shows("transition 1 ")) << out;
+	EXPECT_FALSE(s["views_available"].get<bool>());
+	EXPECT_EQ(s["kicks_sent"], 0);
+	// Threads that completed the transition's handshake show when (blocked ones may never).
+	bool quiesced = false;
+	for (const auto &t : s["threads"])
+		quiesced |= t["last_quiescence_ns"].get<long long>() > 0;
+	EXPECT_TRUE(quiesced);
 }
 
 TEST_F(CliTest, ApplyRevertExitCodes)

@@ -415,6 +415,21 @@ TEST(PreloadSimulatedViews, DlopenWhileTwoViewsExistIsNotedInStatus)
 	    listed[0]["note"].get<std::string>().find("cannot be unshared until one view remains"),
 	    std::string::npos)
 	    << listed.dump();
+	// `atlas status` shows it too, with the kicks the transition sent to the blocked threads
+	// (none since it is pending: the count is stable).
+	const auto kicks = call({{"verb", "status"}})["status"]["kicks_sent"].get<long long>();
+	EXPECT_GT(kicks, 0);
+	std::string out;
+	ASSERT_EQ(atlas_test::run_command(
+	              std::string(ATLAS_CLI) + " status " + std::to_string(target.pid), &out),
+	          0)
+	    << out;
+	for (const std::string &text :
+	     {std::string("wait-free mode: available"), std::string(" pending (target view "),
+	      std::string("objects loaded while two views exist (1):"),
+	      listed[0]["name"].get<std::string>(), listed[0]["note"].get<std::string>(),
+	      "kicks sent: " + std::to_string(kicks)})
+		EXPECT_NE(out.find(text), std::string::npos) << text << " missing in:\n" << out;
 	r = call({{"verb", "revert_pending"}, {"deadline_ms", 5000}});
 	EXPECT_EQ(r["outcome"], "reverted") << r.dump();
 	EXPECT_TRUE(call({{"verb", "status"}})["status"]["loaded_while_split"].empty());

@@ -627,8 +627,12 @@ public:
 	void unreachable() noexcept override
 	{
 		std::lock_guard lock(mu_);
-		if (unmapped_ || applied_)
-			return; // applied code is reachable by definition: keep it
+		// applied_ only says apply() wrote the redirects: in wait-free mode it wrote them
+		// into a view of its own, which is deleted when that transition is undone
+		// (revert_pending). What counts is whether a redirect is still visible here (the
+		// runtime calls this when one view is left): if so the code is reachable, keep it.
+		if (unmapped_ || (applied_ && redirect_visible()))
+			return;
 		unmapped_ = true;
 		if (dso_handle_)
 			__cxa_finalize(dso_handle_);
@@ -638,6 +642,22 @@ public:
 	}
 
 private:
+	// Whether an entry still holds this patch's jump in the calling thread's view; true also
+	// when that cannot be read (keep the code rather than unmap it under a thread).
+	bool redirect_visible()
+	{
+		Mem mem;
+		if (mem.error())
+			return true;
+		for (const RedirectSite &r : redirects_) {
+			Jump now{};
+			if (!mem.read(r.site, now.data(), jump_size) ||
+			    now == make_jump(r.site, r.destination))
+				return true;
+		}
+		return false;
+	}
+
 	std::mutex mu_;
 	bool applied_ = false;
 	bool unmapped_ = false;

@@ -14,6 +14,7 @@
 #include <cstring>
 #include <dirent.h>
 #include <dlfcn.h>
+#include <fcntl.h>
 #include <fstream>
 #include <gtest/gtest.h>
 #define UNW_LOCAL_ONLY
@@ -25,6 +26,7 @@
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <thread>
+#include <unistd.h>
 #include <vector>
 
 extern "C" {
@@ -174,6 +176,43 @@ TEST(Loader, CLibraryAppliedAndReverted)
 	EXPECT_TRUE(mapped(text));
 	change->unreachable();
 	EXPECT_FALSE(mapped(text));
+	EXPECT_FALSE(change->apply()) << "an unmapped patch must not be applied";
+	EXPECT_EQ(lib.add(1, 2), 3);
+}
+
+// In wait-free mode apply() writes the redirects into the transition's new view only; when the
+// transition is undone (revert_pending) that view is deleted and the runtime calls
+// unreachable() on a patch whose apply() succeeded but whose redirects exist nowhere any more:
+// it is unmapped then, once. While a redirect is visible it stays mapped.
+TEST(Loader, UnreachableOnceItsRedirectsAreGone)
+{
+	LibC lib;
+	auto change = must_load("lib_fix");
+	ASSERT_TRUE(change);
+	auto loaded = std::dynamic_pointer_cast<LoadedPatch>(change);
+	ASSERT_TRUE(loaded);
+	std::vector<std::pair<uint64_t, std::vector<uint8_t>>> entries;
+	for (uint64_t site : loaded->redirect_sites())
+		entries.emplace_back(site, bytes_at(reinterpret_cast<void *>(site), 5));
+	ASSERT_FALSE(entries.empty());
+	ASSERT_TRUE(change->apply());
+	EXPECT_EQ(lib.add(1, 2), 103);
+	const uintptr_t text = loaded->text_range().start;
+	change->unreachable();
+	EXPECT_TRUE(mapped(text)) << "applied and visible: reachable";
+	EXPECT_EQ(lib.add(1, 2), 103);
+	// What deleting the view that held the redirects leaves behind: the original entries.
+	int fd = open("/proc/thread-self/mem", O_RDWR | O_CLOEXEC);
+	ASSERT_GE(fd, 0) << strerror(errno);
+	for (const auto &[site, bytes] : entries)
+		EXPECT_EQ(pwrite(fd, bytes.data(), bytes.size(), off_t(site)),
+		          ssize_t(bytes.size()))
+		    << strerror(errno);
+	close(fd);
+	EXPECT_EQ(lib.add(1, 2), 3);
+	change->unreachable();
+	EXPECT_FALSE(mapped(text)) << "no redirect left anywhere: unmapped";
+	change->unreachable(); // once: nothing left to do
 	EXPECT_FALSE(change->apply()) << "an unmapped patch must not be applied";
 	EXPECT_EQ(lib.add(1, 2), 3);
 }

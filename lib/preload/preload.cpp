@@ -548,12 +548,12 @@ control::LoadResult load(const std::string &path)
 #if ATLAS_HAVE_PATCH_LOADER
 	// Stacking: the new patch resolves symbols in the applied ones (newest first). Exactly the
 	// instances the runtime applied, one per identity: never a duplicate that was loaded but
-	// not applied (already applied, refused, failed), which the control server unmaps.
+	// not applied (already applied, refused, failed), which the control server unmaps. Oldest
+	// first, as LoadOptions wants.
 	atlas::patch::LoadOptions options;
 	for (const auto &c : runtime->applied_changes())
 		if (auto lp = std::dynamic_pointer_cast<const atlas::patch::LoadedPatch>(c))
-			options.earlier.push_back(
-			    std::move(lp)); // oldest first, as LoadOptions wants
+			options.earlier.push_back(std::move(lp));
 	auto loaded = atlas::patch::load_patch(path, options);
 	if (!loaded)
 		return {nullptr, loaded.error().message};

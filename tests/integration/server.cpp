@@ -211,41 +211,19 @@ void acceptor(int listener)
 }
 
 #ifdef ATLAS_EXPLICIT
-// The real patch loader, stacking: patches still applied are passed as `earlier`, oldest first
-// (as libatlas-preload.so does).
-std::mutex loaded_mu;
-std::vector<std::shared_ptr<atlas::CodeChange>> loaded;
-
+// The real patch loader, stacking: the applied patches are passed as `earlier`, oldest first,
+// and no reference is kept (as libatlas-preload.so does): the control server releases a patch
+// whose apply did not take it.
 atlas::control::LoadResult load(const std::string &path)
 {
 	atlas::patch::LoadOptions options;
-	{
-		atlas::StatusSnapshot status = runtime->status();
-		std::lock_guard lock(loaded_mu);
-		auto applied = [&](const std::string &id) {
-			return std::any_of(
-			    status.applied.begin(), status.applied.end(),
-			    [&](const atlas::AppliedChange &a) { return a.identity == id; });
-		};
-		std::erase_if(loaded, [&](const auto &p) { return !applied(p->identity()); });
-		for (const atlas::AppliedChange &a : status.applied)
-			for (const auto &p : loaded)
-				if (p->identity() == a.identity) {
-					if (auto lp = std::dynamic_pointer_cast<
-					        const atlas::patch::LoadedPatch>(p))
-						options.earlier.push_back(lp);
-					break;
-				}
-	}
+	for (const auto &c : runtime->applied_changes())
+		if (auto lp = std::dynamic_pointer_cast<const atlas::patch::LoadedPatch>(c))
+			options.earlier.push_back(std::move(lp));
 	auto result = atlas::patch::load_patch(path, options);
 	if (!result)
 		return {nullptr, result.error().message};
-	std::shared_ptr<atlas::CodeChange> change = std::move(result).value();
-	{
-		std::lock_guard lock(loaded_mu);
-		loaded.push_back(change);
-	}
-	return {std::move(change), {}};
+	return {std::move(result).value(), {}};
 }
 #endif
 

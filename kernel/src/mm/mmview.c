@@ -18,8 +18,10 @@
  * need no view-specific code. Unshared ranges are ordinary per-view memory, copied with fork
  * semantics when a view is created.
  *
- * Until the VMA operations are replayed on every view, a process with more than one live view
- * cannot change its layout: mmap, munmap, mprotect, ... fail with -EBUSY (mmview_layout_frozen).
+ * Layout changes are replayed: an operation runs in the caller's view, then, under the same
+ * write lock, once in every other view with the calling thread switched into it (see
+ * mmview_replay()). Operations not replayed yet fail with -EBUSY while a process has more than
+ * one live view (mmview_layout_frozen()).
  */
 
 #include <linux/hugetlb.h>
@@ -39,6 +41,7 @@
 #include <linux/sysctl.h>
 #include <linux/userfaultfd_k.h>
 #include <linux/xarray.h>
+#include <asm/tlb.h>
 #include <asm/tlbflush.h>
 
 #include "internal.h"
@@ -79,6 +82,8 @@ struct mmview_notifier {
  * @invalidating: base invalidations in flight. A mirror is installed only while it is zero,
  *	under the view's PTL (see mmview_mirror_pmd()); it stays raised once the base is gone.
  * @flags: MMVIEW_GROUP_*.
+ * @replaying: set, under the write lock, while mmview_replay() runs an operation in the other
+ *	views: the hooks it passes through must not replay it again.
  * @notifier: the MMU notifier on @base that clears the mirrors.
  */
 struct mmview_group {
@@ -91,6 +96,7 @@ struct mmview_group {
 	unsigned int nr_live;
 	atomic_t invalidating;
 	unsigned long flags;
+	bool replaying;
 	struct mmview_notifier *notifier;
 };
 
@@ -158,7 +164,7 @@ void mmview_lock_seqcount_end(struct mm_struct *mm)
  * mmview_layout_frozen - refuse a layout change while several views exist
  * @mm: the caller's view, with its mmap lock held
  *
- * VMA operations are not yet replayed on every view, so they are refused while the process
+ * The VMA operations that are not replayed on every view yet are refused while the process
  * has more than one live view: the views' layouts must never differ.
  *
  * Return: 0, or -EBUSY.
@@ -182,6 +188,354 @@ int mmview_layout_frozen(struct mm_struct *mm)
 struct mm_struct *mmview_futex_mm(struct mm_struct *mm)
 {
 	return mm_has_views(mm) ? mm->mmview_group->lock_mm : mm;
+}
+
+/*
+ * Replays.
+ */
+
+/**
+ * __mmview_replays - whether a layout change of @mm must be replayed on other views
+ * @mm: the caller's view, in a group, with the group's mmap write lock held
+ *
+ * Return: true if another view is live and no replay is running already.
+ */
+bool __mmview_replays(struct mm_struct *mm)
+{
+	struct mmview_group *group = mm->mmview_group;
+
+	return group->nr_live > 1 && !group->replaying;
+}
+
+/**
+ * mmview_enter - switch the calling thread's mm, as MMVIEW_MIGRATE does
+ * @from: its current view
+ * @to: the view it moves into; the caller keeps it alive
+ *
+ * Used for migration and, under the write lock, for replays: VMA code takes current->mm for
+ * accounting (map_count, locked_vm, vm_stat_account) and special mappings check it, so a
+ * replay runs with the view it changes as current->mm. The rseq concurrency id follows the
+ * thread, as across exec.
+ */
+static void mmview_enter(struct mm_struct *from, struct mm_struct *to)
+{
+	sched_mm_cid_before_execve(current);
+	task_lock(current);
+	local_irq_disable();
+	current->mm = to;
+	current->active_mm = to;
+	membarrier_update_current_mm(to);
+	switch_mm_irqs_off(from, to, current);
+	local_irq_enable();
+	task_unlock(current);
+	sched_mm_cid_after_execve(current);
+}
+
+/*
+ * A replay failed after the caller's view had changed: the views' layouts now differ, which
+ * the process must never observe. Only an allocation failure (or a bug) gets here; the
+ * process is killed, as the OOM killer would.
+ */
+static void mmview_replay_failed(struct mm_struct *view, int err)
+{
+	pr_warn_ratelimited("mmview: %s[%d]: replaying a layout change in view %ld failed (%d); killing the process\n",
+			    current->comm, task_tgid_nr(current), view->mmview_id,
+			    err);
+	do_send_sig_info(SIGKILL, SEND_SIG_PRIV, current, PIDTYPE_TGID);
+}
+
+/**
+ * mmview_replay - run a layout change in every other live view of the caller's group
+ * @fn: the change; it runs with current->mm set to the view it changes and returns 0 or a
+ *	negative errno. It must not drop the mmap lock.
+ * @arg: its argument
+ *
+ * The caller has made the change in its own view, with the group's mmap write lock held
+ * throughout: no fault, and no other layout change, runs in any view until every view is
+ * done. Views whose last user is leaving (they are about to be torn down) are skipped.
+ *
+ * Return: 0, or @fn's error, after which the process is being killed.
+ */
+int mmview_replay(mmview_replay_fn fn, void *arg)
+{
+	struct mm_struct *mm = current->mm, *view;
+	struct mmview_group *group = mm->mmview_group;
+	int ret = 0;
+
+	mmap_assert_write_locked(mm);
+	group->replaying = true;
+	list_for_each_entry(view, &group->members, mmview_node) {
+		if (view == mm || !atomic_read(&view->mm_users))
+			continue;
+		mmview_enter(mm, view);
+		ret = fn(arg);
+		mmview_enter(view, mm);
+		if (ret) {
+			mmview_replay_failed(view, ret);
+			break;
+		}
+	}
+	group->replaying = false;
+	return ret;
+}
+
+/**
+ * mmview_replay_check - what could make a replay fail where the caller's change succeeded
+ * @mm: the caller's view, with the group's mmap write lock held
+ *
+ * VMA boundaries may differ between views (merging depends on anon_vmas, which a view's
+ * mirror ranges do not have), so their map counts may too. One layout change adds at most two
+ * VMAs (a split at each end); check that every view has room before any view changes.
+ *
+ * Return: 0, or -ENOMEM.
+ */
+int mmview_replay_check(struct mm_struct *mm)
+{
+	struct mm_struct *view;
+
+	list_for_each_entry(view, &mm->mmview_group->members, mmview_node)
+		if (view->map_count + 2 > sysctl_max_map_count)
+			return -ENOMEM;
+	return 0;
+}
+
+struct mmview_mmap_args {
+	struct file *file;
+	unsigned long addr;
+	unsigned long len;
+	vm_flags_t vm_flags;
+	unsigned long pgoff;
+};
+
+static int mmview_mmap_one(void *arg)
+{
+	struct mmview_mmap_args *a = arg;
+	unsigned long addr;
+
+	addr = mmap_region(a->file, a->addr, a->len, a->vm_flags, a->pgoff, NULL);
+	if (IS_ERR_VALUE(addr))
+		return (int)addr;
+	return addr == a->addr ? 0 : -EINVAL;
+}
+
+/* Mappings whose frames views cannot share: device memory, drivers' own pages. */
+static bool mmview_mmap_refused(struct vm_area_struct *vma)
+{
+	if (vma->vm_flags & (VM_IO | VM_PFNMAP | VM_MIXEDMAP))
+		return true;
+	return vma->vm_file && !vma_is_anonymous(vma) &&
+	       !S_ISREG(file_inode(vma->vm_file)->i_mode);
+}
+
+/**
+ * mmview_replay_mmap - replay do_mmap() on the other views
+ * @file: the file do_mmap() mapped, or NULL
+ * @addr: where the caller's view mapped it
+ * @len: the length, page aligned
+ * @vm_flags: the flags do_mmap() passed to mmap_region()
+ * @pgoff: the offset do_mmap() passed to mmap_region()
+ *
+ * Runs mmap_region() at @addr in every other view: the layouts are the same, so the range is
+ * free (or replaced, for MAP_FIXED) alike everywhere. Anonymous shared memory (and MAP_SHARED
+ * of /dev/zero) got a shmem object in the caller's view; the other views map that object, so
+ * all views see one memory. Device mappings are refused: the range is unmapped again in every
+ * view, as a failed MAP_FIXED leaves it. Populating (MAP_POPULATE, mlock) is left to the
+ * caller, in its own view: the other views mirror the base.
+ *
+ * Return: @addr, or a negative errno.
+ */
+unsigned long mmview_replay_mmap(struct file *file, unsigned long addr,
+				 unsigned long len, vm_flags_t vm_flags,
+				 unsigned long pgoff)
+{
+	struct mm_struct *mm = current->mm;
+	struct vm_area_struct *vma = vma_lookup(mm, addr);
+	struct mmview_mmap_args args = {
+		.file = file,
+		.addr = addr,
+		.len = len,
+		.vm_flags = vm_flags,
+		.pgoff = pgoff,
+	};
+	int ret;
+
+	if (WARN_ON_ONCE(!vma))
+		return -EINVAL;
+	if (mmview_mmap_refused(vma)) {
+		VMA_ITERATOR(vmi, mm, addr);
+
+		do_vmi_munmap(&vmi, mm, addr, len, NULL, false);
+		return -EOPNOTSUPP;
+	}
+	if (vm_flags & VM_SHARED)
+		args.file = vma->vm_file;
+	ret = mmview_replay(mmview_mmap_one, &args);
+	return ret ? ret : addr;
+}
+
+struct mmview_range {
+	unsigned long start;
+	unsigned long end;
+};
+
+static int mmview_munmap_one(void *arg)
+{
+	VMA_ITERATOR(vmi, current->mm, 0);
+	struct mmview_range *r = arg;
+	struct vm_area_struct *vma;
+
+	vma_iter_set(&vmi, r->start);
+	vma = vma_find(&vmi, r->end);
+	if (!vma)
+		return 0;
+	return do_vmi_align_munmap(&vmi, vma, current->mm, r->start, r->end,
+				   NULL, false);
+}
+
+/**
+ * mmview_munmap - do_vmi_munmap() in every view
+ * @vmi: the caller's iterator, at @start
+ * @mm: the caller's view, current->mm, with the group's mmap write lock held
+ * @start: start address, page aligned
+ * @end: end address, page aligned
+ * @uf: userfaultfd unmap list of the caller, or NULL
+ * @unlock: release the mmap lock on success, as do_vmi_munmap() does
+ *
+ * do_vmi_munmap() downgrades the lock to read before it zaps, when asked to unlock; faults
+ * would then run while other views still map the range. Every view is unmapped under the write
+ * lock instead, the caller's first (its layout is the reference), and the lock is released at
+ * the end.
+ *
+ * Return: 0 or a negative errno; with @unlock, the lock is released only on success.
+ */
+int mmview_munmap(struct vma_iterator *vmi, struct mm_struct *mm,
+		  unsigned long start, unsigned long end, struct list_head *uf,
+		  bool unlock)
+{
+	struct mmview_range range = { .start = start, .end = end };
+	struct vm_area_struct *vma;
+	int ret;
+
+	if (WARN_ON_ONCE(mm != current->mm))
+		return -EINVAL;
+	ret = mmview_replay_check(mm);
+	if (ret)
+		return ret;
+	vma = vma_find(vmi, end);
+	if (vma) {
+		ret = do_vmi_align_munmap(vmi, vma, mm, start, end, uf, false);
+		if (ret)
+			return ret;
+	}
+	ret = mmview_replay(mmview_munmap_one, &range);
+	if (!ret && unlock)
+		mmap_write_unlock(mm);
+	return ret;
+}
+
+struct mmview_stack_args {
+	unsigned long end;
+	unsigned long address;
+};
+
+static int mmview_stack_one(void *arg)
+{
+	struct mmview_stack_args *a = arg;
+	struct vm_area_struct *vma = vma_lookup(current->mm, a->end - 1);
+
+	if (!vma || !(vma->vm_flags & VM_GROWSDOWN))
+		return -EFAULT;
+	return expand_downwards(vma, a->address);
+}
+
+/**
+ * mmview_replay_stack - grow the stack VMA in every other view as in the caller's
+ * @vma: the caller's stack VMA, just grown down to @address
+ * @address: the new start, page aligned
+ *
+ * Return: 0, or a negative errno (the process is then being killed).
+ */
+int mmview_replay_stack(struct vm_area_struct *vma, unsigned long address)
+{
+	struct mmview_stack_args args = {
+		.end = vma->vm_end,
+		.address = address,
+	};
+
+	return mmview_replay(mmview_stack_one, &args);
+}
+
+/**
+ * mmview_mprotect_scope - which views an mprotect() of [@start, @end) changes
+ * @mm: the caller's view, with the group's mmap write lock held
+ * @start: start address
+ * @end: end address
+ *
+ * Shared ranges keep the same protection in every view; unshared ranges diverge per view.
+ *
+ * Return: MMVIEW_ALL_VIEWS, MMVIEW_OWN_VIEW, or -EACCES for a range mixing both.
+ */
+int mmview_mprotect_scope(struct mm_struct *mm, unsigned long start,
+			  unsigned long end)
+{
+	VMA_ITERATOR(vmi, mm, start);
+	struct vm_area_struct *vma;
+	int shared = 0, unshared = 0;
+
+	for_each_vma_range(vmi, vma, end) {
+		if (vma->vm_flags & VM_MMVIEW_UNSHARED)
+			unshared = 1;
+		else
+			shared = 1;
+	}
+	if (shared && unshared)
+		return -EACCES;
+	return unshared ? MMVIEW_OWN_VIEW : MMVIEW_ALL_VIEWS;
+}
+
+/**
+ * __mmview_keeps_page_tables - whether free_pgtables() must leave @mm's page tables in place
+ * @mm: a view
+ *
+ * The MMU notifier walks the page tables of views that mirror the base without the mmap lock
+ * (from reclaim, for instance). Such a view therefore never frees page tables while it is in
+ * the group; they are reused when the range is mapped again. Once it has kept some, it keeps
+ * all until exit_mmap() (even as the base after MMVIEW_SWITCH_BASE): freeing an upper-level
+ * table over a range with no VMA would orphan the tables kept below it. exit_mmap() frees
+ * them all through mmview_free_kept_tables(), after every VMA left rmap.
+ *
+ * Return: true if free_pgtables() must leave the tables in place.
+ */
+bool __mmview_keeps_page_tables(struct mm_struct *mm)
+{
+	if (test_bit(MMVIEW_MM_KEPT_TABLES, &mm->mmview_flags))
+		return true;
+	if (!test_bit(MMVIEW_MM_MIRRORS, &mm->mmview_flags) ||
+	    !test_bit(MMVIEW_MM_LINKED, &mm->mmview_flags))
+		return false;
+	set_bit(MMVIEW_MM_KEPT_TABLES, &mm->mmview_flags);
+	return true;
+}
+
+/**
+ * mmview_free_kept_tables - free every page table a view kept
+ * @tlb: exit_mmap()'s gather, after free_pgtables(); NULL if it has none (no VMA left)
+ * @mm: the mm being torn down
+ */
+void mmview_free_kept_tables(struct mmu_gather *tlb, struct mm_struct *mm)
+{
+	struct mmu_gather own;
+
+	if (!test_bit(MMVIEW_MM_KEPT_TABLES, &mm->mmview_flags))
+		return;
+	if (!tlb) {
+		tlb = &own;
+		tlb_gather_mmu_fullmm(tlb, mm);
+	}
+	free_pgd_range(tlb, FIRST_USER_ADDRESS, mm->task_size,
+		       FIRST_USER_ADDRESS, USER_PGTABLES_CEILING);
+	if (tlb == &own)
+		tlb_finish_mmu(tlb);
 }
 
 /*
@@ -1128,17 +1482,8 @@ static long mmview_migrate(long id)
 	if (!new)
 		return -EINVAL;
 
-	sched_mm_cid_before_execve(current);
-	task_lock(current);
-	local_irq_disable();
-	current->mm = new;
-	current->active_mm = new;
-	membarrier_update_current_mm(new);
-	switch_mm_irqs_off(old, new, current);
-	local_irq_enable();
-	task_unlock(current);
+	mmview_enter(old, new);
 	lru_gen_use_mm(new);
-	sched_mm_cid_after_execve(current);
 
 	mmput(old);
 	return old_id;
@@ -1274,31 +1619,75 @@ static bool mmview_vma_shared_private(const struct vm_area_struct *vma)
 }
 
 /**
+ * mmview_switch_link - give @new's VMAs over @ovma the base's anon_vma
+ * @new: the view that becomes the base, with the group's mmap write lock held
+ * @ovma: a shared private VMA of the base
+ *
+ * VMA boundaries may differ between views (a view's mirror ranges have no anon_vma, so they
+ * merge where the base's do not): @new's VMAs are split at @ovma's boundaries first. Each is
+ * then linked into @ovma's anon_vma tree, as __split_vma() does, so that rmap finds the pages
+ * there once they move. An anon_vma a mirror range got of its own (stack growth) holds no
+ * page and is dropped.
+ *
+ * Return: 0, -ENOMEM, or -EINVAL if the ranges differ (a bug: WARNs).
+ */
+static int mmview_switch_link(struct mm_struct *new, struct vm_area_struct *ovma)
+{
+	unsigned long addr = ovma->vm_start;
+
+	while (addr < ovma->vm_end) {
+		VMA_ITERATOR(vmi, new, addr);
+		struct vm_area_struct *nvma = vma_find(&vmi, addr + 1);
+		int ret;
+
+		if (WARN_ON_ONCE(!nvma || nvma->vm_start > addr ||
+				 !mmview_vma_shared_private(nvma)))
+			return -EINVAL;
+		if (nvma->vm_start < addr) {
+			ret = split_vma(&vmi, nvma, addr, 1);
+			if (ret)
+				return ret;
+		}
+		if (nvma->vm_end > ovma->vm_end) {
+			ret = split_vma(&vmi, nvma, ovma->vm_end, 0);
+			if (ret)
+				return ret;
+		}
+		if (ovma->anon_vma && nvma->anon_vma != ovma->anon_vma) {
+			if (nvma->anon_vma)
+				unlink_anon_vmas(nvma);
+			nvma->anon_vma = ovma->anon_vma;
+			if (anon_vma_clone(nvma, ovma)) {
+				nvma->anon_vma = NULL;
+				return -ENOMEM;
+			}
+		}
+		addr = nvma->vm_end;
+	}
+	return 0;
+}
+
+/**
  * mmview_switch_prepare - everything MMVIEW_SWITCH_BASE can fail on, before it changes a PTE
  * @old: the base, with the group's mmap write lock held
  * @new: the view that becomes the base
  *
  * Splits the base's huge PMDs (views mirror 4 KiB entries), gives @new a PTE table wherever
- * the base has one (no allocation may happen once every rmap lock is held), and links each
- * of @new's shared private VMAs into the anon_vma tree of the base's VMA at the same range,
- * as __split_vma() does, so that rmap finds the pages there once they move.
+ * the base has one (no allocation may happen once every rmap lock is held), and links @new's
+ * shared private VMAs into the base's anon_vma trees (mmview_switch_link()).
  *
  * Return: 0, -ENOMEM, or -EINVAL if the layouts differ (a bug: WARNs).
  */
 static int mmview_switch_prepare(struct mm_struct *old, struct mm_struct *new)
 {
 	VMA_ITERATOR(vmi, old, 0);
-	struct vm_area_struct *ovma, *nvma;
+	struct vm_area_struct *ovma;
 	unsigned long addr;
+	int ret;
 
 	for_each_vma(vmi, ovma) {
 		if (!mmview_vma_shared_private(ovma))
 			continue;
-		nvma = vma_lookup(new, ovma->vm_start);
-		if (WARN_ON_ONCE(!nvma || nvma->vm_start != ovma->vm_start ||
-				 nvma->vm_end != ovma->vm_end ||
-				 !mmview_vma_shared_private(nvma)))
-			return -EINVAL;
 		for (addr = ovma->vm_start; addr < ovma->vm_end;
 		     addr = pmd_addr_end(addr, ovma->vm_end)) {
 			pmd_t *pmd = mm_find_pmd(old, addr), val;
@@ -1320,13 +1709,9 @@ static int mmview_switch_prepare(struct mm_struct *old, struct mm_struct *new)
 			if (!pmd || pte_alloc(new, pmd))
 				return -ENOMEM;
 		}
-		if (ovma->anon_vma && !nvma->anon_vma) {
-			nvma->anon_vma = ovma->anon_vma;
-			if (anon_vma_clone(nvma, ovma)) {
-				nvma->anon_vma = NULL;
-				return -ENOMEM;
-			}
-		}
+		ret = mmview_switch_link(new, ovma);
+		if (ret)
+			return ret;
 	}
 	return 0;
 }
@@ -1347,9 +1732,9 @@ static int mmview_swap_counter(pte_t pte)
 }
 
 /**
- * mmview_switch_pmd - move the owning entries under one PMD from @ovma to @nvma
+ * mmview_switch_pmd - move the owning entries under one PMD from @ovma to @new
  * @ovma: the old base's VMA
- * @nvma: the new base's VMA at the same range
+ * @new: the new base, whose VMAs over the range are linked like @ovma
  * @addr: start address
  * @end: end address, within the PMD
  *
@@ -1358,11 +1743,10 @@ static int mmview_swap_counter(pte_t pte)
  * i_mmap tree. The old base keeps a mirror of each present entry. Dirty and accessed bits
  * of the new base's mirrors are merged in. rmap walkers are locked out by the caller.
  */
-static void mmview_switch_pmd(struct vm_area_struct *ovma,
-			      struct vm_area_struct *nvma, unsigned long addr,
-			      unsigned long end)
+static void mmview_switch_pmd(struct vm_area_struct *ovma, struct mm_struct *new,
+			      unsigned long addr, unsigned long end)
 {
-	struct mm_struct *old = ovma->vm_mm, *new = nvma->vm_mm;
+	struct mm_struct *old = ovma->vm_mm;
 	pmd_t *opmd = mm_find_pmd(old, addr), *npmd = mm_find_pmd(new, addr);
 	spinlock_t *optl, *nptl;	/* the two PTE table locks */
 	pte_t *opte, *npte;
@@ -1471,15 +1855,13 @@ static long mmview_switch_base(void)
 
 	vma_iter_init(&vmi, old, 0);
 	for_each_vma(vmi, ovma) {
-		struct vm_area_struct *nvma;
 		unsigned long addr, next;
 
 		if (!mmview_vma_shared_private(ovma))
 			continue;
-		nvma = vma_lookup(new, ovma->vm_start);
 		for (addr = ovma->vm_start; addr < ovma->vm_end; addr = next) {
 			next = pmd_addr_end(addr, ovma->vm_end);
-			mmview_switch_pmd(ovma, nvma, addr, next);
+			mmview_switch_pmd(ovma, new, addr, next);
 		}
 	}
 	clear_bit(MMVIEW_MM_MIRRORS, &new->mmview_flags);
@@ -1496,6 +1878,11 @@ static long mmview_switch_base(void)
 			unlink_anon_vmas(ovma);
 	flush_tlb_mm(old);
 	mmview_notifier_unregister(old_notifier, old);
+	/*
+	 * Notifier walks that began before the switch may still walk @new's page tables, which
+	 * it may now free (__mmview_keeps_page_tables()).
+	 */
+	synchronize_srcu(&mmview_srcu);
 	ret = new->mmview_id;
 unlock:
 	mmap_write_unlock(new);

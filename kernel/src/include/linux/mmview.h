@@ -18,6 +18,16 @@
 #define MMVIEW_MM_MIRRORS	0	/* shared private ranges mirror the base */
 #define MMVIEW_MM_DELETED	1	/* MMVIEW_DELETE dropped its reference */
 #define MMVIEW_MM_LINKED	2	/* on the group's list of views */
+#define MMVIEW_MM_KEPT_TABLES	3	/* munmap() left page tables for exit_mmap() */
+
+/* mmview_mprotect_scope() */
+#define MMVIEW_ALL_VIEWS	0	/* a shared range: change every view */
+#define MMVIEW_OWN_VIEW		1	/* an unshared range: change the caller's view */
+
+struct mmu_gather;
+
+/* A layout change, replayed by mmview_replay() in a view that is current->mm. */
+typedef int (*mmview_replay_fn)(void *arg);
 
 #ifdef CONFIG_MMVIEW
 
@@ -62,6 +72,41 @@ void mmview_mm_exit(struct mm_struct *mm);
 void mmview_mm_free(struct mm_struct *mm);
 struct mm_struct *mm_alloc_view(struct mm_struct *oldmm);
 
+bool __mmview_replays(struct mm_struct *mm);
+int mmview_replay(mmview_replay_fn fn, void *arg);
+int mmview_replay_check(struct mm_struct *mm);
+unsigned long mmview_replay_mmap(struct file *file, unsigned long addr,
+				 unsigned long len, vm_flags_t vm_flags,
+				 unsigned long pgoff);
+int mmview_munmap(struct vma_iterator *vmi, struct mm_struct *mm,
+		  unsigned long start, unsigned long end, struct list_head *uf,
+		  bool unlock);
+int mmview_replay_stack(struct vm_area_struct *vma, unsigned long address);
+int mmview_mprotect_scope(struct mm_struct *mm, unsigned long start,
+			  unsigned long end);
+bool __mmview_keeps_page_tables(struct mm_struct *mm);
+void mmview_free_kept_tables(struct mmu_gather *tlb, struct mm_struct *mm);
+
+/**
+ * mmview_replays - whether a layout change of @mm must be replayed on its other views
+ * @mm: the caller's view (current->mm), with the mmap write lock held
+ *
+ * False for a process without views, with a single live view, and inside a replay.
+ */
+static inline bool mmview_replays(struct mm_struct *mm)
+{
+	return mm_has_views(mm) && __mmview_replays(mm);
+}
+
+/**
+ * mmview_keeps_page_tables - whether free_pgtables() must leave @mm's page tables in place
+ * @mm: any mm
+ */
+static inline bool mmview_keeps_page_tables(struct mm_struct *mm)
+{
+	return mm_has_views(mm) && __mmview_keeps_page_tables(mm);
+}
+
 #else /* !CONFIG_MMVIEW */
 
 static inline void mmview_mm_init(struct mm_struct *mm) {}
@@ -105,6 +150,58 @@ static inline void mmview_task_exit(struct mm_struct *mm) {}
 static inline void mmview_mm_exit(struct mm_struct *mm) {}
 
 static inline void mmview_mm_free(struct mm_struct *mm) {}
+
+static inline bool mmview_replays(struct mm_struct *mm)
+{
+	return false;
+}
+
+static inline unsigned long mmview_replay_mmap(struct file *file,
+					       unsigned long addr,
+					       unsigned long len,
+					       vm_flags_t vm_flags,
+					       unsigned long pgoff)
+{
+	return addr;
+}
+
+static inline int mmview_munmap(struct vma_iterator *vmi,
+				struct mm_struct *mm, unsigned long start,
+				unsigned long end, struct list_head *uf,
+				bool unlock)
+{
+	return -EINVAL;
+}
+
+static inline int mmview_replay_stack(struct vm_area_struct *vma,
+				      unsigned long address)
+{
+	return 0;
+}
+
+static inline int mmview_replay(mmview_replay_fn fn, void *arg)
+{
+	return 0;
+}
+
+static inline int mmview_replay_check(struct mm_struct *mm)
+{
+	return 0;
+}
+
+static inline int mmview_mprotect_scope(struct mm_struct *mm,
+					unsigned long start, unsigned long end)
+{
+	return MMVIEW_ALL_VIEWS;
+}
+
+static inline bool mmview_keeps_page_tables(struct mm_struct *mm)
+{
+	return false;
+}
+
+static inline void mmview_free_kept_tables(struct mmu_gather *tlb,
+					   struct mm_struct *mm) {}
 
 #endif /* CONFIG_MMVIEW */
 

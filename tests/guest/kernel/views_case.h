@@ -1,0 +1,111 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Helpers of the in-guest views tests: one child process per case (a TAP check each), failed
+ * expectations as TAP diagnostics, and what the cases inspect (PFNs, files).
+ */
+#ifndef ATLAS_TESTS_VIEWS_CASE_H
+#define ATLAS_TESTS_VIEWS_CASE_H
+
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "../tap.h"
+
+/* The page size, set by main(). */
+static long page;
+
+static inline const char *err_name(long ret)
+{
+	static char buf[32];
+
+	if (ret >= 0) {
+		snprintf(buf, sizeof(buf), "%ld", ret);
+		return buf;
+	}
+	return strerrorname_np(errno) ? strerrorname_np(errno) : "?";
+}
+
+static inline bool fails_with(long ret, int err)
+{
+	return ret == -1 && errno == err;
+}
+
+/* In a child: report a failed expectation (as a TAP diagnostic) and remember it. */
+static int child_failures;
+#define EXPECT(cond, ...)                                                                          \
+	do {                                                                                       \
+		if (!(cond)) {                                                                     \
+			child_failures++;                                                          \
+			printf("#   %s:%d: ", __func__, __LINE__);                                 \
+			printf(__VA_ARGS__);                                                       \
+			printf("\n");                                                              \
+			fflush(stdout);                                                            \
+		}                                                                                  \
+	} while (0)
+
+/* Runs @fn in a child process; one TAP check named @name passes if it exits 0. */
+static inline void run_case(const char *name, void (*fn)(void))
+{
+	pid_t pid;
+	int status = 0;
+
+	fflush(stdout);
+	pid = fork();
+	if (pid == 0) {
+		child_failures = 0;
+		fn();
+		fflush(stdout);
+		_exit(child_failures ? 1 : 0);
+	}
+	waitpid(pid, &status, 0);
+	if (WIFSIGNALED(status))
+		printf("#   the case's process was killed by signal %d (%s)\n", WTERMSIG(status),
+		       strsignal(WTERMSIG(status)));
+	tap_check(pid > 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0, "%s", name);
+}
+
+static inline char *map_anon(size_t pages)
+{
+	void *p =
+	    mmap(NULL, pages * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	return p == MAP_FAILED ? NULL : p;
+}
+
+/* The PFN of @addr as the calling thread's view maps it; 0 if not present. */
+static inline uint64_t pfn_of(const void *addr)
+{
+	uint64_t entry = 0;
+	int fd = open("/proc/thread-self/pagemap", O_RDONLY);
+
+	if (fd < 0)
+		return 0;
+	if (pread(fd, &entry, sizeof(entry), (uintptr_t)addr / page * sizeof(entry)) !=
+	    sizeof(entry))
+		entry = 0;
+	close(fd);
+	return (entry & (1ULL << 63)) ? entry & ((1ULL << 55) - 1) : 0;
+}
+
+static inline int write_file(const char *path, const char *text)
+{
+	int fd = open(path, O_WRONLY);
+	ssize_t n;
+
+	if (fd < 0)
+		return -1;
+	n = write(fd, text, strlen(text));
+	close(fd);
+	return n == (ssize_t)strlen(text) ? 0 : -1;
+}
+
+#endif /* ATLAS_TESTS_VIEWS_CASE_H */

@@ -51,13 +51,14 @@ static int layout_of_view(struct region *out)
 	close(fd);
 	raw[total] = '\0';
 	for (line = strtok_r(raw, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-		struct region r = { 0 };
+		struct region r = {0};
 
 		if (sscanf(line, "%lx-%lx %7s %*s %*s %*s %95[^\n]", &r.start, &r.end, r.perms,
 		           r.name) < 3)
 			continue;
 		if (count > 0 && out[count - 1].end == r.start &&
-		    !strcmp(out[count - 1].perms, r.perms) && !strcmp(out[count - 1].name, r.name)) {
+		    !strcmp(out[count - 1].perms, r.perms) &&
+		    !strcmp(out[count - 1].name, r.name)) {
 			out[count - 1].end = r.end;
 			continue;
 		}
@@ -89,13 +90,14 @@ static bool layouts_equal(const long *ids, int n)
 			        !strcmp(first[j].perms, other[j].perms) &&
 			        !strcmp(first[j].name, other[j].name);
 			if (!equal)
-				printf("#   view %ld: %lx-%lx %s %s, view %ld: %lx-%lx %s %s\n", ids[0],
-				       first[j].start, first[j].end, first[j].perms, first[j].name,
-				       ids[i], other[j].start, other[j].end, other[j].perms,
-				       other[j].name);
+				printf("#   view %ld: %lx-%lx %s %s, view %ld: %lx-%lx %s %s\n",
+				       ids[0], first[j].start, first[j].end, first[j].perms,
+				       first[j].name, ids[i], other[j].start, other[j].end,
+				       other[j].perms, other[j].name);
 		}
 		if (!equal && c != count)
-			printf("#   view %ld has %d regions, view %ld %d\n", ids[0], count, ids[i], c);
+			printf("#   view %ld has %d regions, view %ld %d\n", ids[0], count, ids[i],
+			       c);
 	}
 	mmview_migrate(home);
 	return equal;
@@ -120,7 +122,7 @@ static void probe_segv(int sig)
 
 static bool probe(volatile char *p, bool write)
 {
-	struct sigaction sa = { .sa_handler = probe_segv }, old;
+	struct sigaction sa = {.sa_handler = probe_segv}, old;
 	bool ok = true;
 
 	sigaction(SIGSEGV, &sa, &old);
@@ -153,7 +155,7 @@ static long create_views(long *ids, int n)
 
 static void case_mmap_munmap(void)
 {
-	long ids[3] = { 0 }, r;
+	long ids[3] = {0}, r;
 	char *p, *q;
 	uint64_t pfn_view;
 	int i;
@@ -234,9 +236,9 @@ static void check_one_memory(const char *what, char *p, long view)
 
 static void case_shared_mappings(void)
 {
-	long ids[2] = { 0 }, r;
+	long ids[2] = {0}, r;
 	char path[] = "/tmp/mmview-replay-XXXXXX", path2[] = "/tmp/mmview-replay-XXXXXX";
-	char buf[2] = { 0 };
+	char buf[2] = {0};
 	char *anon, *zero, *file, *priv;
 	int zfd, fd, fd2;
 
@@ -252,8 +254,7 @@ static void case_shared_mappings(void)
 	       "temporary files");
 	file = mmap(NULL, 2 * page, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	priv = mmap(NULL, 2 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd2, 0);
-	EXPECT(anon != MAP_FAILED && zero != MAP_FAILED && file != MAP_FAILED &&
-	           priv != MAP_FAILED,
+	EXPECT(anon != MAP_FAILED && zero != MAP_FAILED && file != MAP_FAILED && priv != MAP_FAILED,
 	       "anonymous shared, /dev/zero shared, file shared and private mmaps from a view");
 	if (anon == MAP_FAILED || zero == MAP_FAILED || file == MAP_FAILED || priv == MAP_FAILED)
 		return;
@@ -275,7 +276,7 @@ static void case_shared_mappings(void)
 
 static void case_mprotect(void)
 {
-	long ids[2] = { 0 }, r;
+	long ids[2] = {0}, r;
 	char *shared, *unshared;
 
 	shared = map_anon(4);
@@ -328,7 +329,7 @@ static void case_mprotect(void)
 
 static void case_brk(void)
 {
-	long ids[3] = { 0 }, r;
+	long ids[3] = {0}, r;
 	char *old, *top;
 	int i;
 
@@ -337,7 +338,8 @@ static void case_brk(void)
 	mmview_migrate(ids[1]);
 	old = sbrk(0);
 	top = sbrk(64 * page);
-	EXPECT(top == old, "sbrk grows from view 1 (%s)", top == (void *)-1 ? strerror(errno) : "ok");
+	EXPECT(top == old, "sbrk grows from view 1 (%s)",
+	       top == (void *)-1 ? strerror(errno) : "ok");
 	if (top == (void *)-1)
 		return;
 	for (i = 0; i < 64; i++)
@@ -377,7 +379,7 @@ static void __attribute__((noinline)) grow_stack(int depth)
 
 static void case_stack_growth(void)
 {
-	long ids[2] = { 0 }, r;
+	long ids[2] = {0}, r;
 
 	r = create_views(ids, 2);
 	EXPECT(r == 0, "CREATE (got %s)", err_name(r));
@@ -410,7 +412,7 @@ static void *add_one(void *arg)
 
 static void case_thread_churn(void)
 {
-	long ids[3] = { 0 }, r;
+	long ids[3] = {0}, r;
 	pthread_attr_t attr;
 	int round, i, failed = 0;
 
@@ -492,7 +494,7 @@ static void *malloc_worker(void *arg)
 
 static void case_malloc(void)
 {
-	long ids[MALLOC_WORKERS] = { 0 }, r;
+	long ids[MALLOC_WORKERS] = {0}, r;
 	pthread_t t[MALLOC_WORKERS];
 	struct malloc_worker w[MALLOC_WORKERS];
 	int i;
@@ -500,7 +502,7 @@ static void case_malloc(void)
 	r = create_views(ids, MALLOC_WORKERS);
 	EXPECT(r == 0, "CREATE (got %s)", err_name(r));
 	for (i = 0; i < MALLOC_WORKERS; i++) {
-		w[i] = (struct malloc_worker){ .view = ids[i], .seed = 17u * (i + 1) };
+		w[i] = (struct malloc_worker){.view = ids[i], .seed = 17u * (i + 1)};
 		pthread_create(&t[i], NULL, malloc_worker, &w[i]);
 	}
 	for (i = 0; i < MALLOC_WORKERS; i++)
@@ -516,7 +518,7 @@ static void case_malloc(void)
 
 static void case_refusals(void)
 {
-	long ids[2] = { 0 }, r;
+	long ids[2] = {0}, r;
 	char *buf = map_anon(4);
 	void *p;
 
@@ -538,7 +540,7 @@ static void case_refusals(void)
 
 static void case_switch_base_after_replays(void)
 {
-	long ids[3] = { 0 }, r;
+	long ids[3] = {0}, r;
 	char *a, *b;
 	int i;
 
@@ -640,8 +642,7 @@ int main(void)
 	page = sysconf(_SC_PAGESIZE);
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	tap_plan(10);
-	run_case("mmap, munmap and MAP_FIXED from views: one layout, one memory",
-	         case_mmap_munmap);
+	run_case("mmap, munmap and MAP_FIXED from views: one layout, one memory", case_mmap_munmap);
 	run_case("anonymous, /dev/zero and file mappings made in a view are one memory",
 	         case_shared_mappings);
 	run_case("mprotect: shared ranges in every view, unshared per view, mixed EACCES",

@@ -877,7 +877,8 @@ int main(void)
 	run_case("fork: writes through a view after fork do not leak into the child",
 	         case_fork_no_leak);
 	run_case("unshared data and code diverge per view", case_unshared);
-	run_case("changes not replayed yet fail EBUSY while several views live", case_layout_frozen);
+	run_case("changes not replayed yet fail EBUSY while several views live",
+	         case_layout_frozen);
 	run_case("live-view limit: ENOSPC (vm.mmview_max_views)", case_limit);
 	run_case("refusal: hugetlb", case_refuse_hugetlb);
 	run_case("refusal: KSM", case_refuse_ksm);

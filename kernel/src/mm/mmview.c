@@ -494,6 +494,64 @@ int mmview_mprotect_scope(struct mm_struct *mm, unsigned long start,
 }
 
 /**
+ * mmview_advise_owners - give content advice to the mm that owns each part of a range
+ * @mm: the view the advice was given in, with the mmap lock held (read suffices)
+ * @start: start address, page aligned
+ * @end: end address, page aligned
+ * @behavior: the MADV_* advice; it must not change VMAs
+ * @fn: applies @behavior to [start, end) of one mm, as madvise() would
+ *
+ * The pages of a view's shared private ranges belong to the base: advice that discards,
+ * ages or reclaims them (MADV_DONTNEED, _FREE, _COLD, _PAGEOUT, _WILLNEED) is given to the
+ * base, whose MMU notifier then clears the mirrors of every view. Everything else (unshared
+ * ranges, shared mappings, the base's own ranges) is advised in @mm. @mm need not be
+ * current->mm (process_madvise()).
+ *
+ * Return: 0, @fn's first error, or -ENOMEM if part of the range is unmapped (the mapped
+ * parts are advised all the same, as madvise() does).
+ */
+int mmview_advise_owners(struct mm_struct *mm, unsigned long start,
+			 unsigned long end, int behavior, mmview_advise_fn fn)
+{
+	VMA_ITERATOR(vmi, mm, start);
+	struct mm_struct *base = mm->mmview_group->base, *run_mm = NULL;
+	unsigned long addr = start, run_start = 0;
+	struct vm_area_struct *vma;
+	bool hole = false;
+	int err;
+
+	mmap_assert_locked(mm);
+	if (mm == base)
+		return fn(mm, start, end, behavior);
+	/* Runs of consecutive mapped pages with one owner, each advised at once. */
+	for_each_vma_range(vmi, vma, end) {
+		unsigned long from = max(vma->vm_start, start);
+		struct mm_struct *owner = mmview_vma_mirrors(vma) ? base : mm;
+
+		if (from != addr)
+			hole = true;
+		if (run_mm && (owner != run_mm || from != addr)) {
+			err = fn(run_mm, run_start, addr, behavior);
+			if (err)
+				return err;
+			run_mm = NULL;
+		}
+		if (!run_mm) {
+			run_mm = owner;
+			run_start = from;
+		}
+		addr = min(vma->vm_end, end);
+	}
+	if (run_mm) {
+		err = fn(run_mm, run_start, addr, behavior);
+		if (err)
+			return err;
+	}
+	/* A hole anywhere in the range, as madvise_walk_vmas() reports it. */
+	return hole || addr != end ? -ENOMEM : 0;
+}
+
+/**
  * __mmview_keeps_page_tables - whether free_pgtables() must leave @mm's page tables in place
  * @mm: a view
  *
@@ -981,6 +1039,71 @@ struct vm_area_struct *mmview_gup_vma(struct vm_area_struct *vma,
 	if (gup_flags & FOLL_PIN)
 		set_bit(MMF_HAS_PINNED, &group->base->flags);
 	return base_vma;
+}
+
+/**
+ * mmview_mremap_prepare - check that mremap() can run in every view, and clear the mirrors it
+ *	would move
+ * @mm: the caller's view (current->mm), with the group's mmap write lock held
+ * @addr: the old address, page aligned
+ * @old_len: the length of the old range
+ * @vma_len: the length from @addr that mremap() needs inside one VMA, or 0
+ *
+ * VMA boundaries may differ between views; a range that is one VMA in the caller's view
+ * must be one in every view, or the views would resize or move different ranges. move_vma()
+ * also needs room for four more VMAs. Then the mirrors of the old range are cleared in
+ * every view: moved with their page tables before the base's pages move, they would escape
+ * the base's invalidations at the old address. They refault after the move.
+ *
+ * Return: 0, -EFAULT if the range spans a VMA boundary in some view, or -ENOMEM.
+ */
+int mmview_mremap_prepare(struct mm_struct *mm, unsigned long addr,
+			  unsigned long old_len, unsigned long vma_len)
+{
+	struct mmview_group *group = mm->mmview_group;
+	struct mm_struct *view;
+
+	mmap_assert_write_locked(mm);
+	list_for_each_entry(view, &group->members, mmview_node) {
+		struct vm_area_struct *vma = vma_lookup(view, addr);
+
+		if (!atomic_read(&view->mm_users))
+			continue;
+		if (view->map_count + 4 > sysctl_max_map_count)
+			return -ENOMEM;
+		if (vma_len && (!vma || addr + vma_len > vma->vm_end))
+			return -EFAULT;
+	}
+	if (old_len)
+		mmview_walk_mirrors(group, addr, addr + old_len, MMVIEW_ZAP);
+	return 0;
+}
+
+/**
+ * mmview_replay_defer - keep nested layout changes in the caller's view
+ * @mm: the caller's view (current->mm), with the group's mmap write lock held
+ *
+ * An operation that replays itself as a whole (mremap()) calls munmap internally; those
+ * unmaps must not be replayed on their own. Until mmview_replay_resume(), mmview_replays()
+ * is false.
+ *
+ * Return: true if the operation must be replayed (the caller must then resume).
+ */
+bool mmview_replay_defer(struct mm_struct *mm)
+{
+	if (!mmview_replays(mm))
+		return false;
+	mm->mmview_group->replaying = true;
+	return true;
+}
+
+/**
+ * mmview_replay_resume - end mmview_replay_defer()
+ * @mm: the caller's view
+ */
+void mmview_replay_resume(struct mm_struct *mm)
+{
+	mm->mmview_group->replaying = false;
 }
 
 /**

@@ -18,138 +18,8 @@
 
 #include <atlas/mmview.h>
 
+#include "replay_case.h"
 #include "views_case.h"
-
-/* ---- what every case checks: one layout in every view ---- */
-
-struct region {
-	unsigned long start, end;
-	char perms[8];
-	char name[96];
-};
-
-#define MAX_REGIONS 512
-
-/*
- * The layout of the calling thread's view: /proc/thread-self/maps with adjacent entries of the
- * same protection and name merged (VMA boundaries may differ between views: a view's mirror
- * ranges merge where the base's anon_vmas keep them apart). Read without allocating, so that
- * reading does not itself change the layout (malloc may grow the heap).
- */
-static int layout_of_view(struct region *out)
-{
-	static char raw[1 << 16];
-	ssize_t n, total = 0;
-	char *line, *save;
-	int count = 0;
-	int fd = open("/proc/thread-self/maps", O_RDONLY);
-
-	if (fd < 0)
-		return -1;
-	while ((n = read(fd, raw + total, sizeof(raw) - 1 - total)) > 0)
-		total += n;
-	close(fd);
-	raw[total] = '\0';
-	for (line = strtok_r(raw, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-		struct region r = {0};
-
-		if (sscanf(line, "%lx-%lx %7s %*s %*s %*s %95[^\n]", &r.start, &r.end, r.perms,
-		           r.name) < 3)
-			continue;
-		if (count > 0 && out[count - 1].end == r.start &&
-		    !strcmp(out[count - 1].perms, r.perms) &&
-		    !strcmp(out[count - 1].name, r.name)) {
-			out[count - 1].end = r.end;
-			continue;
-		}
-		if (count == MAX_REGIONS)
-			return -1;
-		out[count++] = r;
-	}
-	return count;
-}
-
-/* Whether every view in @ids has the layout of the first; the caller ends in its own view. */
-static bool layouts_equal(const long *ids, int n)
-{
-	static struct region first[MAX_REGIONS], other[MAX_REGIONS];
-	long home = mmview_current();
-	int count, i, j;
-	bool equal = true;
-
-	mmview_migrate(ids[0]);
-	count = layout_of_view(first);
-	for (i = 1; i < n && equal; i++) {
-		int c;
-
-		mmview_migrate(ids[i]);
-		c = layout_of_view(other);
-		equal = c == count && c > 0;
-		for (j = 0; equal && j < c; j++) {
-			equal = first[j].start == other[j].start && first[j].end == other[j].end &&
-			        !strcmp(first[j].perms, other[j].perms) &&
-			        !strcmp(first[j].name, other[j].name);
-			if (!equal)
-				printf("#   view %ld: %lx-%lx %s %s, view %ld: %lx-%lx %s %s\n",
-				       ids[0], first[j].start, first[j].end, first[j].perms,
-				       first[j].name, ids[i], other[j].start, other[j].end,
-				       other[j].perms, other[j].name);
-		}
-		if (!equal && c != count)
-			printf("#   view %ld has %d regions, view %ld %d\n", ids[0], count, ids[i],
-			       c);
-	}
-	mmview_migrate(home);
-	return equal;
-}
-
-/* Whether [@p, @p + @len) is mapped in the calling thread's view. */
-static bool mapped(const void *p, size_t len)
-{
-	unsigned char vec[64];
-
-	return mincore((void *)p, len, vec) == 0 || errno != ENOMEM;
-}
-
-/* Reads or writes one byte; returns false if that faults (SIGSEGV) in the caller's view. */
-static sigjmp_buf probe_env;
-
-static void probe_segv(int sig)
-{
-	(void)sig;
-	siglongjmp(probe_env, 1);
-}
-
-static bool probe(volatile char *p, bool write)
-{
-	struct sigaction sa = {.sa_handler = probe_segv}, old;
-	bool ok = true;
-
-	sigaction(SIGSEGV, &sa, &old);
-	if (sigsetjmp(probe_env, 1) == 0) {
-		if (write)
-			*p = *p;
-		else
-			(void)*p;
-	} else {
-		ok = false;
-	}
-	sigaction(SIGSEGV, &old, NULL);
-	return ok;
-}
-
-static long create_views(long *ids, int n)
-{
-	int i;
-
-	ids[0] = 0;
-	for (i = 1; i < n; i++) {
-		ids[i] = mmview_create();
-		if (ids[i] < 0)
-			return ids[i];
-	}
-	return 0;
-}
 
 /* ---- mmap and munmap ---- */
 
@@ -514,7 +384,7 @@ static void case_malloc(void)
 	EXPECT(layouts_equal(ids, MALLOC_WORKERS), "one layout after malloc from 4 views");
 }
 
-/* ---- refusals and what stays frozen ---- */
+/* ---- refusals ---- */
 
 static void case_refusals(void)
 {
@@ -527,13 +397,11 @@ static void case_refusals(void)
 	p = mmap(NULL, 2 << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB,
 	         -1, 0);
 	EXPECT(p == MAP_FAILED && errno == EOPNOTSUPP, "MAP_HUGETLB with views fails EOPNOTSUPP");
-	/* Not replayed yet: still refused while several views live. */
-	r = madvise(buf, page, MADV_DONTNEED);
-	EXPECT(fails_with(r, EBUSY), "madvise fails EBUSY (got %s)", err_name(r));
-	r = mlock(buf, page);
-	EXPECT(fails_with(r, EBUSY), "mlock fails EBUSY (got %s)", err_name(r));
-	p = mremap(buf, page, 2 * page, MREMAP_MAYMOVE);
-	EXPECT(p == MAP_FAILED && errno == EBUSY, "mremap fails EBUSY");
+	/* KSM would merge pages behind the views' mirrors. */
+	r = madvise(buf, page, MADV_MERGEABLE);
+	EXPECT(fails_with(r, EOPNOTSUPP), "MADV_MERGEABLE fails EOPNOTSUPP (got %s)", err_name(r));
+	r = mmview_delete(ids[1]);
+	EXPECT(r == 0, "DELETE (got %s)", err_name(r));
 }
 
 /* ---- SWITCH_BASE after replays ---- */
@@ -651,8 +519,7 @@ int main(void)
 	run_case("stack growth in a view grows every view's stack", case_stack_growth);
 	run_case("96 threads with 16 MiB stacks come and go in 3 views", case_thread_churn);
 	run_case("malloc and free from 4 views, blocks freed across views", case_malloc);
-	run_case("refusals with views: MAP_HUGETLB; madvise, mlock, mremap not replayed yet",
-	         case_refusals);
+	run_case("refusals with views: MAP_HUGETLB, MADV_MERGEABLE", case_refusals);
 	run_case("SWITCH_BASE after replayed changes, then delete of the old base",
 	         case_switch_base_after_replays);
 	run_case("page tables views kept after munmap are freed when they exit",

@@ -8,7 +8,13 @@
  * equal the increments the workers made (no lost update, ever), every private slot must hold
  * its owner's last value, and the PFN checker must find every view mapping the base's frames.
  *
- * Usage: mmview_stress SECONDS (make check: 300; the long tier: 3600).
+ * With a MASK, 2 layout threads also migrate at random and keep changing the layout, running
+ * the changes whose bits are set (1 mmap, 2 munmap, 4 mprotect, 8 MADV_DONTNEED, 0x10 mremap,
+ * 0x20 a thread that comes and goes), and check their own regions' contents after every change
+ * from whatever view they are in. make check runs without them: 0x20 triggers an open bug, a
+ * soft lockup (docs/kernel.md, Known limits).
+ *
+ * Usage: mmview_stress SECONDS [MASK] (make check: 300; the long tier: 3600; no MASK).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -32,8 +38,10 @@
 #include "../tap.h"
 
 #define WORKERS 8
+#define LAYOUT_THREADS 2
 #define MIN_VIEWS 4
 #define PAGES 8192 /* 32 MiB of shared counters */
+#define REGIONS 16 /* per layout thread */
 
 static long page;
 static char *mem;
@@ -41,6 +49,8 @@ static _Atomic long views[MIN_VIEWS + 1]; /* live view ids the workers may migra
 static _Atomic bool stop;
 static long increments[WORKERS];
 static _Atomic long migrations, forks, switches, creations, compactions;
+static _Atomic long layout_changes, layout_errors;
+static unsigned long layout_ops; /* bit k: the layout threads run change k; 0: no layout threads */
 
 static int write_file(const char *path, const char *text)
 {
@@ -104,6 +114,138 @@ static void *worker(void *arg)
 	return NULL;
 }
 
+/* ---- layout threads ---- */
+
+struct region {
+	char *p;
+	size_t pages;
+	char tag; /* page i holds tag + i in its first byte, 0 after MADV_DONTNEED */
+};
+
+static bool region_holds(const struct region *r)
+{
+	for (size_t i = 0; i < r->pages; i++)
+		if (r->p[i * page] != (char)(r->tag + i))
+			return false;
+	return true;
+}
+
+static void region_fill(struct region *r, char tag)
+{
+	r->tag = tag;
+	for (size_t i = 0; i < r->pages; i++)
+		r->p[i * page] = (char)(tag + i);
+}
+
+static void layout_error(long t, const char *what, const struct region *r)
+{
+	printf("# layout thread %ld: %s (region %p, %zu pages): %s\n", t, what, (void *)r->p,
+	       r->pages, strerror(errno));
+	atomic_fetch_add(&layout_errors, 1);
+}
+
+static void *short_thread(void *arg)
+{
+	return arg;
+}
+
+/*
+ * Changes the layout from whatever view it is in, and checks its regions' contents from
+ * whatever view it is in next. Any difference between views' layouts or memory shows up as a
+ * fault (the test dies) or a wrong byte (counted).
+ */
+static void *layout_thread(void *arg)
+{
+	long t = (long)arg;
+	unsigned long seed = 0x2545f4914f6cdd1dUL * (t + 1);
+	struct region regions[REGIONS] = {0};
+
+	while (!atomic_load(&stop)) {
+		long v = atomic_load(&views[rnd(&seed) % (MIN_VIEWS + 1)]);
+		struct region *r = &regions[rnd(&seed) % REGIONS];
+		char tag = (char)('A' + rnd(&seed) % 26);
+
+		if (v >= 0 && mmview_migrate(v) >= 0)
+			atomic_fetch_add(&migrations, 1);
+		if (r->p && !region_holds(r)) {
+			layout_error(t, "contents differ", r);
+			continue;
+		}
+		unsigned long op = rnd(&seed) % 6;
+
+		if (!(layout_ops & (1UL << op)))
+			continue;
+		switch (op) {
+		case 0: /* map (or replace) a region */
+			if (r->p)
+				munmap(r->p, r->pages * page);
+			r->pages = 1 + rnd(&seed) % 16;
+			r->p = mmap(NULL, r->pages * page, PROT_READ | PROT_WRITE,
+			            MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+			if (r->p == MAP_FAILED) {
+				r->p = NULL;
+				layout_error(t, "mmap", r);
+				break;
+			}
+			region_fill(r, tag);
+			break;
+		case 1: /* unmap it */
+			if (r->p && munmap(r->p, r->pages * page))
+				layout_error(t, "munmap", r);
+			r->p = NULL;
+			break;
+		case 2: /* read-only for a moment: reads work, then writable again */
+			if (!r->p)
+				break;
+			if (mprotect(r->p, r->pages * page, PROT_READ) || !region_holds(r) ||
+			    mprotect(r->p, r->pages * page, PROT_READ | PROT_WRITE))
+				layout_error(t, "mprotect", r);
+			break;
+		case 3: /* discard: zeroes in whatever view reads next, then refill */
+			if (!r->p)
+				break;
+			if (madvise(r->p, r->pages * page, MADV_DONTNEED)) {
+				layout_error(t, "madvise", r);
+				break;
+			}
+			if (r->p[0] != 0 || r->p[(r->pages - 1) * page] != 0)
+				layout_error(t, "MADV_DONTNEED left data", r);
+			region_fill(r, tag);
+			break;
+		case 4: { /* resize, moving if needed; the old contents follow */
+			size_t pages = 1 + rnd(&seed) % 24, keep;
+			char *q;
+
+			if (!r->p)
+				break;
+			q = mremap(r->p, r->pages * page, pages * page, MREMAP_MAYMOVE);
+			if (q == MAP_FAILED) {
+				layout_error(t, "mremap", r);
+				break;
+			}
+			keep = pages < r->pages ? pages : r->pages;
+			r->p = q;
+			r->pages = keep;
+			if (!region_holds(r))
+				layout_error(t, "contents lost by mremap", r);
+			r->pages = pages;
+			region_fill(r, tag);
+			break;
+		}
+		case 5: { /* a thread comes and goes (its stack is mapped and unmapped) */
+			pthread_t th;
+
+			if (pthread_create(&th, NULL, short_thread, NULL) == 0)
+				pthread_join(th, NULL);
+			break;
+		}
+		}
+		atomic_fetch_add(&layout_changes, 1);
+	}
+	mmview_migrate(0);
+	return NULL;
+}
+
 static void swap_pressure(void)
 {
 	char path[64];
@@ -123,30 +265,32 @@ static void swap_pressure(void)
 int main(int argc, char **argv)
 {
 	long seconds = argc > 1 ? atol(argv[1]) : 300, total = 0, bad = 0, pfn_bad = 0;
-	pthread_t th[WORKERS];
+	int layout_threads;
+	pthread_t th[WORKERS], layout[LAYOUT_THREADS];
 	unsigned long seed = 12345;
 	time_t end;
 	int i;
 
 	page = sysconf(_SC_PAGESIZE);
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	tap_plan(5);
+	layout_ops = argc > 2 ? strtoul(argv[2], NULL, 0) : 0;
+	layout_threads = layout_ops ? LAYOUT_THREADS : 0;
+	tap_plan(6);
 	mem = mmap(NULL, (size_t)PAGES * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
 	           -1, 0);
 	memset(mem, 0, (size_t)PAGES * page);
 	swap_pressure();
 	for (i = 0; i <= MIN_VIEWS; i++)
 		views[i] = 0;
-	/*
-	 * Small stacks: glibc unmaps the stacks of exited threads beyond its 40 MiB cache, and
-	 * aborts the process if that munmap fails, which it does (EBUSY) while views live.
-	 */
+	/* 256 KiB stacks are plenty for the workers (and keep the base's working set small). */
 	pthread_attr_t attr;
 
 	pthread_attr_init(&attr);
 	pthread_attr_setstacksize(&attr, 256 << 10);
 	for (i = 0; i < WORKERS; i++)
 		pthread_create(&th[i], &attr, worker, (void *)(long)i);
+	for (i = 0; i < layout_threads; i++)
+		pthread_create(&layout[i], NULL, layout_thread, (void *)(long)i);
 	for (i = 1; i <= MIN_VIEWS; i++) {
 		views[i] = mmview_create();
 		atomic_fetch_add(&creations, 1);
@@ -212,6 +356,8 @@ int main(int argc, char **argv)
 	atomic_store(&stop, true);
 	for (i = 0; i < WORKERS; i++)
 		pthread_join(th[i], NULL);
+	for (i = 0; i < layout_threads; i++)
+		pthread_join(layout[i], NULL);
 	mmview_migrate(atomic_load(&views[0]));
 
 	for (i = 0; i < WORKERS; i++)
@@ -231,6 +377,10 @@ int main(int argc, char **argv)
 	    (long)migrations, (long)creations, (long)switches, (long)forks, (long)compactions,
 	    seconds);
 	tap_check(bad == 0, "forked children never saw a later write");
+	tap_check(
+	    layout_errors == 0 && (!layout_threads || layout_changes > 1000),
+	    "%d layout threads (changes 0x%lx): %ld layout changes from random views, %ld wrong",
+	    layout_threads, layout_ops, (long)layout_changes, (long)layout_errors);
 	for (i = 0; i < PAGES; i += 7) {
 		uint64_t base_pfn = pfn_of(mem + (size_t)i * page);
 

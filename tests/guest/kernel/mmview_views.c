@@ -278,35 +278,6 @@ static void case_unshared(void)
 
 /* ---- errnos and refusals of this stage ---- */
 
-static void case_layout_frozen(void)
-{
-	char *buf = map_anon(4);
-	void *p;
-	long r;
-
-	r = mmview_create();
-	EXPECT(r == 1, "CREATE (got %s)", err_name(r));
-	/* Replayed on every view (mmview_replay.c tests them): these work. */
-	p = mmap(NULL, page, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	EXPECT(p != MAP_FAILED, "mmap works with views (%s)",
-	       p == MAP_FAILED ? strerror(errno) : "ok");
-	r = mprotect(buf, page, PROT_READ);
-	EXPECT(r == 0, "mprotect works with views (got %s)", err_name(r));
-	/* Not replayed yet: refused while several views live. */
-	r = madvise(buf, page, MADV_DONTNEED);
-	EXPECT(fails_with(r, EBUSY), "madvise fails EBUSY (got %s)", err_name(r));
-	r = mlock(buf, page);
-	EXPECT(fails_with(r, EBUSY), "mlock fails EBUSY (got %s)", err_name(r));
-	p = mremap(buf, page, 2 * page, MREMAP_MAYMOVE);
-	EXPECT(p == MAP_FAILED && errno == EBUSY, "mremap fails EBUSY");
-	r = mmview_delete(1);
-	EXPECT(r == 0, "DELETE (got %s)", err_name(r));
-	/* The last other view is freed when its last user leaves: here, at DELETE. */
-	r = madvise(buf, page, MADV_DONTNEED);
-	EXPECT(r == 0, "madvise works again with a single view (got %s)", err_name(r));
-	EXPECT(mmview_current() == 0, "still in the base");
-}
-
 static void case_limit(void)
 {
 	long r, i;
@@ -768,6 +739,10 @@ static void case_switch_base_under_load(void)
 
 /* ---- no leak over many view lifetimes ---- */
 
+/* The leak test's sizes (views-kernel issue: 10,000 lifetimes, 1,000 processes). */
+#define LEAK_LIFETIMES 10000
+#define LEAK_PROCESSES 1000
+
 static long meminfo(const char *key)
 {
 	char line[256];
@@ -817,7 +792,7 @@ static void lifetimes(void)
 	int i;
 
 	memset(buf, 1, 16 * page);
-	for (i = 0; i < 2000; i++) {
+	for (i = 0; i < LEAK_LIFETIMES; i++) {
 		long v = mmview_create();
 
 		if (v < 0 || mmview_migrate(v) != 0 || buf[(i % 16) * page] != 1 ||
@@ -838,7 +813,7 @@ static void case_no_leak(void)
 	mm0 = slab_objects("mm_struct");
 	vma0 = slab_objects("vm_area_struct");
 	lifetimes();
-	for (i = 0; i < 200; i++) {
+	for (i = 0; i < LEAK_PROCESSES; i++) {
 		pid_t pid = fork();
 		int status;
 
@@ -852,7 +827,8 @@ static void case_no_leak(void)
 		waitpid(pid, &status, 0);
 		failures += !WIFEXITED(status) || WEXITSTATUS(status) != 0;
 	}
-	EXPECT(failures == 0, "%d of 200 processes exiting with views failed", failures);
+	EXPECT(failures == 0, "%d of %d processes exiting with views failed", failures,
+	       LEAK_PROCESSES);
 	sleep(1); /* VMAs are freed after an RCU grace period */
 	write_file("/proc/sys/vm/drop_caches", "3");
 	avail1 = meminfo("MemAvailable");
@@ -869,7 +845,7 @@ int main(void)
 {
 	page = sysconf(_SC_PAGESIZE);
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	tap_plan(21);
+	tap_plan(20);
 	run_case("ids: CREATE, MIGRATE, DELETE, CURRENT and their errnos with views", case_ids);
 	run_case("shared memory is one memory in base and view (contents and PFNs)",
 	         case_coherence);
@@ -877,8 +853,6 @@ int main(void)
 	run_case("fork: writes through a view after fork do not leak into the child",
 	         case_fork_no_leak);
 	run_case("unshared data and code diverge per view", case_unshared);
-	run_case("changes not replayed yet fail EBUSY while several views live",
-	         case_layout_frozen);
 	run_case("live-view limit: ENOSPC (vm.mmview_max_views)", case_limit);
 	run_case("refusal: hugetlb", case_refuse_hugetlb);
 	run_case("refusal: KSM", case_refuse_ksm);
@@ -897,6 +871,7 @@ int main(void)
 	         case_switch_base);
 	run_case("SWITCH_BASE 20 times while a thread in a third view keeps counting",
 	         case_switch_base_under_load);
-	run_case("no leak: 2000 view lifetimes, 200 processes exiting with views", case_no_leak);
+	run_case("no leak: 10,000 view lifetimes, 1,000 processes exiting with views",
+	         case_no_leak);
 	return tap_finish();
 }

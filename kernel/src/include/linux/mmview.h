@@ -29,6 +29,10 @@ struct mmu_gather;
 /* A layout change, replayed by mmview_replay() in a view that is current->mm. */
 typedef int (*mmview_replay_fn)(void *arg);
 
+/* Advice on [start, end) of one mm, as madvise() gives it (mmview_advise_owners()). */
+typedef int (*mmview_advise_fn)(struct mm_struct *mm, unsigned long start,
+				unsigned long end, int behavior);
+
 #ifdef CONFIG_MMVIEW
 
 /**
@@ -51,12 +55,17 @@ static inline void mmview_mm_init(struct mm_struct *mm)
  * True for the shared private ranges (anonymous, private file, stack, heap)
  * of a view that is not the base: their pages belong to the base, and the
  * view's PTEs are non-owning copies (pte_special, no rmap, no reference).
+ *
+ * VM_IO is not tested: a process with views maps no I/O memory (CREATE and
+ * mmap() refuse it), and mlock_vma_pages_range() sets VM_IO on a VMA for a
+ * moment, while its mirrors must still be known as such.
  */
 static inline bool mmview_vma_mirrors(const struct vm_area_struct *vma)
 {
 	return unlikely(test_bit(MMVIEW_MM_MIRRORS, &vma->vm_mm->mmview_flags)) &&
 	       !(vma->vm_flags & (VM_MMVIEW_UNSHARED | VM_MAYSHARE |
-				  VM_SPECIAL | VM_HUGETLB));
+				  VM_DONTEXPAND | VM_PFNMAP | VM_MIXEDMAP |
+				  VM_HUGETLB));
 }
 
 vm_fault_t mmview_fault(struct vm_area_struct *vma, unsigned long address,
@@ -84,6 +93,12 @@ int mmview_munmap(struct vma_iterator *vmi, struct mm_struct *mm,
 int mmview_replay_stack(struct vm_area_struct *vma, unsigned long address);
 int mmview_mprotect_scope(struct mm_struct *mm, unsigned long start,
 			  unsigned long end);
+int mmview_advise_owners(struct mm_struct *mm, unsigned long start,
+			 unsigned long end, int behavior, mmview_advise_fn fn);
+int mmview_mremap_prepare(struct mm_struct *mm, unsigned long addr,
+			  unsigned long old_len, unsigned long vma_len);
+bool mmview_replay_defer(struct mm_struct *mm);
+void mmview_replay_resume(struct mm_struct *mm);
 bool __mmview_keeps_page_tables(struct mm_struct *mm);
 void mmview_free_kept_tables(struct mmu_gather *tlb, struct mm_struct *mm);
 
@@ -194,6 +209,28 @@ static inline int mmview_mprotect_scope(struct mm_struct *mm,
 {
 	return MMVIEW_ALL_VIEWS;
 }
+
+static inline int mmview_advise_owners(struct mm_struct *mm,
+				       unsigned long start, unsigned long end,
+				       int behavior, mmview_advise_fn fn)
+{
+	return fn(mm, start, end, behavior);
+}
+
+static inline int mmview_mremap_prepare(struct mm_struct *mm,
+					unsigned long addr,
+					unsigned long old_len,
+					unsigned long vma_len)
+{
+	return 0;
+}
+
+static inline bool mmview_replay_defer(struct mm_struct *mm)
+{
+	return false;
+}
+
+static inline void mmview_replay_resume(struct mm_struct *mm) {}
 
 static inline bool mmview_keeps_page_tables(struct mm_struct *mm)
 {

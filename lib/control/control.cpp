@@ -247,17 +247,22 @@ public:
 private:
 	void accept_loop() noexcept;
 	void worker_loop() noexcept;
+	// Wakes every server thread to follow the base view (Runtime::follow_base()): a
+	// wait-free transition the last connection ran may have retired the view they are in.
+	void rebase_all() noexcept;
 	void serve(int fd) noexcept;
 	bool peer_allowed(int fd, std::string &why) const;
 
 	int listen_fd_ = -1;
 	int stop_pipe_[2] = {-1, -1};
+	int wake_pipe_[2] = {-1, -1}; // rebase_all() -> the acceptor (non-blocking)
 	std::atomic<bool> unlinked_{true};
 	std::vector<std::thread> threads_;
 	std::mutex mu_;
 	std::condition_variable cv_;
 	std::deque<int> queue_;
 	bool stopping_ = false;
+	std::uint64_t rebase_gen_ = 0; // guarded by mu_
 	std::mutex exempt_mu_;
 	std::condition_variable exempt_cv_;
 	unsigned exempted_ = 0;
@@ -333,7 +338,8 @@ bool Server::Impl::start(std::string &error)
 		return false;
 	}
 	unlinked_ = false;
-	if (listen(listen_fd_, 16) != 0 || pipe2(stop_pipe_, O_CLOEXEC) != 0) {
+	if (listen(listen_fd_, 16) != 0 || pipe2(stop_pipe_, O_CLOEXEC) != 0 ||
+	    pipe2(wake_pipe_, O_CLOEXEC | O_NONBLOCK) != 0) {
 		error = fmt::format("control socket: listen/pipe failed: {}", errno_text(errno));
 		return false;
 	}
@@ -371,7 +377,8 @@ void Server::Impl::stop() noexcept
 	for (int fd : queue_)
 		::close(fd);
 	queue_.clear();
-	for (int *fd : {&listen_fd_, &stop_pipe_[0], &stop_pipe_[1]}) {
+	for (int *fd :
+	     {&listen_fd_, &stop_pipe_[0], &stop_pipe_[1], &wake_pipe_[0], &wake_pipe_[1]}) {
 		if (*fd >= 0)
 			::close(*fd);
 		*fd = -1;
@@ -387,14 +394,22 @@ void Server::Impl::accept_loop() noexcept
 		exempt_cv_.notify_all();
 	}
 	for (;;) {
-		pollfd fds[2] = {{listen_fd_, POLLIN, 0}, {stop_pipe_[0], POLLIN, 0}};
-		if (poll(fds, 2, -1) < 0) {
+		pollfd fds[3] = {{listen_fd_, POLLIN, 0},
+		                 {stop_pipe_[0], POLLIN, 0},
+		                 {wake_pipe_[0], POLLIN, 0}};
+		if (poll(fds, 3, -1) < 0) {
 			if (errno == EINTR)
 				continue;
 			return;
 		}
 		if (fds[1].revents)
 			return;
+		if (fds[2].revents) {
+			char drain[64];
+			while (::read(wake_pipe_[0], drain, sizeof(drain)) > 0) {
+			}
+			(void)runtime_.follow_base();
+		}
 		if (!(fds[0].revents & POLLIN))
 			continue;
 		int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
@@ -425,19 +440,41 @@ void Server::Impl::worker_loop() noexcept
 		exempted_++;
 		exempt_cv_.notify_all();
 	}
+	std::uint64_t seen = 0;
 	for (;;) {
-		int fd;
+		int fd = -1;
 		{
 			std::unique_lock lock(mu_);
-			cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+			cv_.wait(lock, [&] {
+				return stopping_ || !queue_.empty() || rebase_gen_ != seen;
+			});
 			if (stopping_)
 				return;
-			fd = queue_.front();
-			queue_.pop_front();
+			seen = rebase_gen_;
+			if (!queue_.empty()) {
+				fd = queue_.front();
+				queue_.pop_front();
+			}
 		}
+		(void)runtime_.follow_base();
+		if (fd < 0)
+			continue;
 		serve(fd);
 		::close(fd);
+		rebase_all();
 	}
+}
+
+void Server::Impl::rebase_all() noexcept
+{
+	{
+		std::lock_guard lock(mu_);
+		rebase_gen_++;
+		cv_.notify_all();
+	}
+	char c = 1;
+	if (wake_pipe_[1] >= 0)
+		(void)!::write(wake_pipe_[1], &c, 1);
 }
 
 bool Server::Impl::peer_allowed(int fd, std::string &why) const

@@ -541,14 +541,18 @@ public:
 			out.push_back(r.site);
 		return out;
 	}
+	// The earlier patches whose own text or data this one's relocations bound to.
+	std::vector<std::shared_ptr<const LoadedPatch>> bases_;
+	std::vector<std::shared_ptr<const atlas::CodeChange>> stacked_on() const override
+	{
+		return {bases_.begin(), bases_.end()};
+	}
 
 	atlas::Result apply() override
 	{
 		std::lock_guard lock(mu_);
 		if (unmapped_)
 			return atlas::Result::failure(identity_ + ": the patch was unmapped");
-		if (applied_)
-			return atlas::Result::failure(identity_ + ": already applied");
 		Mem mem;
 		if (mem.error())
 			return atlas::Result::failure(
@@ -560,6 +564,9 @@ public:
 				return atlas::Result::failure(fmt::format(
 				    "{}: cannot read the entry of '{}' at 0x{:x}: {}", identity_,
 				    redirects_[i].name, redirects_[i].site, std::strerror(errno)));
+		// Applied or not is a property of the caller's view: the entries tell (see mu_).
+		if (redirects_.empty() ? applied_ : all_jump_here(saved))
+			return atlas::Result::failure(identity_ + ": already applied");
 		for (size_t i = 0; i < redirects_.size(); i++) {
 			const RedirectSite &r = redirects_[i];
 			Jump j = make_jump(r.site, r.destination);
@@ -577,28 +584,36 @@ public:
 		}
 		saved_ = std::move(saved);
 		applied_ = true;
+		written_ = true;
 		return atlas::Result::success();
 	}
 
 	atlas::Result revert() override
 	{
 		std::lock_guard lock(mu_);
-		if (!applied_)
+		if (!written_)
 			return atlas::Result::failure(identity_ + ": not applied");
 		Mem mem;
 		if (mem.error())
 			return atlas::Result::failure(
 			    fmt::format("{}: cannot open /proc/thread-self/mem: {}", identity_,
 			                std::strerror(mem.error())));
+		std::vector<Jump> now(redirects_.size());
+		for (size_t i = 0; i < redirects_.size(); i++)
+			if (!mem.read(redirects_[i].site, now[i].data(), jump_size))
+				return atlas::Result::failure(fmt::format(
+				    "{}: cannot read the entry of '{}' at 0x{:x}: {}", identity_,
+				    redirects_[i].name, redirects_[i].site, std::strerror(errno)));
+		// Not applied in this view: every entry holds what apply() found there. The
+		// flag alone would be wrong in wait-free mode: a revert() done in a view that the
+		// runtime then deleted (revert_pending) cleared it while the base still jumps here.
+		if (redirects_.empty() ? !applied_ : now == saved_)
+			return atlas::Result::failure(identity_ + ": not applied");
 		// Last in, first out per function: each entry must still hold this patch's jump,
 		// else a later patch of that function is applied on top and must be reverted first.
-		for (const RedirectSite &r : redirects_) {
-			Jump now{};
-			if (!mem.read(r.site, now.data(), jump_size))
-				return atlas::Result::failure(
-				    fmt::format("{}: cannot read the entry of '{}' at 0x{:x}: {}",
-				                identity_, r.name, r.site, std::strerror(errno)));
-			if (now != make_jump(r.site, r.destination))
+		for (size_t i = 0; i < redirects_.size(); i++) {
+			const RedirectSite &r = redirects_[i];
+			if (now[i] != make_jump(r.site, r.destination))
 				return atlas::Result::failure(fmt::format(
 				    "{}: '{}' at 0x{:x} no longer jumps to this patch: a later "
 				    "patch of "
@@ -627,11 +642,11 @@ public:
 	void unreachable() noexcept override
 	{
 		std::lock_guard lock(mu_);
-		// applied_ only says apply() wrote the redirects: in wait-free mode it wrote them
-		// into a view of its own, which is deleted when that transition is undone
-		// (revert_pending). What counts is whether a redirect is still visible here (the
-		// runtime calls this when one view is left): if so the code is reachable, keep it.
-		if (unmapped_ || (applied_ && redirect_visible()))
+		// The flags only say what the last apply()/revert() did, in whichever view it ran:
+		// in wait-free mode that view is deleted when its transition is undone
+		// (revert_pending). What counts is whether a redirect is visible here (the runtime
+		// calls this when one view is left): if so the code is reachable, keep it.
+		if (unmapped_ || (written_ && redirect_visible()))
 			return;
 		unmapped_ = true;
 		if (dso_handle_)
@@ -658,8 +673,21 @@ private:
 		return false;
 	}
 
+	// Whether every entry holds this patch's jump (`entries` read in the caller's view).
+	bool all_jump_here(const std::vector<Jump> &entries) const
+	{
+		for (size_t i = 0; i < redirects_.size(); i++)
+			if (entries[i] != make_jump(redirects_[i].site, redirects_[i].destination))
+				return false;
+		return true;
+	}
+
 	std::mutex mu_;
+	// Applied or not is decided in the caller's view from the entries themselves (all hold
+	// this patch's jump / all hold what apply() found); applied_ is what the last call did,
+	// only consulted for a patch without redirects.
 	bool applied_ = false;
+	bool written_ = false; // apply() succeeded once: saved_ holds the original entries
 	bool unmapped_ = false;
 	std::vector<Jump> saved_;
 };
@@ -689,6 +717,16 @@ private:
 	{
 		return "patch " + p_.metadata.name;
 	}
+	static bool within(const atlas::AddressRange &r, uint64_t a)
+	{
+		return a >= r.start && a < r.end;
+	}
+	void note_base(const std::shared_ptr<const LoadedPatch> &p)
+	{
+		if (std::find(bases_.begin(), bases_.end(), p) == bases_.end())
+			bases_.push_back(p);
+	}
+	std::vector<std::shared_ptr<const LoadedPatch>> bases_; // earlier patches it binds into
 
 	const Patch &p_;
 	const LoadOptions &opt_;
@@ -954,6 +992,11 @@ Result<void> Loader::resolve_symbols()
 					out.kind = Resolved::absolute;
 					out.value = *a;
 					found = true;
+					// Bound into that patch's own text or data (not an
+					// original entry it redirects): this patch stacks on it.
+					if (within((*e)->text_range(), *a) ||
+					    within((*e)->data_range(), *a))
+						note_base(*e);
 				}
 		if (found)
 			continue;
@@ -1238,6 +1281,7 @@ Result<std::shared_ptr<atlas::CodeChange>> Loader::publish()
 	impl->rx_size_ = rx_size_;
 	impl->rw_size_ = rw_size_;
 	impl->redirects_ = redirects_;
+	impl->bases_ = bases_;
 	impl->cells_.branch_stubs_used = stubs_used_.size();
 	for (const auto &[key, off] : cells_) {
 		CellKind kind = std::get<0>(key);

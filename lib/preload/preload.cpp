@@ -38,6 +38,7 @@
 #include <semaphore.h>
 #include <sys/epoll.h>
 #include <sys/select.h>
+#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -80,6 +81,8 @@ struct Real {
 	int (*pthread_sigmask)(int, const sigset_t *, sigset_t *);
 	int (*sigprocmask)(int, const sigset_t *, sigset_t *);
 	int (*sigsuspend)(const sigset_t *);
+	int (*signalfd)(int, const sigset_t *, int);
+	int (*sigpending)(sigset_t *);
 };
 
 Real real;
@@ -176,6 +179,8 @@ bool resolve_all() noexcept
 	ok &= resolve(real.pthread_sigmask, "pthread_sigmask");
 	ok &= resolve(real.sigprocmask, "sigprocmask");
 	ok &= resolve(real.sigsuspend, "sigsuspend");
+	ok &= resolve(real.signalfd, "signalfd");
+	ok &= resolve(real.sigpending, "sigpending");
 	return ok;
 }
 
@@ -478,6 +483,10 @@ public:
 	std::vector<AddressRange> replaced_functions() const override
 	{
 		return inner_->replaced_functions();
+	}
+	std::vector<std::shared_ptr<const CodeChange>> stacked_on() const override
+	{
+		return inner_->stacked_on();
 	}
 	void unreachable() noexcept override
 	{
@@ -994,6 +1003,35 @@ int sigsuspend(const sigset_t *mask)
 	sigset_t m = *mask;
 	sigaddset(&m, kick_signal);
 	return real.sigsuspend(&m);
+}
+
+// A signalfd reads pending signals of its mask: with the kick signal in it (a program that
+// takes "all signals" through one) it would steal kicks and hand the application a signal it
+// never asked for. The kick signal is left out, as sigwait* leave it out of their sets.
+int signalfd(int fd, const sigset_t *mask, int flags)
+{
+	ensure_real();
+	if (!real.signalfd) {
+		errno = ENOSYS;
+		return -1;
+	}
+	sigset_t buf;
+	return real.signalfd(fd, without_kick(mask, buf), flags);
+}
+
+// A kick left pending (blocked outside a wrapped call) is the runtime's, not the
+// application's: not reported.
+int sigpending(sigset_t *set)
+{
+	ensure_real();
+	if (!real.sigpending) {
+		errno = ENOSYS;
+		return -1;
+	}
+	const int r = real.sigpending(set);
+	if (r == 0 && kick_signal != 0)
+		sigdelset(set, kick_signal);
+	return r;
 }
 
 int epoll_wait(int epfd, epoll_event *events, int maxevents, int timeout)

@@ -18,6 +18,7 @@
 #include <new>
 #include <pthread.h>
 #include <set>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <thread>
 #include <unistd.h>
@@ -193,6 +194,12 @@ Core::Core(RuntimeOptions options)
 		views_available_ = true;
 		base_view_ = cur.value;
 		unshare_text();
+		// The single-view probe: a page of our own, shared, never unshared.
+		void *page = views_available_ ? mmap(nullptr, 4096, PROT_READ,
+		                                     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+		                              : MAP_FAILED;
+		if (page != MAP_FAILED)
+			probe_page_ = reinterpret_cast<std::uintptr_t>(page);
 	} else if (cur.error == ENOSYS) {
 		views_note_ =
 		    "kernel without address-space views (mmview: ENOSYS): global mode only";
@@ -285,6 +292,8 @@ Core::~Core()
 	// Only reached when no thread is registered any more: nobody is left to migrate.
 	if (tr_)
 		transitions_in_flight.fetch_sub(1, std::memory_order_seq_cst);
+	if (probe_page_)
+		munmap(reinterpret_cast<void *>(probe_page_), 4096);
 }
 
 Result Core::register_current_thread(std::string_view name)
@@ -348,7 +357,7 @@ void Core::unregister(ThreadRecord *record) noexcept
 	// A dying thread stops counting; the patcher logs it.
 	if (tr_) {
 		try {
-			exited_during_.emplace_back(record->tid, record->name);
+			exited_during_.emplace_back(record->tid, name_locked(*record));
 		} catch (...) {
 		}
 	}
@@ -363,6 +372,31 @@ Result Core::exempt_thread(pid_t tid)
 	std::lock_guard lock(mu_);
 	if (std::find(exempt_.begin(), exempt_.end(), tid) == exempt_.end())
 		exempt_.push_back(tid);
+	return Result::success();
+}
+
+Result Core::follow_base()
+{
+	if (!views_available_)
+		return Result::success();
+	if (tl_handle.record)
+		return Result::failure(
+		    "follow_base: called from a registered thread, which migrates "
+		    "at its quiescence points; call it from exempt threads only");
+	// Under mu_ with no patcher busy: no transition can start (and move the base) before the
+	// migration is done.
+	std::lock_guard lock(mu_);
+	if (patcher_busy_ || tr_)
+		return Result::success(); // the base is about to change: call again afterwards
+	ViewResult here = views_->current();
+	if (here.ok() && here.value == base_view_)
+		return Result::success();
+	ViewResult moved = views_->migrate(base_view_);
+	if (!moved.ok())
+		return Result::failure(
+		    fmt::format("follow_base: migrating thread {} into base view "
+		                "{} failed: {}",
+		                gettid(), base_view_, errno_text(moved.error)));
 	return Result::success();
 }
 
@@ -488,16 +522,21 @@ Core::Deadline Core::deadline_of(std::chrono::milliseconds deadline) const
 	return std::chrono::steady_clock::now() + deadline;
 }
 
+std::string Core::name_locked(const ThreadRecord &record) const
+{
+	if (record.comm_name) {
+		std::string comm = thread_comm(record.tid);
+		if (!comm.empty())
+			return comm;
+	}
+	return record.name;
+}
+
 ThreadInfo Core::info_locked(const ThreadRecord &record) const
 {
 	ThreadInfo info;
 	info.tid = record.tid;
-	info.name = record.name;
-	if (record.comm_name) {
-		std::string comm = thread_comm(record.tid);
-		if (!comm.empty())
-			info.name = std::move(comm);
-	}
+	info.name = name_locked(record);
 	info.view = record.view;
 	info.state = record.state.load(std::memory_order_seq_cst);
 	info.last_quiescence_ns = record.last_quiescence_ns.load(std::memory_order_relaxed);
@@ -608,17 +647,8 @@ Report Core::apply(std::shared_ptr<CodeChange> change, Request request)
 	}
 	{
 		std::lock_guard lock(mu_);
-		for (const auto &a : applied_) {
-			if (a.info.identity == identity) {
-				report.change = identity;
-				report.mode = a.info.mode;
-				report.outcome = Outcome::already_applied;
-				report.message =
-				    fmt::format("{} is already applied (transition {})", identity,
-				                a.info.transition);
-				return report;
-			}
-		}
+		if (!admissible_locked(Operation::apply, change, identity, report))
+			return report;
 	}
 	return start(Operation::apply, std::move(change), std::move(identity), request);
 }
@@ -626,17 +656,71 @@ Report Core::apply(std::shared_ptr<CodeChange> change, Request request)
 Report Core::revert(std::string_view identity, Request request)
 {
 	Report report;
-	report.change = std::string(identity);
 	std::shared_ptr<CodeChange> change;
 	{
 		std::lock_guard lock(mu_);
+		if (!admissible_locked(Operation::revert, change, identity, report))
+			return report;
+	}
+	return start(Operation::revert, std::move(change), std::string(identity), request);
+}
+
+bool Core::admissible_locked(Operation op, std::shared_ptr<CodeChange> &change,
+                             std::string_view identity, Report &report) const
+{
+	report.change = std::string(identity);
+	try {
+		if (op == Operation::apply) {
+			for (const auto &a : applied_) {
+				if (a.info.identity == identity) {
+					report.mode = a.info.mode;
+					report.outcome = Outcome::already_applied;
+					report.message =
+					    fmt::format("{} is already applied (transition {})",
+					                identity, a.info.transition);
+					return false;
+				}
+			}
+			// Stacking: what this change uses of earlier ones must still be there.
+			for (const auto &base : change->stacked_on()) {
+				if (!base)
+					continue;
+				auto same = [&](const AppliedEntry &a) {
+					return a.change.get() == base.get();
+				};
+				if (std::any_of(applied_.begin(), applied_.end(), same))
+					continue;
+				const std::string name = base->identity();
+				auto by_name = [&](const AppliedEntry &a) {
+					return a.info.identity == name;
+				};
+				const bool again =
+				    std::any_of(applied_.begin(), applied_.end(), by_name);
+				report.message = fmt::format(
+				    "apply: {} was loaded on top of {} and uses its code or data, "
+				    "but {}; nothing changed. Load {} again (atlas apply loads it "
+				    "anew, against the patches applied then){}",
+				    identity, name,
+				    again ? "that copy of it was reverted and unmapped since (it "
+				            "is applied again as another copy)"
+				          : "it is no longer applied (it was reverted after " +
+				                std::string(identity) + " was loaded)",
+				    identity,
+				    again ? ""
+				          : fmt::format(", after applying {} again if {} needs it",
+				                        name, identity));
+				return false;
+			}
+			return true;
+		}
 		auto it = std::find_if(applied_.begin(), applied_.end(),
 		                       [&](const auto &a) { return a.info.identity == identity; });
 		if (it == applied_.end()) {
 			report.message = fmt::format("revert: {} is not applied", identity);
-			return report;
+			return false;
 		}
-		// Last in, first out per function: a later change of the same function goes first.
+		// Last in, first out per function: a later change of the same function goes first;
+		// so does a later change stacked on this one (it uses its code or data).
 		auto mine = it->change->replaced_functions();
 		for (auto later = it + 1; later != applied_.end(); ++later) {
 			if (overlaps(mine, later->change->replaced_functions())) {
@@ -644,12 +728,30 @@ Report Core::revert(std::string_view identity, Request request)
 				    "revert: {} replaces functions that the later change {} also "
 				    "replaces; revert {} first",
 				    identity, later->info.identity, later->info.identity);
-				return report;
+				return false;
+			}
+			for (const auto &base : later->change->stacked_on()) {
+				if (base.get() == it->change.get()) {
+					report.message = fmt::format(
+					    "revert: the later change {} stacks on {} (it uses its "
+					    "code or data); revert {} first",
+					    later->info.identity, identity, later->info.identity);
+					return false;
+				}
 			}
 		}
 		change = it->change;
+		return true;
+	} catch (const std::exception &e) {
+		report.message = fmt::format("{}: checking {} against the applied changes failed: "
+		                             "{}; nothing changed, retry",
+		                             op_name(op), identity, e.what());
+	} catch (...) {
+		report.message = fmt::format("{}: checking {} against the applied changes failed; "
+		                             "nothing changed, retry",
+		                             op_name(op), identity);
 	}
-	return start(Operation::revert, std::move(change), std::string(identity), request);
+	return false;
 }
 
 Report Core::start(Operation op, std::shared_ptr<CodeChange> change, std::string identity,
@@ -699,6 +801,12 @@ Report Core::start(Operation op, std::shared_ptr<CodeChange> change, std::string
 			          "has finished";
 			return report;
 		}
+		// applied_ changes only while a patcher is busy: checked again now, so that a
+		// transition that ended since the caller's check cannot slip through (a patch
+		// stacked on one that was reverted meanwhile, an apply of the same identity).
+		Report again = report;
+		if (!admissible_locked(op, change, identity, again))
+			return again;
 		patcher_busy_ = true;
 	}
 	Deadline deadline = deadline_of(request.deadline);
@@ -787,14 +895,14 @@ Report Core::run_global(Operation op, std::shared_ptr<CodeChange> change, std::s
 				    "thread_parked",
 				    nlohmann::json{{"transition", tr_->id},
 				                   {"tid", r->tid},
-				                   {"name", r->name},
+				                   {"name", name_locked(*r)},
 				                   {"latency_ns", r->arrived_ns - tr_->started_ns},
 				                   {"wait_ns", now - r->arrived_ns}});
 			else if (r->state.load(std::memory_order_seq_cst) == ThreadState::blocked)
 				events.emplace_back("thread_blocked",
 				                    nlohmann::json{{"transition", tr_->id},
 				                                   {"tid", r->tid},
-				                                   {"name", r->name}});
+				                                   {"name", name_locked(*r)}});
 		}
 		for (const auto &[tid, name] : exited_during_)
 			events.emplace_back(
@@ -990,7 +1098,7 @@ Report Core::wait_wait_free(std::unique_lock<std::mutex> &lock, Deadline deadlin
 				    nlohmann::json{
 				        {"transition", tr_->id},
 				        {"tid", r->tid},
-				        {"name", r->name},
+				        {"name", name_locked(*r)},
 				        {"view", r->view},
 				        {"latency_ns", r->arrived_ns - tr_->gen_started_ns},
 				        {"kicks", r->kick_gen == gen ? r->kicks : 0}});
@@ -1267,6 +1375,13 @@ StatusSnapshot Core::status() const
 	s.membarrier_sync_core = membarrier_;
 	s.membarrier_note = membarrier_note_;
 	s.slow_path_entries = slow_path_entries.load(std::memory_order_relaxed);
+	if (probe_page_) {
+		ViewResult probe = views_->share(probe_page_, 4096);
+		if (probe.ok())
+			s.single_view = true;
+		else if (probe.error == EPERM)
+			s.single_view = false;
+	}
 	scan_loaded_objects();
 	std::lock_guard lock(mu_);
 	s.kicks_sent = kicks_sent_;

@@ -82,6 +82,7 @@ public:
 	Result unregister_current_thread();
 	void unregister(ThreadRecord *record) noexcept;
 	Result exempt_thread(pid_t tid);
+	Result follow_base();
 
 	Report apply(std::shared_ptr<CodeChange> change, Request request);
 	Report revert(std::string_view identity, Request request);
@@ -99,6 +100,12 @@ private:
 	using Events = std::vector<std::pair<const char *, nlohmann::json>>;
 	using Deadline = std::chrono::steady_clock::time_point;
 
+	// The checks against applied_ (mu_ held): apply: not already applied, every change it
+	// stacks on applied (the same objects); revert: applied (`change` is set to it), no later
+	// change replacing one of its functions or stacked on it. False with `report` filled when
+	// the request must not start.
+	bool admissible_locked(Operation op, std::shared_ptr<CodeChange> &change,
+	                       std::string_view identity, Report &report) const;
 	Report start(Operation op, std::shared_ptr<CodeChange> change, std::string identity,
 	             Request request);
 	Report run_global(Operation op, std::shared_ptr<CodeChange> change, std::string identity,
@@ -116,6 +123,9 @@ private:
 	Result unknown_threads_check();
 	std::vector<ThreadInfo> lagging_locked() const;
 	ThreadInfo info_locked(const ThreadRecord &record) const;
+	// The name status and events show: the thread's current comm if it registered without
+	// a name (programs name threads after creating them), else the name it gave.
+	std::string name_locked(const ThreadRecord &record) const;
 	void set_generation_locked(std::uint64_t gen);
 	Deadline deadline_of(std::chrono::milliseconds deadline) const;
 	void remember(const Report &report);
@@ -132,6 +142,7 @@ private:
 	mutable EventLog log_;
 	bool views_available_ = false;
 	std::string views_note_;
+	std::uintptr_t probe_page_ = 0; // ViewOps::share probe (single_view); 0: none
 	bool membarrier_ = false;
 	std::string membarrier_note_;
 

@@ -44,6 +44,10 @@ public:
 	{
 		return from_syscall(mmview_unshare(reinterpret_cast<void *>(start), len));
 	}
+	ViewResult share(std::uintptr_t start, std::size_t len) override
+	{
+		return from_syscall(mmview_share(reinterpret_cast<void *>(start), len));
+	}
 };
 
 } // namespace

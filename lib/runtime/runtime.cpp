@@ -144,6 +144,7 @@ nlohmann::json to_json_value(const StatusSnapshot &status)
 	    {"slow_path_entries", status.slow_path_entries},
 	    {"kicks_sent", status.kicks_sent},
 	};
+	j["single_view"] = status.single_view ? nlohmann::json(*status.single_view) : nullptr;
 	nlohmann::json split = nlohmann::json::array();
 	for (const auto &o : status.loaded_while_split)
 		split.push_back({{"name", o.name}, {"transition", o.transition}, {"note", o.note}});
@@ -192,6 +193,11 @@ Result Runtime::unregister_current_thread() noexcept
 Result Runtime::exempt_thread(pid_t tid) noexcept
 {
 	return guarded_result("exempt", [&] { return core_->exempt_thread(tid); });
+}
+
+Result Runtime::follow_base() noexcept
+{
+	return guarded_result("follow_base", [&] { return core_->follow_base(); });
 }
 
 Report Runtime::apply(std::shared_ptr<CodeChange> change, Request request) noexcept

@@ -183,6 +183,14 @@ int cmd_status(pid_t pid)
 	           s.value("membarrier_sync_core", false) ? "yes" : "no",
 	           membarrier_note.empty() ? "" : ": " + membarrier_note);
 	fmt::print("base view {}\n", s.value("base_view", 0L));
+	if (s.contains("single_view") && s["single_view"].is_boolean())
+		fmt::print("views live: {}\n",
+		           s["single_view"].get<bool>()
+		               ? "one"
+		               : "several (a transition in progress, or a deleted view still "
+		                 "occupied by an exempt thread)");
+	else
+		fmt::print("views live: unknown (no views, or no probe)\n");
 	if (s.contains("transition"))
 		fmt::print("transition {} {} (target view {})\n", s["transition"].value("id", 0),
 		           s["transition"].value("state", "?"),

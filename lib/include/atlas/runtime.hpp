@@ -10,6 +10,7 @@
 #define ATLAS_RUNTIME_HPP
 
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -87,6 +88,16 @@ public:
 	{
 		return {};
 	}
+	// The changes this one stacks on: changes whose code or data its own code uses (a patch
+	// that resolved symbols in an earlier patch). While this change is applied each of them
+	// must be applied too, as these very objects: apply() is refused when one is not (it was
+	// reverted after this change was created), and none of them can be reverted before this
+	// change is. Called with the runtime's lock held (as replaced_functions()): it must not
+	// call the Runtime.
+	virtual std::vector<std::shared_ptr<const CodeChange>> stacked_on() const
+	{
+		return {};
+	}
 	// No view can run code of this change any more (its wait-free transition was reverted, or
 	// the change was reverted and the last view holding it deleted): resources may be freed.
 	virtual void unreachable() noexcept {}
@@ -121,6 +132,15 @@ public:
 		(void)start;
 		(void)len;
 		return ViewResult{0, 0};
+	}
+	// MMVIEW_SHARE. The runtime calls it on a page of its own that is never unshared, as a
+	// probe: it succeeds while the process has one live view and fails EPERM with several
+	// (a deleted view still occupied by a thread counts). The default: ENOSYS (unknown).
+	virtual ViewResult share(std::uintptr_t start, std::size_t len)
+	{
+		(void)start;
+		(void)len;
+		return ViewResult{0, ENOSYS};
 	}
 };
 
@@ -195,6 +215,10 @@ struct StatusSnapshot {
 	bool membarrier_sync_core = false;
 	std::string membarrier_note;
 	ViewId base_view = 0;
+	// With views: whether the process has a single live view (the ViewOps::share probe). A
+	// deleted view stays live while a thread is in it: an exempt thread that never left it
+	// (see Runtime::follow_base()). Empty when unknown (no views, or the probe failed).
+	std::optional<bool> single_view;
 	// The transition in progress (a wait-free one can stay pending after its deadline).
 	std::optional<std::uint64_t> transition;
 	std::optional<Outcome> transition_state; // pending or reverting
@@ -291,6 +315,14 @@ public:
 	// Declare a thread that is not registered but never runs code a change replaces (a
 	// sanitizer's or library's helper thread), so that unknown-thread checks accept it.
 	Result exempt_thread(pid_t tid) noexcept;
+	// With views, on an exempt (unregistered) thread: move into the base view. A wait-free
+	// transition deletes the old view once every registered thread left it, but a view is
+	// freed only when its last thread leaves: an exempt thread still there keeps it live (and
+	// the process split into several views). Such threads call this when they wake up (the
+	// control server's threads do after every connection). Does nothing without views or
+	// while a transition is in progress (the base is about to change); refused on a
+	// registered thread (those migrate at their quiescence points).
+	Result follow_base() noexcept;
 
 	// Transitions run on the calling thread (the patcher), which must not be registered.
 	Report apply(std::shared_ptr<CodeChange> change, Request request = {}) noexcept;

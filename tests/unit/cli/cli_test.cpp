@@ -91,6 +91,7 @@ TEST_F(CliTest, StatusHumanShowsEveryJsonField)
 	      (s["membarrier_sync_core"].get<bool>() ? "yes" : "no")}},
 	    {"membarrier_note", {s["membarrier_note"].get<std::string>()}},
 	    {"base_view", {"base view " + std::to_string(s["base_view"].get<long>())}},
+	    {"single_view", {"views live: unknown (no views, or no probe)"}},
 	    {"threads",
 	     {"threads (" + std::to_string(s["threads"].size()) + "):", "last quiescence", " ago"}},
 	    {"exempt_threads",

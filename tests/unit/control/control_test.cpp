@@ -4,6 +4,7 @@
 
 #include <control.hpp>
 
+#include <algorithm>
 #include <gtest/gtest.h>
 #include <mutex>
 #include <spawn.h>
@@ -282,6 +283,60 @@ TEST_F(ControlTest, ServerThreadsAreExempt)
 	// A transition's unknown-thread check accepts them: apply works.
 	auto r = call({{"verb", "apply"}, {"patch", "e"}, {"mode", "global"}});
 	EXPECT_EQ(r["outcome"], "finished") << r.dump();
+}
+
+// On (simulated) views: a wait-free transition deletes the old base, which stays live while a
+// thread is in it. The server's threads are exempt and never migrate at points: after every
+// connection they follow the base (Runtime::follow_base()), so none is left in a retired view.
+TEST(ControlViews, ServerThreadsFollowTheBase)
+{
+	char tmpl[] = "/tmp/atlas-control-XXXXXX";
+	ASSERT_NE(mkdtemp(tmpl), nullptr);
+	const std::string dir = tmpl;
+	auto views = std::make_shared<FakeViewState>();
+	atlas::RuntimeOptions o;
+	o.views = std::make_unique<FakeViews>(views);
+	auto rt = atlas::Runtime::create(std::move(o));
+	ASSERT_TRUE(rt);
+	exempt_existing_threads(*rt);
+	const auto before = rt->status().exempt_threads;
+	Target program;
+	atlas::control::ServerOptions so;
+	so.path = dir + "/test.sock";
+	so.loader = [&](const std::string &path) -> atlas::control::LoadResult {
+		return {std::make_shared<SwapChange>(program, path + "@1"), {}};
+	};
+	std::string error;
+	auto server = atlas::control::Server::start(*rt, so, error);
+	ASSERT_TRUE(server) << error;
+	std::vector<pid_t> mine;
+	for (pid_t t : rt->status().exempt_threads)
+		if (std::find(before.begin(), before.end(), t) == before.end())
+			mine.push_back(t);
+	ASSERT_EQ(mine.size(), 5u); // acceptor + 4 workers
+	auto all_in_base = [&] {
+		const long base = rt->status().base_view;
+		for (pid_t t : mine)
+			if (views->current_of(t) != base)
+				return false;
+		return true;
+	};
+	for (const char *verb : {"apply", "revert"}) {
+		nlohmann::json req = {{"verb", verb}, {"mode", "wait-free"}};
+		if (std::string(verb) == "apply")
+			req["patch"] = "p";
+		else
+			req["identity"] = "p@1";
+		nlohmann::json resp;
+		ASSERT_TRUE(atlas::control::call(server->path(), req, resp, error)) << error;
+		ASSERT_EQ(resp["outcome"], "finished") << resp.dump();
+		EXPECT_FALSE(views->live(0)) << "the first base was retired";
+		EXPECT_TRUE(eventually([&] { return all_in_base(); }, 5s))
+		    << verb << ": a server thread stays in a retired view";
+	}
+	EXPECT_EQ(rt->status().base_view, 2);
+	server.reset();
+	std::system(("rm -rf " + dir).c_str());
 }
 
 } // namespace

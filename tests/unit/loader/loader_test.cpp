@@ -8,6 +8,7 @@
 #include "../runtime/helpers.hpp" // simulated views (FakeViews)
 #include "stack_check.hpp"        // the preload's stack check (lib/preload)
 
+#include <array>
 #include <atomic>
 #include <cerrno>
 #include <cstdio>
@@ -20,6 +21,7 @@
 #define UNW_LOCAL_ONLY
 #include <libunwind.h>
 #include <link.h>
+#include <map>
 #include <stdexcept>
 #include <string>
 #include <sys/mman.h>
@@ -619,6 +621,74 @@ TEST(Loader, RuntimeGlobalModeWithWorkers)
 	EXPECT_EQ(lib.add(1, 2), 3);
 }
 
+// Stacking through the runtime: a patch that binds an earlier patch's own code (lib_on_fix
+// calls lib_fix's new lib_fix_bonus) stacks on it. If that earlier patch is reverted (and
+// unmapped) between the stacked patch's load and its apply, the apply is refused before
+// anything is written: applied, its code would call into unmapped text.
+TEST(Loader, StackedPatchRefusedOnceItsBaseIsReverted)
+{
+	LibC lib;
+	atlas::RuntimeOptions options;
+	options.views = std::make_unique<NoViews>();
+	auto rt = atlas::Runtime::create(std::move(options));
+	ASSERT_TRUE(rt);
+	atlas_test::exempt_existing_threads(*rt);
+	atlas::Request req;
+	req.mode = atlas::Mode::global;
+	auto earlier = [&] {
+		LoadOptions opt;
+		for (const auto &c : rt->applied_changes())
+			opt.earlier.push_back(std::dynamic_pointer_cast<const LoadedPatch>(c));
+		return opt;
+	};
+
+	auto base = must_load("lib_fix");
+	ASSERT_TRUE(base);
+	const uintptr_t base_text =
+	    std::dynamic_pointer_cast<LoadedPatch>(base)->text_range().start;
+	ASSERT_EQ(rt->apply(base, req).outcome, atlas::Outcome::finished);
+	auto top = must_load("lib_on_fix", earlier());
+	ASSERT_TRUE(top);
+	auto bases = top->stacked_on();
+	ASSERT_EQ(bases.size(), 1u);
+	EXPECT_EQ(bases[0].get(), base.get());
+	// lib_add2 binds only the library's data: stacked on nothing.
+	auto add2 = must_load("lib_add2", earlier());
+	ASSERT_TRUE(add2);
+	EXPECT_TRUE(add2->stacked_on().empty());
+	add2->unreachable();
+
+	auto rev = rt->revert(base->identity(), req);
+	ASSERT_EQ(rev.outcome, atlas::Outcome::finished) << rev.message;
+	EXPECT_FALSE(mapped(base_text)) << "the reverted base is unmapped";
+	auto entry = bytes_at(reinterpret_cast<void *>(lib.add));
+	auto r = rt->apply(top, req);
+	EXPECT_EQ(r.outcome, atlas::Outcome::refused) << r.message;
+	for (const std::string &word :
+	     {top->identity(), base->identity(), std::string("no longer applied"),
+	      std::string("nothing changed")})
+		EXPECT_NE(r.message.find(word), std::string::npos) << word << ": " << r.message;
+	EXPECT_EQ(bytes_at(reinterpret_cast<void *>(lib.add)), entry) << "nothing written";
+	EXPECT_EQ(lib.add(1, 2), 3);
+	top->unreachable(); // what the control server does with a change whose apply was refused
+
+	// Loaded again on top of a base applied again: applied; the base cannot go first.
+	auto base2 = must_load("lib_fix");
+	ASSERT_TRUE(base2);
+	ASSERT_EQ(rt->apply(base2, req).outcome, atlas::Outcome::finished);
+	auto top2 = must_load("lib_on_fix", earlier());
+	ASSERT_TRUE(top2);
+	auto applied = rt->apply(top2, req);
+	ASSERT_EQ(applied.outcome, atlas::Outcome::finished) << applied.message;
+	EXPECT_EQ(lib.add(1, 2), 1003);
+	EXPECT_EQ(rt->revert(base2->identity(), req).outcome, atlas::Outcome::refused);
+	EXPECT_EQ(lib.add(1, 2), 1003);
+	EXPECT_EQ(rt->revert(top2->identity(), req).outcome, atlas::Outcome::finished);
+	EXPECT_EQ(rt->revert(base2->identity(), req).outcome, atlas::Outcome::finished);
+	EXPECT_EQ(lib.add(1, 2), 3);
+	EXPECT_EQ(bytes_at(reinterpret_cast<void *>(lib.add)), entry);
+}
+
 // Wait-free mode through the runtime on simulated views: the patcher "migrates" and calls
 // apply(), workers migrate at their points, the old view is retired; then a wait-free revert.
 // The simulation has one real address space, so this checks the loader's change in the
@@ -668,6 +738,146 @@ TEST(Loader, RuntimeWaitFreeModeOnSimulatedViews)
 	for (auto &w : workers)
 		w.join();
 	EXPECT_EQ(bad.load(), 0);
+}
+
+// Simulated views whose text differs per view at a patch's redirect sites, as on the views
+// kernel: this process has one address space, so the bytes there are those of the view the
+// observer (the patcher thread) is in, saved and restored whenever it migrates; a created
+// view starts as a copy of the observer's. Other threads' migrations are bookkeeping only:
+// they must not call the patched functions.
+class TextViews final : public atlas::ViewOps
+{
+public:
+	TextViews(std::shared_ptr<atlas_test::FakeViewState> state, std::vector<uint64_t> sites,
+	          pid_t observer)
+	    : state_(std::move(state)), sites_(std::move(sites)), observer_(observer)
+	{
+	}
+	atlas::ViewResult create() override
+	{
+		atlas::ViewResult r = state_->create();
+		if (r.ok() && gettid() == observer_)
+			copies_[r.value] = read_sites();
+		return r;
+	}
+	atlas::ViewResult remove(atlas::ViewId id) override
+	{
+		atlas::ViewResult r = state_->remove(id);
+		if (r.ok() && gettid() == observer_)
+			copies_.erase(id);
+		return r;
+	}
+	atlas::ViewResult migrate(atlas::ViewId id) override
+	{
+		if (gettid() != observer_)
+			return state_->migrate(id);
+		const long from = state_->current_of_caller();
+		atlas::ViewResult r = state_->migrate(id);
+		if (r.ok() && id != from) {
+			copies_[from] = read_sites();
+			if (auto it = copies_.find(id); it != copies_.end())
+				write_sites(it->second);
+		}
+		return r;
+	}
+	atlas::ViewResult current() override
+	{
+		return state_->current();
+	}
+	atlas::ViewResult switch_base() override
+	{
+		return state_->switch_base();
+	}
+
+private:
+	using Bytes = std::vector<std::array<uint8_t, 5>>;
+	Bytes read_sites() const
+	{
+		Bytes b(sites_.size());
+		for (size_t i = 0; i < sites_.size(); i++)
+			std::memcpy(b[i].data(), reinterpret_cast<const void *>(sites_[i]), 5);
+		return b;
+	}
+	void write_sites(const Bytes &b) const
+	{
+		int fd = open("/proc/self/mem", O_RDWR | O_CLOEXEC);
+		EXPECT_GE(fd, 0) << strerror(errno);
+		for (size_t i = 0; fd >= 0 && i < sites_.size(); i++)
+			EXPECT_EQ(pwrite(fd, b[i].data(), 5, off_t(sites_[i])), 5)
+			    << strerror(errno);
+		if (fd >= 0)
+			close(fd);
+	}
+	std::shared_ptr<atlas_test::FakeViewState> state_;
+	std::vector<uint64_t> sites_;
+	pid_t observer_;
+	std::map<long, Bytes> copies_; // only the observer's calls touch it
+};
+
+// A wait-free revert undone by revert_pending(): revert() ran in the transition's new view,
+// which is deleted; the base view still runs the patch, so it is still applied and a later
+// revert must work (it used to fail with "not applied": the loader trusted a flag that the
+// undone revert() had cleared).
+TEST(Loader, RevertUndoneByRevertPendingStaysApplied)
+{
+	LibC lib;
+	auto change = must_load("lib_fix");
+	ASSERT_TRUE(change);
+	auto loaded = std::dynamic_pointer_cast<LoadedPatch>(change);
+	ASSERT_TRUE(loaded);
+	const uintptr_t text = loaded->text_range().start;
+	auto views = std::make_shared<atlas_test::FakeViewState>();
+	atlas::RuntimeOptions options;
+	options.views = std::make_unique<TextViews>(views, loaded->redirect_sites(), gettid());
+	auto rt = atlas::Runtime::create(std::move(options));
+	ASSERT_TRUE(rt);
+	atlas_test::exempt_existing_threads(*rt);
+
+	// One worker, which stops taking quiescence points while `hold` is set.
+	std::atomic<bool> stop{false}, hold{false}, holding{false}, registered{false};
+	std::thread worker = atlas_test::spawn(views, [&] {
+		EXPECT_TRUE(rt->register_current_thread("loader-held"));
+		registered = true;
+		while (!stop.load()) {
+			holding = hold.load();
+			if (holding)
+				std::this_thread::sleep_for(std::chrono::milliseconds(1));
+			else
+				atlas::quiescence_point();
+		}
+	});
+	ASSERT_TRUE(atlas_test::eventually([&] { return registered.load(); }));
+
+	atlas::Request req;
+	req.mode = atlas::Mode::wait_free;
+	req.deadline = std::chrono::milliseconds(10000);
+	auto rep = rt->apply(change, req);
+	ASSERT_EQ(rep.outcome, atlas::Outcome::finished) << rep.message;
+	EXPECT_EQ(lib.add(1, 2), 103);
+
+	hold = true;
+	ASSERT_TRUE(atlas_test::eventually([&] { return holding.load(); }));
+	atlas::Request quick = req;
+	quick.deadline = std::chrono::milliseconds(200);
+	auto rev = rt->revert(change->identity(), quick);
+	ASSERT_EQ(rev.outcome, atlas::Outcome::pending) << rev.message;
+	EXPECT_EQ(lib.add(1, 2), 3) << "the patcher is in the new view, reverted there";
+	auto back = rt->revert_pending(std::chrono::milliseconds(10000));
+	ASSERT_EQ(back.outcome, atlas::Outcome::reverted) << back.message;
+	EXPECT_EQ(lib.add(1, 2), 103) << "back in the base view, which runs the patch";
+	auto applied = rt->status().applied;
+	ASSERT_EQ(applied.size(), 1u);
+	EXPECT_EQ(applied[0].identity, change->identity());
+	EXPECT_TRUE(mapped(text));
+
+	hold = false;
+	auto again = rt->revert(change->identity(), req);
+	EXPECT_EQ(again.outcome, atlas::Outcome::finished) << again.message;
+	EXPECT_EQ(lib.add(1, 2), 3);
+	EXPECT_TRUE(rt->status().applied.empty());
+	EXPECT_FALSE(mapped(text)) << "reverted everywhere: unmapped";
+	stop = true;
+	worker.join();
 }
 
 } // namespace

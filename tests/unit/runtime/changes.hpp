@@ -65,6 +65,10 @@ public:
 	{
 		return ranges_;
 	}
+	std::vector<std::shared_ptr<const atlas::CodeChange>> stacked_on() const override
+	{
+		return bases;
+	}
 
 	void unreachable() noexcept override
 	{
@@ -77,6 +81,7 @@ public:
 	std::atomic<int> reverts{0};
 	std::atomic<int> unreachable_calls{0};
 	bool fail_apply = false;
+	std::vector<std::shared_ptr<const atlas::CodeChange>> bases; // stacked_on()
 	std::function<void()> during_apply;
 	std::function<void()> on_unreachable; // must not throw
 

@@ -269,6 +269,51 @@ TEST_F(GlobalTest, RevertIsLastInFirstOutPerFunction)
 	EXPECT_EQ(rt->revert("first").outcome, Outcome::refused); // not applied any more
 }
 
+// A change stacked on another (it uses the other's code or data) needs that very object
+// applied: created on top of "base", it is refused once "base" was reverted, and again once
+// "base" is applied anew as another object; and "base" cannot be reverted under it.
+TEST_F(GlobalTest, StackedChangeNeedsItsBaseApplied)
+{
+	start_workers(1);
+	Target other;
+	other.entry = version_one;
+	auto base = std::make_shared<SwapChange>(target, "base");
+	ASSERT_TRUE(rt->apply(base).ok());
+	auto top = std::make_shared<SwapChange>(other, "top");
+	top->bases = {base};
+	ASSERT_TRUE(rt->revert("base").ok()); // between the top's creation and its apply
+	const size_t requests = events.count("request");
+
+	atlas::Report r = rt->apply(top);
+	EXPECT_EQ(r.outcome, Outcome::refused) << r.message;
+	EXPECT_EQ(r.transition, 0u) << "refused before any transition";
+	for (const char *word : {"top was loaded on top of base", "no longer applied",
+	                         "nothing changed", "Load top again", "applying base again"})
+		EXPECT_NE(r.message.find(word), std::string::npos) << word << ": " << r.message;
+	EXPECT_EQ(top->applies.load(), 0);
+	EXPECT_EQ(other.entry, version_one);
+	EXPECT_EQ(events.count("request"), requests) << "no transition started";
+
+	auto base2 = std::make_shared<SwapChange>(target, "base");
+	ASSERT_TRUE(rt->apply(base2).ok());
+	r = rt->apply(top);
+	EXPECT_EQ(r.outcome, Outcome::refused) << r.message;
+	EXPECT_NE(r.message.find("another copy"), std::string::npos) << r.message;
+	EXPECT_EQ(top->applies.load(), 0);
+
+	auto top2 = std::make_shared<SwapChange>(other, "top");
+	top2->bases = {base2};
+	ASSERT_TRUE(rt->apply(top2).ok());
+	r = rt->revert("base");
+	EXPECT_EQ(r.outcome, Outcome::refused) << r.message;
+	EXPECT_NE(r.message.find("top stacks on base"), std::string::npos) << r.message;
+	EXPECT_NE(r.message.find("revert top first"), std::string::npos) << r.message;
+	EXPECT_EQ(base2->reverts.load(), 0);
+	EXPECT_TRUE(rt->revert("top").ok());
+	EXPECT_TRUE(rt->revert("base").ok());
+	EXPECT_TRUE(rt->status().applied.empty());
+}
+
 TEST_F(GlobalTest, CalledFromRegisteredThreadIsRefused)
 {
 	std::thread t([&] {

@@ -115,12 +115,35 @@ public:
 		base_ = here;
 		return {here, 0};
 	}
+	// MMVIEW_SHARE as the runtime's single-view probe: EPERM while more than one view is
+	// live, a deleted view still occupied by a (known, living) thread included.
+	atlas::ViewResult share()
+	{
+		std::lock_guard lock(mu_);
+		if (unavailable)
+			return {0, ENOSYS};
+		std::set<long> live;
+		for (long v : views_)
+			if (!deleted_.count(v))
+				live.insert(v);
+		for (const auto &[tid, v] : where_)
+			if (exited_.count(tid) == 0)
+				live.insert(v);
+		return live.size() > 1 ? atlas::ViewResult{0, EPERM} : atlas::ViewResult{0, 0};
+	}
+	// The calling thread exits: the view it is in no longer counts as occupied by it.
+	void forget_caller()
+	{
+		std::lock_guard lock(mu_);
+		exited_.insert(gettid());
+	}
 
 private:
 	std::mutex mu_;
 	std::map<pid_t, long> where_;
 	std::set<long> views_{0};
 	std::set<long> deleted_;
+	std::set<pid_t> exited_;
 	long base_ = 0;
 	long next_ = 1;
 	int creates_ = 0;
@@ -149,6 +172,10 @@ public:
 	atlas::ViewResult switch_base() override
 	{
 		return state_->switch_base();
+	}
+	atlas::ViewResult share(std::uintptr_t, std::size_t) override
+	{
+		return state_->share();
 	}
 
 private:

@@ -291,3 +291,114 @@ TEST_F(WaitFreeTest, EventLogTellsTheWholeTransition)
 }
 
 } // namespace
+
+namespace
+{
+
+// A view is freed only when its last thread leaves: an exempt thread (the control server's)
+// idle in the old base keeps it live after the transition deleted it, and the process split.
+// Runtime::follow_base() moves it into the base; status().single_view tells (the SHARE probe).
+TEST_F(WaitFreeTest, ExemptThreadFollowsTheBaseSoOneViewIsLeft)
+{
+	start_workers(2);
+	std::mutex mu;
+	std::condition_variable cv;
+	int asked = 0, answered = 0;
+	bool quit = false;
+	std::string last_error;
+	std::atomic<pid_t> helper_tid{0};
+	std::thread helper = spawn(views, [&] {
+		helper_tid = gettid();
+		std::unique_lock lock(mu);
+		for (;;) {
+			cv.wait(lock, [&] { return quit || asked != answered; });
+			if (quit)
+				break;
+			lock.unlock();
+			atlas::Result r = rt->follow_base();
+			lock.lock();
+			last_error = r.ok() ? "" : r.message();
+			answered++;
+			cv.notify_all();
+		}
+		views->forget_caller();
+	});
+	ASSERT_TRUE(eventually([&] { return helper_tid.load() != 0; }));
+	ASSERT_TRUE(rt->exempt_thread(helper_tid.load()));
+	auto follow = [&] {
+		std::unique_lock lock(mu);
+		asked++;
+		cv.notify_all();
+		cv.wait(lock, [&] { return asked == answered; });
+		return last_error;
+	};
+	ASSERT_EQ(rt->status().single_view, std::optional<bool>(true));
+	EXPECT_EQ(follow(), "");
+	EXPECT_EQ(views->current_of(helper_tid.load()), 0) << "already in the base";
+
+	atlas::Report r = rt->apply(change, {Mode::wait_free, 5000ms});
+	ASSERT_EQ(r.outcome, Outcome::finished) << r.message;
+	const long base = rt->status().base_view;
+	EXPECT_NE(base, 0);
+	EXPECT_FALSE(views->live(0)) << "the old base is deleted";
+	EXPECT_EQ(views->current_of(helper_tid.load()), 0) << "but the helper is still in it";
+	EXPECT_EQ(rt->status().single_view, std::optional<bool>(false));
+
+	EXPECT_EQ(follow(), "");
+	EXPECT_EQ(views->current_of(helper_tid.load()), base);
+	EXPECT_EQ(rt->status().single_view, std::optional<bool>(true));
+	EXPECT_EQ(rt->status().to_json().find("\"single_view\":true") != std::string::npos, true)
+	    << rt->status().to_json();
+
+	// Registered threads migrate at their points: refused there.
+	std::string refused;
+	spawn(views, [&] {
+		(void)rt->register_current_thread("registered");
+		atlas::Result f = rt->follow_base();
+		refused = f.ok() ? "" : f.message();
+		(void)rt->unregister_current_thread();
+		views->forget_caller();
+	}).join();
+	EXPECT_NE(refused.find("registered thread"), std::string::npos) << refused;
+
+	{
+		std::lock_guard lock(mu);
+		quit = true;
+		cv.notify_all();
+	}
+	helper.join();
+}
+
+} // namespace
+
+namespace
+{
+
+// A thread registered without a name (the preload registers threads as they are created) is
+// named by its current comm in the event log too, as in status: programs name their threads
+// after creating them.
+TEST_F(WaitFreeTest, EventsNameThreadsByTheirCurrentComm)
+{
+	std::atomic<bool> named{false};
+	workers.push_back(spawn(views, [&] {
+		ASSERT_TRUE(rt->register_current_thread());
+		pthread_setname_np(pthread_self(), "renamed-late");
+		named = true;
+		while (!stop.load(std::memory_order_acquire)) {
+			atlas::quiescence_point();
+			std::this_thread::yield();
+		}
+	}));
+	ASSERT_TRUE(eventually([&] { return named.load(); }));
+	atlas::Report r = rt->apply(change, {Mode::wait_free, 5000ms});
+	ASSERT_EQ(r.outcome, Outcome::finished) << r.message;
+	int migrated = 0;
+	for (const auto &line : events.lines())
+		if (line.value("event", "") == "thread_migrated") {
+			migrated++;
+			EXPECT_EQ(line.value("name", ""), "renamed-late") << line.dump();
+		}
+	EXPECT_EQ(migrated, 1);
+}
+
+} // namespace

@@ -61,3 +61,10 @@ add_fn lib_add_ptr(void)
 {
 	return lib_add;
 }
+
+// A new function of this patch (not a replacement): lib_on_fix calls it, so that patch stacks
+// on this one.
+int lib_fix_bonus(int x)
+{
+	return x + 1000 + lib_zero;
+}

@@ -140,8 +140,7 @@ static void case_mremap_moves_every_view(void)
 	if (!p)
 		return;
 	fill(p, 8, 'a');
-	r = create_views(ids, 3);
-	EXPECT(r == 0, "CREATE (got %s)", err_name(r));
+	create_views(ids, 3);
 
 	/* Grow with MREMAP_MAYMOVE from view 2, after the view mapped the pages itself. */
 	mmview_migrate(ids[2]);
@@ -189,7 +188,7 @@ static void case_mremap_moves_every_view(void)
 
 static void case_mremap_fixed_and_dontunmap(void)
 {
-	long ids[2] = {0}, r;
+	long ids[2] = {0};
 	char *p, *target, *q;
 
 	p = map_anon(4);
@@ -199,8 +198,7 @@ static void case_mremap_fixed_and_dontunmap(void)
 		return;
 	fill(p, 4, 'f');
 	fill(target, 6, 't');
-	r = create_views(ids, 2);
-	EXPECT(r == 0, "CREATE (got %s)", err_name(r));
+	create_views(ids, 2);
 
 	/* MREMAP_FIXED over an existing mapping, from the view: replaced in every view. */
 	mmview_migrate(ids[1]);
@@ -245,8 +243,7 @@ static void case_mremap_unshared(void)
 	fill(p, 4, 'u');
 	r = mmview_unshare(p, 4 * page);
 	EXPECT(r == 0, "UNSHARE (got %s)", err_name(r));
-	r = create_views(ids, 2);
-	EXPECT(r == 0, "CREATE (got %s)", err_name(r));
+	create_views(ids, 2);
 	mmview_migrate(ids[1]);
 	fill(p, 4, 'V');
 	q = mremap(p, 4 * page, 16 * page, MREMAP_MAYMOVE);
@@ -266,7 +263,7 @@ static void case_mremap_unshared(void)
 
 static void case_mremap_churn(void)
 {
-	long ids[4] = {0}, r;
+	long ids[4] = {0};
 	size_t cur = 4 * page;
 	char *p;
 	int i;
@@ -276,8 +273,7 @@ static void case_mremap_churn(void)
 	if (!p)
 		return;
 	fill(p, 4, 'c');
-	r = create_views(ids, 4);
-	EXPECT(r == 0, "CREATE (got %s)", err_name(r));
+	create_views(ids, 4);
 	/* 300 moves and resizes, each from another view; the contents follow every time. */
 	for (i = 0; i < 300; i++) {
 		size_t len = (size_t)(i % 5 + 4) * page;
@@ -320,8 +316,7 @@ static void case_madvise_content(void)
 	fill(unshared, 4, 'u');
 	r = mmview_unshare(unshared, 4 * page);
 	EXPECT(r == 0, "UNSHARE (got %s)", err_name(r));
-	r = create_views(ids, 2);
-	EXPECT(r == 0, "CREATE (got %s)", err_name(r));
+	create_views(ids, 2);
 
 	/* MADV_DONTNEED of shared private memory from a view discards the base's pages. */
 	mmview_migrate(ids[1]);
@@ -391,8 +386,7 @@ static void case_madvise_flags(void)
 	if (!p)
 		return;
 	fill(p, 8, 'd');
-	r = create_views(ids, 3);
-	EXPECT(r == 0, "CREATE (got %s)", err_name(r));
+	create_views(ids, 3);
 
 	mmview_migrate(ids[2]);
 	r = madvise(p + 2 * page, 2 * page, MADV_DONTFORK);
@@ -445,8 +439,7 @@ static void case_mlock(void)
 	EXPECT(p, "mmap");
 	if (!p)
 		return;
-	r = create_views(ids, 3);
-	EXPECT(r == 0, "CREATE (got %s)", err_name(r));
+	create_views(ids, 3);
 	base_kb = locked_kb();
 
 	mmview_migrate(ids[1]);
@@ -498,8 +491,7 @@ static void case_mseal(void)
 	EXPECT(p, "mmap");
 	if (!p)
 		return;
-	r = create_views(ids, 2);
-	EXPECT(r == 0, "CREATE (got %s)", err_name(r));
+	create_views(ids, 2);
 	mmview_migrate(ids[1]);
 	r = syscall(SYS_mseal, p + 2 * page, 2 * page, 0);
 	EXPECT(r == 0, "mseal from the view (got %s)", err_name(r));

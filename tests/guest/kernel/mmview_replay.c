@@ -30,8 +30,7 @@ static void case_mmap_munmap(void)
 	uint64_t pfn_view;
 	int i;
 
-	r = create_views(ids, 3);
-	EXPECT(r == 0, "CREATE (got %s)", err_name(r));
+	create_views(ids, 3);
 	mmview_migrate(ids[2]);
 	p = mmap(NULL, 16 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	EXPECT(p != MAP_FAILED, "mmap from view 2 (%s)", p == MAP_FAILED ? strerror(errno) : "ok");
@@ -106,14 +105,13 @@ static void check_one_memory(const char *what, char *p, long view)
 
 static void case_shared_mappings(void)
 {
-	long ids[2] = {0}, r;
+	long ids[2] = {0};
 	char path[] = "/tmp/mmview-replay-XXXXXX", path2[] = "/tmp/mmview-replay-XXXXXX";
 	char buf[2] = {0};
 	char *anon, *zero, *file, *priv;
 	int zfd, fd, fd2;
 
-	r = create_views(ids, 2);
-	EXPECT(r == 0, "CREATE (got %s)", err_name(r));
+	create_views(ids, 2);
 	mmview_migrate(ids[1]);
 	anon = mmap(NULL, 2 * page, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	zfd = open("/dev/zero", O_RDWR);
@@ -158,8 +156,7 @@ static void case_mprotect(void)
 	memset(unshared, 1, 4 * page);
 	r = mmview_unshare(unshared, 4 * page);
 	EXPECT(r == 0, "UNSHARE (got %s)", err_name(r));
-	r = create_views(ids, 2);
-	EXPECT(r == 0, "CREATE (got %s)", err_name(r));
+	create_views(ids, 2);
 
 	mmview_migrate(ids[1]);
 	r = mprotect(shared + page, page, PROT_READ);
@@ -199,12 +196,11 @@ static void case_mprotect(void)
 
 static void case_brk(void)
 {
-	long ids[3] = {0}, r;
+	long ids[3] = {0};
 	char *old, *top;
 	int i;
 
-	r = create_views(ids, 3);
-	EXPECT(r == 0, "CREATE (got %s)", err_name(r));
+	create_views(ids, 3);
 	mmview_migrate(ids[1]);
 	old = sbrk(0);
 	top = sbrk(64 * page);
@@ -249,10 +245,9 @@ static void __attribute__((noinline)) grow_stack(int depth)
 
 static void case_stack_growth(void)
 {
-	long ids[2] = {0}, r;
+	long ids[2] = {0};
 
-	r = create_views(ids, 2);
-	EXPECT(r == 0, "CREATE (got %s)", err_name(r));
+	create_views(ids, 2);
 	/* The main thread's stack grows in view 1 by about 6 MiB. */
 	mmview_migrate(ids[1]);
 	grow_stack(24);
@@ -282,12 +277,11 @@ static void *add_one(void *arg)
 
 static void case_thread_churn(void)
 {
-	long ids[3] = {0}, r;
+	long ids[3] = {0};
 	pthread_attr_t attr;
 	int round, i, failed = 0;
 
-	r = create_views(ids, 3);
-	EXPECT(r == 0, "CREATE (got %s)", err_name(r));
+	create_views(ids, 3);
 	pthread_attr_init(&attr);
 	/* 8 x 16 MiB stacks per round: beyond glibc's 40 MiB cache, so exited stacks are
 	 * unmapped (glibc aborts the process if that munmap fails). */
@@ -364,13 +358,12 @@ static void *malloc_worker(void *arg)
 
 static void case_malloc(void)
 {
-	long ids[MALLOC_WORKERS] = {0}, r;
+	long ids[MALLOC_WORKERS] = {0};
 	pthread_t t[MALLOC_WORKERS];
 	struct malloc_worker w[MALLOC_WORKERS];
 	int i;
 
-	r = create_views(ids, MALLOC_WORKERS);
-	EXPECT(r == 0, "CREATE (got %s)", err_name(r));
+	create_views(ids, MALLOC_WORKERS);
 	for (i = 0; i < MALLOC_WORKERS; i++) {
 		w[i] = (struct malloc_worker){.view = ids[i], .seed = 17u * (i + 1)};
 		pthread_create(&t[i], NULL, malloc_worker, &w[i]);
@@ -392,8 +385,7 @@ static void case_refusals(void)
 	char *buf = map_anon(4);
 	void *p;
 
-	r = create_views(ids, 2);
-	EXPECT(r == 0, "CREATE (got %s)", err_name(r));
+	create_views(ids, 2);
 	p = mmap(NULL, 2 << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB,
 	         -1, 0);
 	EXPECT(p == MAP_FAILED && errno == EOPNOTSUPP, "MAP_HUGETLB with views fails EOPNOTSUPP");
@@ -412,8 +404,7 @@ static void case_switch_base_after_replays(void)
 	char *a, *b;
 	int i;
 
-	r = create_views(ids, 3);
-	EXPECT(r == 0, "CREATE (got %s)", err_name(r));
+	create_views(ids, 3);
 	/* Mappings made in the base and in a view, adjacent, written from both. */
 	a = map_anon(16);
 	EXPECT(a != NULL, "mmap in the base");

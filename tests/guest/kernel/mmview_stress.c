@@ -35,7 +35,7 @@
 
 #include <atlas/mmview.h>
 
-#include "../tap.h"
+#include "views_case.h"
 
 #define WORKERS 8
 #define LAYOUT_THREADS 2
@@ -43,7 +43,6 @@
 #define PAGES 8192 /* 32 MiB of shared counters */
 #define REGIONS 16 /* per layout thread */
 
-static long page;
 static char *mem;
 static _Atomic long views[MIN_VIEWS + 1]; /* live view ids the workers may migrate to */
 static _Atomic bool stop;
@@ -51,32 +50,6 @@ static long increments[WORKERS];
 static _Atomic long migrations, forks, switches, creations, compactions;
 static _Atomic long layout_changes, layout_errors;
 static unsigned long layout_ops; /* bit k: the layout threads run change k; 0: no layout threads */
-
-static int write_file(const char *path, const char *text)
-{
-	int fd = open(path, O_WRONLY);
-	ssize_t n;
-
-	if (fd < 0)
-		return -1;
-	n = write(fd, text, strlen(text));
-	close(fd);
-	return n == (ssize_t)strlen(text) ? 0 : -1;
-}
-
-static uint64_t pfn_of(const void *addr)
-{
-	uint64_t entry = 0;
-	int fd = open("/proc/thread-self/pagemap", O_RDONLY);
-
-	if (fd < 0)
-		return 0;
-	if (pread(fd, &entry, sizeof(entry), (uintptr_t)addr / page * sizeof(entry)) !=
-	    sizeof(entry))
-		entry = 0;
-	close(fd);
-	return (entry & (1ULL << 63)) ? entry & ((1ULL << 55) - 1) : 0;
-}
 
 static unsigned long rnd(unsigned long *s)
 {

@@ -132,17 +132,22 @@ static bool probe(volatile char *p, bool write)
 	return ok;
 }
 
-static long create_views(long *ids, int n)
+/*
+ * Creates views ids[1..n-1] (ids[0] is the base, 0) from the calling thread's view, which it
+ * does not leave; a failure is a failed expectation of the calling case.
+ */
+static bool create_views(long *ids, int n)
 {
 	int i;
 
 	ids[0] = 0;
 	for (i = 1; i < n; i++) {
 		ids[i] = mmview_create();
+		EXPECT(ids[i] > 0, "CREATE of view %d of %d (got %s)", i, n - 1, err_name(ids[i]));
 		if (ids[i] < 0)
-			return ids[i];
+			return false;
 	}
-	return 0;
+	return true;
 }
 
 #endif

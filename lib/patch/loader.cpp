@@ -567,6 +567,20 @@ public:
 		// Applied or not is a property of the caller's view: the entries tell (see mu_).
 		if (redirects_.empty() ? applied_ : all_jump_here(saved))
 			return atlas::Result::failure(identity_ + ": already applied");
+		// Stacking (also when called directly, not through the runtime): every patch whose
+		// code or data this one uses must be in effect here, or the redirects would lead
+		// into code calling a reverted or unmapped base. Bases are older: no lock cycle.
+		for (const auto &base : bases_) {
+			atlas::Result there = base->in_effect();
+			if (!there)
+				return atlas::Result::failure(fmt::format(
+				    "{}: stacked on {} (it uses its code or data), which is not in "
+				    "effect: {}; nothing changed. Apply {} again, then load {} "
+				    "anew "
+				    "on top of it",
+				    identity_, base->identity(), there.message(), base->identity(),
+				    identity_));
+		}
 		for (size_t i = 0; i < redirects_.size(); i++) {
 			const RedirectSite &r = redirects_[i];
 			Jump j = make_jump(r.site, r.destination);
@@ -639,6 +653,35 @@ public:
 		return atlas::Result::success();
 	}
 
+	atlas::Result in_effect() const override
+	{
+		std::lock_guard lock(mu_);
+		if (unmapped_)
+			return atlas::Result::failure(identity_ +
+			                              " was released (reverted and unmapped)");
+		if (!written_)
+			return atlas::Result::failure(identity_ + " was never applied");
+		if (redirects_.empty())
+			return applied_ ? atlas::Result::success()
+			                : atlas::Result::failure(identity_ + " was reverted");
+		Mem mem;
+		if (mem.error())
+			return atlas::Result::failure(fmt::format(
+			    "cannot open /proc/thread-self/mem to read the entries of {}: {}",
+			    identity_, std::strerror(mem.error())));
+		std::vector<Jump> now(redirects_.size());
+		for (size_t i = 0; i < redirects_.size(); i++)
+			if (!mem.read(redirects_[i].site, now[i].data(), jump_size))
+				return atlas::Result::failure(fmt::format(
+				    "cannot read the entry of '{}' at 0x{:x}: {}",
+				    redirects_[i].name, redirects_[i].site, std::strerror(errno)));
+		// Every entry as apply() found it: reverted in this view. Anything else is this
+		// patch's jump or a later patch's on top (a partial state apply() never leaves).
+		if (now == saved_)
+			return atlas::Result::failure(identity_ + " is reverted in this view");
+		return atlas::Result::success();
+	}
+
 	void unreachable() noexcept override
 	{
 		std::lock_guard lock(mu_);
@@ -682,7 +725,7 @@ private:
 		return true;
 	}
 
-	std::mutex mu_;
+	mutable std::mutex mu_;
 	// Applied or not is decided in the caller's view from the entries themselves (all hold
 	// this patch's jump / all hold what apply() found); applied_ is what the last call did,
 	// only consulted for a patch without redirects.

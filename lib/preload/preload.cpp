@@ -409,6 +409,19 @@ const sigset_t *without_kick(const sigset_t *set, sigset_t &buf) noexcept
 	return &buf;
 }
 
+// The application's mask for a call that takes one (ppoll, epoll_pwait, pselect) made outside
+// a kick window (from a signal handler, a nested call, an unregistered thread): with the kick
+// signal added, so that a kick left pending by an earlier transition stays pending instead of
+// interrupting the call with an EINTR the application would see.
+const sigset_t *keep_kick_blocked(const sigset_t *mask, sigset_t &buf) noexcept
+{
+	if (!mask || kick_signal == 0 || sigismember(mask, kick_signal))
+		return mask;
+	buf = *mask;
+	sigaddset(&buf, kick_signal);
+	return &buf;
+}
+
 bool transition_pending() noexcept
 {
 	return atlas::detail::transitions_in_flight.load(std::memory_order_relaxed) != 0;
@@ -520,6 +533,10 @@ public:
 	UnwindTable unwind_table() const override
 	{
 		return inner_->unwind_table();
+	}
+	Result in_effect() const override
+	{
+		return inner_->in_effect();
 	}
 	bool frames_registered() const
 	{
@@ -1055,8 +1072,11 @@ int epoll_pwait(int epfd, epoll_event *events, int maxevents, int timeout, const
 	return bracketed(Kick::mask, false, [&](bool kicks) {
 		const int t = first ? timeout : d.left_ms();
 		first = false;
-		if (!kicks)
-			return real.epoll_pwait(epfd, events, maxevents, t, mask);
+		if (!kicks) {
+			sigset_t buf;
+			return real.epoll_pwait(epfd, events, maxevents, t,
+			                        keep_kick_blocked(mask, buf));
+		}
 		sigset_t m = mask_without_kick(mask);
 		return real.epoll_pwait(epfd, events, maxevents, t, &m);
 	});
@@ -1086,8 +1106,10 @@ int ppoll(pollfd *fds, nfds_t nfds, const timespec *timeout, const sigset_t *mas
 		timespec buf;
 		const timespec *t = first ? timeout : d.left(buf);
 		first = false;
-		if (!kicks)
-			return real.ppoll(fds, nfds, t, mask);
+		if (!kicks) {
+			sigset_t kept;
+			return real.ppoll(fds, nfds, t, keep_kick_blocked(mask, kept));
+		}
 		sigset_t m = mask_without_kick(mask);
 		return real.ppoll(fds, nfds, t, &m);
 	});
@@ -1158,8 +1180,10 @@ int pselect(int nfds, fd_set *r, fd_set *w, fd_set *e, const timespec *timeout,
 		timespec buf;
 		const timespec *t = first ? timeout : d.left(buf);
 		first = false;
-		if (!kicks)
-			return real.pselect(nfds, r, w, e, t, mask);
+		if (!kicks) {
+			sigset_t kept;
+			return real.pselect(nfds, r, w, e, t, keep_kick_blocked(mask, kept));
+		}
 		sigset_t m = mask_without_kick(mask);
 		return real.pselect(nfds, r, w, e, t, &m);
 	});

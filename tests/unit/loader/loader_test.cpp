@@ -689,6 +689,66 @@ TEST(Loader, StackedPatchRefusedOnceItsBaseIsReverted)
 	EXPECT_EQ(bytes_at(reinterpret_cast<void *>(lib.add)), entry);
 }
 
+// The same protection without the runtime: a stacked patch's own apply(), called directly,
+// refuses while a patch it stacks on is not in effect (reverted, never applied, or released),
+// naming both and writing nothing; once the base is applied again it applies.
+TEST(Loader, StackedPatchApplyRefusesWithoutItsBaseWhenCalledDirectly)
+{
+	LibC lib;
+	auto base = must_load("lib_fix");
+	ASSERT_TRUE(base);
+	auto base_patch = std::dynamic_pointer_cast<const LoadedPatch>(base);
+	EXPECT_FALSE(base_patch->in_effect().ok()) << "loaded, never applied";
+	ASSERT_TRUE(base->apply().ok());
+	EXPECT_TRUE(base_patch->in_effect().ok()) << base_patch->in_effect().message();
+	LoadOptions opt;
+	opt.earlier.push_back(base_patch);
+	auto top = must_load("lib_on_fix", opt);
+	ASSERT_TRUE(top);
+	ASSERT_EQ(top->stacked_on().size(), 1u);
+	const auto original = [&] {
+		// The entry as the base found it: revert the base to read it.
+		EXPECT_TRUE(base->revert().ok());
+		auto b = bytes_at(reinterpret_cast<void *>(lib.add));
+		return b;
+	}();
+	EXPECT_EQ(lib.add(1, 2), 3);
+	EXPECT_FALSE(base_patch->in_effect().ok());
+
+	// Base reverted: refused, nothing written.
+	atlas::Result r = top->apply();
+	ASSERT_FALSE(r.ok()) << "applied on top of a reverted base";
+	for (const std::string &word :
+	     {top->identity(), base->identity(), std::string("stacked on"), std::string("reverted"),
+	      std::string("nothing changed")})
+		EXPECT_NE(r.message().find(word), std::string::npos) << word << ": " << r.message();
+	EXPECT_EQ(bytes_at(reinterpret_cast<void *>(lib.add)), original) << "nothing written";
+	EXPECT_EQ(lib.add(1, 2), 3);
+	EXPECT_FALSE(top->revert().ok()) << "nothing to revert";
+
+	// Base applied again (the same object): the stacked patch applies, and the base stays in
+	// effect under it (its entry holds the later patch's jump).
+	ASSERT_TRUE(base->apply().ok());
+	ASSERT_TRUE(top->apply().ok());
+	EXPECT_EQ(lib.add(1, 2), 1003);
+	EXPECT_TRUE(base_patch->in_effect().ok()) << base_patch->in_effect().message();
+	EXPECT_FALSE(top->apply().ok()) << "already applied";
+	ASSERT_TRUE(top->revert().ok());
+	ASSERT_TRUE(base->revert().ok());
+	EXPECT_EQ(bytes_at(reinterpret_cast<void *>(lib.add)), original);
+
+	// Base released (unreachable(): unmapped): refused, naming the release.
+	const uintptr_t base_text = base_patch->text_range().start;
+	base->unreachable();
+	EXPECT_FALSE(mapped(base_text));
+	r = top->apply();
+	ASSERT_FALSE(r.ok());
+	EXPECT_NE(r.message().find("released"), std::string::npos) << r.message();
+	EXPECT_EQ(bytes_at(reinterpret_cast<void *>(lib.add)), original) << "nothing written";
+	EXPECT_EQ(lib.add(1, 2), 3);
+	top->unreachable();
+}
+
 // Wait-free mode through the runtime on simulated views: the patcher "migrates" and calls
 // apply(), workers migrate at their points, the old view is retired; then a wait-free revert.
 // The simulation has one real address space, so this checks the loader's change in the

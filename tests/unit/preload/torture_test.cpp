@@ -113,4 +113,28 @@ TEST(PreloadTorture, KicksNeverReachTheApplication)
 	std::system(("rm -rf " + dir).c_str());
 }
 
+// A kick left pending from an earlier transition (a kick that arrived after a wrapper's window
+// closed stays pending until the thread's next wrapped call) must never end a blocked call
+// early: neither a wrapped call on a registered thread (the kick path restarts it with the time
+// left) nor one made from a signal handler with a mask that does not block the kick signal
+// (outside any kick window, the kick must stay pending). stale_kick_target makes the kick
+// pending before each call and checks that every call ends by its timeout, without EINTR.
+TEST(PreloadStaleKick, NeverEndsAWrappedCallEarly)
+{
+	char tmpl[] = "/tmp/atlas-stale-kick-XXXXXX";
+	ASSERT_NE(mkdtemp(tmpl), nullptr);
+	const std::string dir = tmpl;
+	const int kick = SIGRTMAX - 2;
+	std::string out;
+	const int status = atlas_test::run_command(
+	    "XDG_RUNTIME_DIR=" + dir + " ATLAS_PRELOAD_TEST_SIMULATED_VIEWS=1 ATLAS_KICK_SIGNAL=" +
+	        std::to_string(kick) + " LD_PRELOAD=" ATLAS_PRELOAD_LIB " " ATLAS_STALE_KICK_TARGET,
+	    &out);
+	EXPECT_EQ(status, 0) << out;
+	EXPECT_NE(out.find("stale-kick: 0 failures"), std::string::npos) << out;
+	// The kick signal was really installed (simulated views): otherwise nothing was tested.
+	EXPECT_EQ(out.find("cannot install the kick signal"), std::string::npos) << out;
+	std::system(("rm -rf " + dir).c_str());
+}
+
 } // namespace

@@ -56,6 +56,12 @@ public:
 		uint64_t table_len = 0; // in 8-byte words
 	};
 	virtual UnwindTable unwind_table() const = 0;
+	// Whether this patch is in effect in the calling thread's view: still mapped (not
+	// released by unreachable()) and applied (its redirect entries hold its jump, or a later
+	// patch's on top of it). Success, or a failure saying why not. apply() checks it for
+	// every patch it stacks on (stacked_on()) before writing anything, so that a patch applied
+	// directly, without the runtime, never jumps into a base that was reverted or unmapped.
+	virtual atlas::Result in_effect() const = 0;
 };
 
 struct LoadOptions {

@@ -387,7 +387,8 @@ void Server::Impl::stop() noexcept
 
 void Server::Impl::accept_loop() noexcept
 {
-	(void)runtime_.exempt_thread(gettid());
+	// It follows the base after every connection: not named as left behind.
+	(void)runtime_.exempt_thread(gettid(), /*follows_base=*/true);
 	{
 		std::lock_guard lock(exempt_mu_);
 		exempted_++;
@@ -434,7 +435,8 @@ void Server::Impl::accept_loop() noexcept
 
 void Server::Impl::worker_loop() noexcept
 {
-	(void)runtime_.exempt_thread(gettid());
+	// It follows the base after every connection: not named as left behind.
+	(void)runtime_.exempt_thread(gettid(), /*follows_base=*/true);
 	{
 		std::lock_guard lock(exempt_mu_);
 		exempted_++;

@@ -230,6 +230,17 @@ int atlas_thread_exempt(pid_t tid)
 	});
 }
 
+int atlas_follow_base(void)
+{
+	return guarded([&] {
+		auto rt = runtime();
+		if (!rt)
+			return fail(not_initialised);
+		atlas::Result r = rt->follow_base();
+		return r ? 0 : fail(r.message());
+	});
+}
+
 void atlas_quiescence_point(void)
 {
 	atlas::quiescence_point();

@@ -365,13 +365,28 @@ void Core::unregister(ThreadRecord *record) noexcept
 	cv_patcher_.notify_all();
 }
 
-Result Core::exempt_thread(pid_t tid)
+Result Core::exempt_thread(pid_t tid, bool follows_base)
 {
 	if (tid <= 0)
 		return Result::failure(fmt::format("exempt_thread: invalid thread id {}", tid));
+	// Where it runs: known for the calling thread; another thread is taken to be in the base
+	// (a process has one view outside transitions).
+	ViewId view = base_view_;
+	if (views_available_ && tid == gettid()) {
+		ViewResult cur = views_->current();
+		if (cur.ok())
+			view = cur.value;
+	}
 	std::lock_guard lock(mu_);
 	if (std::find(exempt_.begin(), exempt_.end(), tid) == exempt_.end())
 		exempt_.push_back(tid);
+	if (views_available_) {
+		auto [it, added] = outside_.try_emplace(tid, Outside{view, follows_base});
+		if (!added)
+			it->second.follows_base = it->second.follows_base || follows_base;
+		if (!added && tid == gettid())
+			it->second.view = view;
+	}
 	return Result::success();
 }
 
@@ -389,15 +404,89 @@ Result Core::follow_base()
 	if (patcher_busy_ || tr_)
 		return Result::success(); // the base is about to change: call again afterwards
 	ViewResult here = views_->current();
-	if (here.ok() && here.value == base_view_)
-		return Result::success();
-	ViewResult moved = views_->migrate(base_view_);
-	if (!moved.ok())
-		return Result::failure(
-		    fmt::format("follow_base: migrating thread {} into base view "
-		                "{} failed: {}",
-		                gettid(), base_view_, errno_text(moved.error)));
+	if (!(here.ok() && here.value == base_view_)) {
+		ViewResult moved = views_->migrate(base_view_);
+		if (!moved.ok())
+			return Result::failure(
+			    fmt::format("follow_base: migrating thread {} into base view "
+			                "{} failed: {}",
+			                gettid(), base_view_, errno_text(moved.error)));
+	}
+	try {
+		outside_[gettid()].view = base_view_;
+	} catch (...) {
+	}
 	return Result::success();
+}
+
+std::string Core::left_behind_locked(ViewId old_view, ViewId new_base, nlohmann::json &threads)
+{
+	const pid_t self = gettid();
+	outside_[self].view = new_base; // the patcher ends in the new base
+	const auto tids = task_ids();
+	auto alive = [&](pid_t tid) {
+		return !tids || std::find(tids->begin(), tids->end(), tid) != tids->end();
+	};
+	if (!options_.refuse_unknown_threads && tids) {
+		// Unknown threads were allowed: nobody migrated them either.
+		for (pid_t tid : *tids) {
+			const bool registered =
+			    std::any_of(records_.begin(), records_.end(),
+			                [&](const auto &r) { return r->tid == tid; });
+			if (!registered && !outside_.count(tid))
+				outside_.emplace(tid, Outside{old_view, false});
+		}
+	}
+	std::vector<std::string> named;
+	for (auto it = outside_.begin(); it != outside_.end();) {
+		if (!alive(it->first)) {
+			it = outside_.erase(it);
+			continue;
+		}
+		if (it->second.view == old_view && !it->second.follows_base) {
+			const std::string name = thread_comm(it->first);
+			threads.push_back({{"tid", it->first}, {"name", name}});
+			named.push_back(fmt::format("{} ({})", it->first, name));
+		}
+		++it;
+	}
+	if (named.empty())
+		return {};
+	return fmt::format("; not registered, so not migrated, and still in the retired view {}, "
+	                   "which stays live until they leave it: {}; call "
+	                   "Runtime::follow_base() (atlas_follow_base()) on them, or register "
+	                   "them",
+	                   old_view, fmt::join(named, ", "));
+}
+
+std::vector<ThreadInfo> Core::left_behind_infos_locked() const
+{
+	std::vector<ThreadInfo> out;
+	const auto tids = task_ids();
+	for (auto it = outside_.begin(); it != outside_.end();) {
+		const pid_t tid = it->first;
+		if (tids && std::find(tids->begin(), tids->end(), tid) == tids->end()) {
+			it = outside_.erase(it); // exited
+			continue;
+		}
+		if (it->second.view != base_view_ && !(tr_ && it->second.view == tr_->old_view)) {
+			ThreadInfo info;
+			info.tid = tid;
+			info.name = thread_comm(tid);
+			info.view = it->second.view;
+			info.note = fmt::format(
+			    "not registered and still in retired view {}, which stays live until "
+			    "it "
+			    "leaves: {}",
+			    it->second.view,
+			    it->second.follows_base
+			        ? "it follows the base when it wakes (Runtime::follow_base())"
+			        : "call Runtime::follow_base() on it, or register it");
+			out.push_back(std::move(info));
+		}
+		++it;
+	}
+	return out;
 }
 
 void Core::set_generation_locked(std::uint64_t gen)
@@ -1186,9 +1275,15 @@ Report Core::wait_wait_free(std::unique_lock<std::mutex> &lock, Deadline deadlin
 	}
 
 	lock.lock();
+	nlohmann::json behind = nlohmann::json::array();
 	if (tr.phase == Phase::migrating) {
-		if (base_switched)
+		if (base_switched) {
 			base_view_ = tr.new_view;
+			try {
+				problems += left_behind_locked(tr.old_view, tr.new_view, behind);
+			} catch (...) {
+			}
+		}
 		report.outcome = Outcome::finished;
 		report.message = fmt::format("{} {}: done in wait-free mode, view {}{}",
 		                             op_name(tr.op), tr.identity, tr.new_view, problems);
@@ -1215,6 +1310,11 @@ Report Core::wait_wait_free(std::unique_lock<std::mutex> &lock, Deadline deadlin
 	report.lagging.clear();
 	finish_locked(report);
 	lock.unlock();
+	if (!behind.empty())
+		log_.emit("threads_left_behind", {{"transition", tr.id},
+		                                  {"view", tr.old_view},
+		                                  {"base_view", tr.new_view},
+		                                  {"threads", behind}});
 	log_.emit(report.outcome == Outcome::finished ? "finished" : "reverted",
 	          {{"transition", tr.id},
 	           {"op", op_name(tr.op)},
@@ -1397,6 +1497,12 @@ StatusSnapshot Core::status() const
 	for (const auto &r : records_)
 		s.threads.push_back(info_locked(*r));
 	s.exempt_threads = exempt_;
+	if (views_available_) {
+		try {
+			s.left_behind = left_behind_infos_locked();
+		} catch (...) {
+		}
+	}
 	for (const auto &a : applied_)
 		s.applied.push_back(a.info);
 	s.last_report = last_report_;

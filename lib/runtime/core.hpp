@@ -8,6 +8,7 @@
 
 #include <condition_variable>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -81,7 +82,7 @@ public:
 	Result register_current_thread(std::string_view name);
 	Result unregister_current_thread();
 	void unregister(ThreadRecord *record) noexcept;
-	Result exempt_thread(pid_t tid);
+	Result exempt_thread(pid_t tid, bool follows_base);
 	Result follow_base();
 
 	Report apply(std::shared_ptr<CodeChange> change, Request request);
@@ -151,6 +152,20 @@ private:
 	std::condition_variable cv_workers_; // a global transition released its threads
 	std::vector<std::unique_ptr<ThreadRecord>> records_;
 	std::vector<pid_t> exempt_;
+	// Threads that are not registered (exempt ones, callers of follow_base() and, with
+	// refuse_unknown_threads off, unknown ones): the view each was last known to be in.
+	// Nobody migrates them: after a wait-free transition retired their view they stay there
+	// (and keep it live) until they call follow_base(). Pruned of exited threads in status().
+	struct Outside {
+		ViewId view = 0;
+		bool follows_base = false; // promised to call follow_base() when it wakes
+	};
+	mutable std::map<pid_t, Outside> outside_;
+	// After a base switch to `new_base` (mu_ held): the unregistered threads still in
+	// `old_view`, excluding the caller (the patcher); adds unknown threads first when they are
+	// allowed. Fills the event's thread list and returns the part of the report message.
+	std::string left_behind_locked(ViewId old_view, ViewId new_base, nlohmann::json &threads);
+	std::vector<ThreadInfo> left_behind_infos_locked() const;
 	std::optional<Transition> tr_;
 	bool patcher_busy_ = false; // one patcher at a time
 	std::uint64_t gen_counter_ = 0;

@@ -149,6 +149,11 @@ nlohmann::json to_json_value(const StatusSnapshot &status)
 	for (const auto &o : status.loaded_while_split)
 		split.push_back({{"name", o.name}, {"transition", o.transition}, {"note", o.note}});
 	j["loaded_while_split"] = std::move(split);
+	nlohmann::json behind = nlohmann::json::array();
+	for (const auto &t : status.left_behind)
+		behind.push_back(
+		    {{"tid", t.tid}, {"name", t.name}, {"view", t.view}, {"note", t.note}});
+	j["left_behind"] = std::move(behind);
 	if (status.transition) {
 		j["transition"] = {{"id", *status.transition},
 		                   {"state", status.transition_state
@@ -190,9 +195,9 @@ Result Runtime::unregister_current_thread() noexcept
 	return guarded_result("unregister", [&] { return core_->unregister_current_thread(); });
 }
 
-Result Runtime::exempt_thread(pid_t tid) noexcept
+Result Runtime::exempt_thread(pid_t tid, bool follows_base) noexcept
 {
-	return guarded_result("exempt", [&] { return core_->exempt_thread(tid); });
+	return guarded_result("exempt", [&] { return core_->exempt_thread(tid, follows_base); });
 }
 
 Result Runtime::follow_base() noexcept

@@ -213,6 +213,12 @@ int cmd_status(pid_t pid)
 	for (const auto &o : split)
 		fmt::print("  {}  (transition {}): {}\n", o.value("name", ""),
 		           o.value("transition", 0), o.value("note", ""));
+	const auto behind = s.value("left_behind", nlohmann::json::array());
+	fmt::print("threads left in a retired view ({}){}\n", behind.size(),
+	           behind.empty() ? "" : ":");
+	for (const auto &t : behind)
+		fmt::print("  {} {}  view {}: {}\n", t.value("tid", 0), t.value("name", ""),
+		           t.value("view", 0L), t.value("note", ""));
 	fmt::print("kicks sent: {}\n", s.value("kicks_sent", 0ULL));
 	fmt::print("quiescence slow paths: {}\n", s.value("slow_path_entries", 0ULL));
 	if (s.contains("last_report")) {

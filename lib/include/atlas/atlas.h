@@ -87,6 +87,13 @@ int atlas_shutdown(void);
 int atlas_thread_register(const char *name); /* NULL: the thread's comm */
 int atlas_thread_unregister(void);
 int atlas_thread_exempt(pid_t tid);
+/*
+ * On an exempt (unregistered) thread, with views: move into the base view. A wait-free
+ * transition migrates registered threads only; an exempt thread stays in the view it retired
+ * (and keeps it live) until it calls this, e.g. whenever it wakes. 0, or -1 (registered
+ * caller, failed migration).
+ */
+int atlas_follow_base(void);
 
 /* Fast path: one relaxed load and compare, no syscall, lock or allocation. */
 void atlas_quiescence_point(void);

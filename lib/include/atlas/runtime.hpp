@@ -238,6 +238,11 @@ struct StatusSnapshot {
 		std::string note;
 	};
 	std::vector<LoadedWhileSplit> loaded_while_split;
+	// With views: threads that are not registered (exempt threads, or unknown ones when they
+	// are allowed) and are still in a view a wait-free transition retired, which they keep
+	// live: tid, name (comm), that view, and a note saying what to do (follow_base()).
+	// Nobody migrates them; empty once each has called follow_base() or exited.
+	std::vector<ThreadInfo> left_behind;
 
 	std::string to_json() const;
 };
@@ -314,7 +319,12 @@ public:
 	Result unregister_current_thread() noexcept;
 	// Declare a thread that is not registered but never runs code a change replaces (a
 	// sanitizer's or library's helper thread), so that unknown-thread checks accept it.
-	Result exempt_thread(pid_t tid) noexcept;
+	// Nobody migrates an exempt thread: with views, after a wait-free transition it is still
+	// in the retired view until it calls follow_base() (status: left_behind; event:
+	// threads_left_behind; the report's message names it). `follows_base`: the thread calls
+	// follow_base() whenever it wakes (the control server's threads), so it is listed in
+	// status while behind but not named in reports and events.
+	Result exempt_thread(pid_t tid, bool follows_base = false) noexcept;
 	// With views, on an exempt (unregistered) thread: move into the base view. A wait-free
 	// transition deletes the old view once every registered thread left it, but a view is
 	// freed only when its last thread leaves: an exempt thread still there keeps it live (and

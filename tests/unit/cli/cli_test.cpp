@@ -100,6 +100,7 @@ TEST_F(CliTest, StatusHumanShowsEveryJsonField)
 	    {"slow_path_entries", {"quiescence slow paths: "}},
 	    {"kicks_sent", {"kicks sent: " + std::to_string(s["kicks_sent"].get<long long>())}},
 	    {"loaded_while_split", {"objects loaded while two views exist (0)"}},
+	    {"left_behind", {"threads left in a retired view (0)"}},
 	    {"last_report",
 	     {"last request: finished ok@test: apply ok@test: done in global mode (transition 1, "
 	      "global mode, "}},

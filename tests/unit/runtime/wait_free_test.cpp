@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 #include <latch>
+#include <optional>
 
 using namespace atlas_test;
 using atlas::Mode;
@@ -277,6 +278,10 @@ TEST_F(WaitFreeTest, EventLogTellsTheWholeTransition)
 	for (const auto &line : events.lines()) {
 		ASSERT_TRUE(line.contains("mono_ns"));
 		std::string e = line["event"];
+		// Under TSan its background thread is exempt: nobody migrates it, so it is
+		// reported left in the retired view (UnregisteredThreadsLeftBehindAreReported).
+		if (e == "threads_left_behind")
+			continue;
 		if (e == "thread_migrated") {
 			EXPECT_GE(line["latency_ns"].get<long>(), 0);
 			EXPECT_TRUE(line["name"].get<std::string>().starts_with("worker-"));
@@ -373,6 +378,186 @@ TEST_F(WaitFreeTest, ExemptThreadFollowsTheBaseSoOneViewIsLeft)
 
 namespace
 {
+
+// An unregistered thread that waits for commands: follow the base, or quit.
+class Helper
+{
+public:
+	Helper(const std::shared_ptr<FakeViewState> &views, atlas::Runtime &rt) : rt_(rt)
+	{
+		thread_ = spawn(views, [this, views] {
+			tid_ = gettid();
+			std::unique_lock lock(mu_);
+			for (;;) {
+				cv_.wait(lock, [&] { return quit_ || asked_ != answered_; });
+				if (quit_)
+					break;
+				lock.unlock();
+				atlas::Result r = rt_.follow_base();
+				lock.lock();
+				error_ = r.ok() ? "" : r.message();
+				answered_++;
+				cv_.notify_all();
+			}
+			views->forget_caller();
+		});
+		(void)eventually([&] { return tid_.load() != 0; });
+	}
+	~Helper()
+	{
+		quit();
+	}
+	pid_t tid() const
+	{
+		return tid_.load();
+	}
+	std::string follow()
+	{
+		std::unique_lock lock(mu_);
+		asked_++;
+		cv_.notify_all();
+		cv_.wait(lock, [&] { return asked_ == answered_; });
+		return error_;
+	}
+	void quit()
+	{
+		{
+			std::lock_guard lock(mu_);
+			quit_ = true;
+			cv_.notify_all();
+		}
+		if (thread_.joinable())
+			thread_.join();
+	}
+
+private:
+	atlas::Runtime &rt_;
+	std::thread thread_;
+	std::atomic<pid_t> tid_{0};
+	std::mutex mu_;
+	std::condition_variable cv_;
+	int asked_ = 0, answered_ = 0;
+	bool quit_ = false;
+	std::string error_;
+};
+
+std::optional<atlas::ThreadInfo> behind(const atlas::StatusSnapshot &s, pid_t tid)
+{
+	for (const auto &t : s.left_behind)
+		if (t.tid == tid)
+			return t;
+	return std::nullopt;
+}
+
+bool names(const std::string &text, pid_t tid)
+{
+	return text.find(std::to_string(tid) + " (") != std::string::npos;
+}
+
+// Nobody migrates a thread the runtime does not register (design: only registered threads
+// migrate at their points): after a wait-free transition an exempt thread is still in the
+// retired view and keeps it live. The runtime says so: the report's message and a
+// threads_left_behind event name it (not a thread that promised to follow the base), status
+// lists every such thread (left_behind, also in JSON) until it calls follow_base() or exits.
+TEST_F(WaitFreeTest, UnregisteredThreadsLeftBehindAreReported)
+{
+	start_workers(2);
+	Helper plain(views, *rt), follower(views, *rt);
+	ASSERT_TRUE(rt->exempt_thread(plain.tid()));
+	ASSERT_TRUE(rt->exempt_thread(follower.tid(), /*follows_base=*/true));
+	EXPECT_FALSE(behind(rt->status(), plain.tid()));
+
+	atlas::Report r = rt->apply(change, {Mode::wait_free, 5000ms});
+	ASSERT_EQ(r.outcome, Outcome::finished) << r.message;
+	const long base = rt->status().base_view;
+	ASSERT_NE(base, 0);
+	EXPECT_TRUE(names(r.message, plain.tid())) << r.message;
+	EXPECT_FALSE(names(r.message, follower.tid())) << r.message;
+	EXPECT_NE(r.message.find("retired view 0"), std::string::npos) << r.message;
+	EXPECT_NE(r.message.find("follow_base"), std::string::npos) << r.message;
+	EXPECT_FALSE(names(r.message, gettid()))
+	    << "the patcher ends in the new base: " << r.message;
+	ASSERT_EQ(events.count("threads_left_behind"), 1u);
+	for (const auto &line : events.lines()) {
+		if (line.value("event", "") != "threads_left_behind")
+			continue;
+		EXPECT_EQ(line["view"], 0);
+		EXPECT_EQ(line["base_view"], base);
+		bool has_plain = false, has_follower = false;
+		for (const auto &t : line["threads"]) {
+			has_plain |= t["tid"] == plain.tid();
+			has_follower |= t["tid"] == follower.tid();
+		}
+		EXPECT_TRUE(has_plain) << line.dump();
+		EXPECT_FALSE(has_follower) << line.dump();
+	}
+	auto s = rt->status();
+	ASSERT_TRUE(behind(s, plain.tid())) << s.to_json();
+	EXPECT_EQ(behind(s, plain.tid())->view, 0);
+	EXPECT_NE(behind(s, plain.tid())->note.find("follow_base"), std::string::npos);
+	ASSERT_TRUE(behind(s, follower.tid())) << "listed while behind, though not named";
+	EXPECT_NE(behind(s, follower.tid())->note.find("when it wakes"), std::string::npos);
+	EXPECT_FALSE(behind(s, gettid()));
+	for (const auto &t : rt->status().threads)
+		EXPECT_FALSE(behind(s, t.tid)) << "registered threads migrated";
+	EXPECT_EQ(s.single_view, std::optional<bool>(false)) << "they keep view 0 live";
+	const auto json = nlohmann::json::parse(s.to_json());
+	bool in_json = false;
+	for (const auto &t : json["left_behind"])
+		in_json |= t["tid"] == plain.tid() && t["view"] == 0;
+	EXPECT_TRUE(in_json) << json.dump();
+
+	// Following the base takes them off the list, one by one.
+	EXPECT_EQ(plain.follow(), "");
+	EXPECT_FALSE(behind(rt->status(), plain.tid()));
+	EXPECT_TRUE(behind(rt->status(), follower.tid()));
+	EXPECT_EQ(follower.follow(), "");
+	EXPECT_FALSE(behind(rt->status(), follower.tid()));
+	EXPECT_EQ(rt->status().single_view, std::optional<bool>(true));
+
+	// The next transition (a wait-free revert) leaves them behind again, in the view it
+	// retired; a thread that exits is no longer listed.
+	r = rt->revert(change->identity(), {Mode::wait_free, 5000ms});
+	ASSERT_EQ(r.outcome, Outcome::finished) << r.message;
+	EXPECT_TRUE(names(r.message, plain.tid())) << r.message;
+	EXPECT_NE(r.message.find("retired view " + std::to_string(base)), std::string::npos)
+	    << r.message;
+	EXPECT_EQ(events.count("threads_left_behind"), 2u);
+	s = rt->status();
+	ASSERT_TRUE(behind(s, plain.tid()));
+	EXPECT_EQ(behind(s, plain.tid())->view, base);
+	plain.quit();
+	EXPECT_TRUE(eventually([&] { return !behind(rt->status(), plain.tid()); }));
+	EXPECT_TRUE(behind(rt->status(), follower.tid()));
+	EXPECT_EQ(follower.follow(), "");
+	EXPECT_FALSE(behind(rt->status(), follower.tid()));
+}
+
+// With unknown threads allowed (refuse_unknown_threads off), a thread the runtime knows
+// nothing of is not migrated either: reported the same way.
+TEST(WaitFreeUnknownThreads, AllowedUnknownThreadIsReportedLeftBehind)
+{
+	auto views = std::make_shared<FakeViewState>();
+	EventRecorder events;
+	atlas::RuntimeOptions options;
+	options.views = std::make_unique<FakeViews>(views);
+	options.events = events.sink();
+	options.refuse_unknown_threads = false;
+	auto rt = atlas::Runtime::create(std::move(options));
+	ASSERT_TRUE(rt);
+	Helper unknown(views, *rt);
+	auto change = std::make_shared<ViewChange>(views, "fix");
+	atlas::Report r = rt->apply(change, {Mode::wait_free, 5000ms});
+	ASSERT_EQ(r.outcome, Outcome::finished) << r.message;
+	EXPECT_TRUE(names(r.message, unknown.tid())) << r.message;
+	EXPECT_EQ(events.count("threads_left_behind"), 1u);
+	ASSERT_TRUE(behind(rt->status(), unknown.tid()));
+	EXPECT_EQ(unknown.follow(), "");
+	EXPECT_FALSE(behind(rt->status(), unknown.tid()));
+	EXPECT_EQ(views->current_of(unknown.tid()), rt->status().base_view);
+	unknown.quit();
+	ASSERT_TRUE(rt->revert(change->identity(), {Mode::wait_free, 5000ms}).ok());
+}
 
 // A thread registered without a name (the preload registers threads as they are created) is
 // named by its current comm in the event log too, as in status: programs name their threads

@@ -437,4 +437,60 @@ TEST(PreloadSimulatedViews, DlopenWhileTwoViewsExistIsNotedInStatus)
 	std::system(("rm -rf " + dir).c_str());
 }
 
+// The CLI's exit codes for the wait-free outcomes, on simulated views: an apply that stays
+// pending at its deadline (5, with what to do next), a wait that is still pending (5), a
+// revert-pending (6: reverted, nothing changed); then a wait-free apply and revert that finish
+// (0), kicking the threads blocked in wrapped calls.
+TEST(PreloadSimulatedViews, CliPendingAndRevertedExitCodes)
+{
+	char tmpl[] = "/tmp/atlas-cli-wf-XXXXXX";
+	ASSERT_NE(mkdtemp(tmpl), nullptr);
+	std::string dir = tmpl;
+	setenv("XDG_RUNTIME_DIR", dir.c_str(), 1);
+	atlas_test::Process target;
+	ASSERT_TRUE(atlas_test::start_process(
+	    target, ATLAS_PRELOAD_TARGET,
+	    {"LD_PRELOAD=" ATLAS_PRELOAD_LIB, "ATLAS_PRELOAD_TEST_SIMULATED_VIEWS=1"}));
+	const std::string pid = std::to_string(target.pid);
+	auto cli = [&](const std::string &args, std::string *out) {
+		return atlas_test::run_command(std::string(ATLAS_CLI) + " " + args, out);
+	};
+	std::string out;
+	bool all = false;
+	for (int i = 0; i < 500 && !all; i++) {
+		all = cli("--json status " + pid, &out) == 0 &&
+		      nlohmann::json::parse(out, nullptr, false)["status"]["threads"].size() == 8;
+		if (!all)
+			std::this_thread::sleep_for(10ms);
+	}
+	ASSERT_TRUE(all) << out;
+	// "stack" replaces the function the "stack" thread idles in: held back by the stack check.
+	EXPECT_EQ(cli("apply " + pid + " stack --mode wait-free --deadline 200", &out), 5) << out;
+	EXPECT_NE(out.find("pending"), std::string::npos) << out;
+	EXPECT_NE(out.find("revert-pending"), std::string::npos) << "what to do next: " << out;
+	EXPECT_EQ(cli("wait " + pid + " --deadline 100", &out), 5) << out;
+	EXPECT_EQ(cli("apply " + pid + " ok --mode wait-free", &out), 4) << "busy: " << out;
+	EXPECT_EQ(cli("revert-pending " + pid + " --deadline 5000", &out), 6) << out;
+	EXPECT_EQ(cli("revert-pending " + pid, &out), 4) << "nothing pending: " << out;
+	EXPECT_EQ(cli("apply " + pid + " ok --mode wait-free --deadline 5000", &out), 0) << out;
+	EXPECT_EQ(cli("apply " + pid + " ok --mode wait-free", &out), 3) << out;
+	EXPECT_EQ(cli("revert " + pid + " ok@test --mode wait-free --deadline 5000", &out), 0)
+	    << out;
+	// Nothing applied, no transition, and no thread left in a retired view: the control
+	// server's threads follow the base after each connection (so poll briefly).
+	nlohmann::json s;
+	for (int i = 0; i < 200; i++) {
+		ASSERT_EQ(cli("--json status " + pid, &out), 0) << out;
+		s = nlohmann::json::parse(out, nullptr, false)["status"];
+		if (s["left_behind"].empty())
+			break;
+		std::this_thread::sleep_for(10ms);
+	}
+	EXPECT_TRUE(s["applied"].empty()) << out;
+	EXPECT_FALSE(s.contains("transition")) << out;
+	EXPECT_TRUE(s["left_behind"].empty()) << out;
+	EXPECT_EQ(target.stop(), "eintr 0");
+	std::system(("rm -rf " + dir).c_str());
+}
+
 } // namespace

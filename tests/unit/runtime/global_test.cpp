@@ -3,6 +3,9 @@
 
 #include <gtest/gtest.h>
 #include <latch>
+#include <linux/membarrier.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 using namespace atlas_test;
 using atlas::Mode;
@@ -106,6 +109,44 @@ TEST_F(GlobalTest, ReapplyingReportsAlreadyApplied)
 	EXPECT_EQ(again.outcome, Outcome::already_applied);
 	EXPECT_TRUE(again.ok());
 	EXPECT_EQ(change->applies.load(), 1);
+}
+
+// Global mode serialises every thread's instruction stream before it runs rewritten code: after
+// apply()/revert() and before the threads are released, membarrier(PRIVATE_EXPEDITED_SYNC_CORE)
+// when the kernel has it (queried here independently), logged with its outcome; without it the
+// status and runtime_started say so.
+TEST_F(GlobalTest, MembarrierSyncCoreBeforeRelease)
+{
+	const long cmds = syscall(SYS_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
+	const bool kernel_has = cmds >= 0 && (cmds & MEMBARRIER_CMD_PRIVATE_EXPEDITED_SYNC_CORE);
+	const auto s = rt->status();
+	EXPECT_EQ(s.membarrier_sync_core, kernel_has) << s.membarrier_note;
+	if (!kernel_has) {
+		EXPECT_FALSE(s.membarrier_note.empty());
+	}
+	start_workers(2);
+	auto change = std::make_shared<SwapChange>(target, "barrier");
+	ASSERT_EQ(rt->apply(change).outcome, Outcome::finished);
+	ASSERT_EQ(rt->revert(change->identity()).outcome, Outcome::finished);
+	std::vector<std::string> order;
+	int barriers = 0;
+	for (const auto &line : events.lines()) {
+		const std::string e = line["event"];
+		if (e == "runtime_started") {
+			EXPECT_EQ(line["membarrier_sync_core"], kernel_has);
+		}
+		if (e == "membarrier") {
+			barriers++;
+			EXPECT_EQ(line["sync_core"], kernel_has) << line.dump();
+			EXPECT_EQ(line["ok"], kernel_has) << line.dump();
+		}
+		if (e == "change_applied" || e == "membarrier" || e == "finished")
+			order.push_back(e);
+	}
+	EXPECT_EQ(barriers, 2);
+	const std::vector<std::string> expected = {"change_applied", "membarrier", "finished",
+	                                           "change_applied", "membarrier", "finished"};
+	EXPECT_EQ(order, expected);
 }
 
 TEST_F(GlobalTest, LaggingThreadMeansRefusedUnchangedAndNamed)

@@ -469,6 +469,56 @@ Jump make_jump(uint64_t site, uint64_t dest)
 	return j;
 }
 
+// What each applied redirect wrote over, process-wide: for a jump found at a redirect site,
+// the bytes that were there before it (the original, or the jump of the patch below it). The
+// jump's destination lies in the text of the patch that wrote it, so the jump identifies that
+// patch; recorded by apply(), dropped when the patch is unmapped. in_effect() follows it from
+// the bytes it reads at a site down to its own jump (in effect, a later patch on top) or to
+// something else (reverted, and the function patched again by another patch). A leaf lock:
+// nothing else is locked while it is held.
+class Layers
+{
+public:
+	void record(uint64_t site, const Jump &written, const Jump &found)
+	{
+		std::lock_guard lock(mu_);
+		try {
+			below_[{site, written}] = found;
+		} catch (...) {
+			// Unrecorded: in_effect() then treats the site as not this patch's.
+		}
+	}
+	void forget(uint64_t site, const Jump &written)
+	{
+		std::lock_guard lock(mu_);
+		below_.erase({site, written});
+	}
+	// Whether `mine` is in the stack of jumps whose top is `now` at `site`.
+	bool under(uint64_t site, Jump now, const Jump &mine) const
+	{
+		std::lock_guard lock(mu_);
+		for (size_t depth = 0; depth <= below_.size(); depth++) {
+			if (now == mine)
+				return true;
+			auto it = below_.find({site, now});
+			if (it == below_.end())
+				return false;
+			now = it->second;
+		}
+		return false;
+	}
+
+private:
+	mutable std::mutex mu_;
+	std::map<std::pair<uint64_t, Jump>, Jump> below_;
+};
+
+Layers &layers()
+{
+	static Layers *l = new Layers; // never destroyed: patches may be released at exit
+	return *l;
+}
+
 class PatchImpl final : public LoadedPatch
 {
 public:
@@ -596,6 +646,10 @@ public:
 				    identity_, r.name, r.site, std::strerror(e)));
 			}
 		}
+		for (size_t i = 0; i < redirects_.size(); i++)
+			layers().record(redirects_[i].site,
+			                make_jump(redirects_[i].site, redirects_[i].destination),
+			                saved[i]);
 		saved_ = std::move(saved);
 		applied_ = true;
 		written_ = true;
@@ -675,10 +729,20 @@ public:
 				return atlas::Result::failure(fmt::format(
 				    "cannot read the entry of '{}' at 0x{:x}: {}",
 				    redirects_[i].name, redirects_[i].site, std::strerror(errno)));
-		// Every entry as apply() found it: reverted in this view. Anything else is this
-		// patch's jump or a later patch's on top (a partial state apply() never leaves).
+		// In effect: every entry holds this patch's jump, or a later patch's whose jumps
+		// lead down to it (stacked on top). Every entry as apply() found it: reverted here.
+		// Another jump that does not lead here: reverted, and patched again by another
+		// patch (say another copy of this one).
 		if (now == saved_)
 			return atlas::Result::failure(identity_ + " is reverted in this view");
+		for (size_t i = 0; i < redirects_.size(); i++) {
+			const RedirectSite &r = redirects_[i];
+			if (!layers().under(r.site, now[i], make_jump(r.site, r.destination)))
+				return atlas::Result::failure(fmt::format(
+				    "{} is reverted in this view: '{}' at 0x{:x} leads to another "
+				    "patch that was not applied on top of it",
+				    identity_, r.name, r.site));
+		}
 		return atlas::Result::success();
 	}
 
@@ -692,6 +756,8 @@ public:
 		if (unmapped_ || (written_ && redirect_visible()))
 			return;
 		unmapped_ = true;
+		for (const RedirectSite &r : redirects_)
+			layers().forget(r.site, make_jump(r.site, r.destination));
 		if (dso_handle_)
 			__cxa_finalize(dso_handle_);
 		if (eh_frame_)

@@ -734,7 +734,35 @@ TEST(Loader, StackedPatchApplyRefusesWithoutItsBaseWhenCalledDirectly)
 	EXPECT_TRUE(base_patch->in_effect().ok()) << base_patch->in_effect().message();
 	EXPECT_FALSE(top->apply().ok()) << "already applied";
 	ASSERT_TRUE(top->revert().ok());
+
+	// Another patch of the same function on top of the base (lib_add2 binds no patch): the
+	// base stays in effect under it, so the stacked patch applies over both.
+	auto add2 = must_load("lib_add2", opt);
+	ASSERT_TRUE(add2);
+	ASSERT_TRUE(add2->apply().ok());
+	EXPECT_EQ(lib.add(1, 2), 203);
+	EXPECT_TRUE(base_patch->in_effect().ok()) << base_patch->in_effect().message();
+	ASSERT_TRUE(top->apply().ok());
+	EXPECT_EQ(lib.add(1, 2), 1003);
+	ASSERT_TRUE(top->revert().ok());
+	ASSERT_TRUE(add2->revert().ok());
+	add2->unreachable();
 	ASSERT_TRUE(base->revert().ok());
+	EXPECT_EQ(bytes_at(reinterpret_cast<void *>(lib.add)), original);
+
+	// Base reverted and another copy of it applied: its functions jump elsewhere, but not
+	// through it; the stacked patch (bound to the first copy's code and data) is refused.
+	auto copy = must_load("lib_fix");
+	ASSERT_TRUE(copy);
+	ASSERT_TRUE(copy->apply().ok());
+	const auto with_copy = bytes_at(reinterpret_cast<void *>(lib.add));
+	EXPECT_FALSE(base_patch->in_effect().ok());
+	r = top->apply();
+	ASSERT_FALSE(r.ok()) << "applied on top of another copy of its base";
+	EXPECT_NE(r.message().find("reverted"), std::string::npos) << r.message();
+	EXPECT_EQ(bytes_at(reinterpret_cast<void *>(lib.add)), with_copy) << "nothing written";
+	ASSERT_TRUE(copy->revert().ok());
+	copy->unreachable();
 	EXPECT_EQ(bytes_at(reinterpret_cast<void *>(lib.add)), original);
 
 	// Base released (unreachable(): unmapped): refused, naming the release.

@@ -81,6 +81,7 @@ struct mmview_notifier {
  * @nr_live: views created and not yet torn down (deleted but occupied ones count).
  * @invalidating: base invalidations in flight. A mirror is installed only while it is zero,
  *	under the view's PTL (see mmview_mirror_pmd()); it stays raised once the base is gone.
+ * @invalidated: where faults that found @invalidating raised sleep until it drops to zero.
  * @flags: MMVIEW_GROUP_*.
  * @replaying: set, under the write lock, while mmview_replay() runs an operation in the other
  *	views: the hooks it passes through must not replay it again.
@@ -95,6 +96,7 @@ struct mmview_group {
 	unsigned long next_id;
 	unsigned int nr_live;
 	atomic_t invalidating;
+	wait_queue_head_t invalidated;
 	unsigned long flags;
 	bool replaying;
 	struct mmview_notifier *notifier;
@@ -765,9 +767,14 @@ static void mmview_invalidate_range_end(struct mmu_notifier *mn,
 {
 	struct mmview_group *group = mmview_notifier_group(mn);
 
-	/* The base PTE changes are visible before a new mirror may copy them. */
-	smp_mb__before_atomic();
-	atomic_dec(&group->invalidating);
+	/*
+	 * The base PTE changes are visible before a new mirror may copy them
+	 * (atomic_dec_and_test() is fully ordered); wq_has_sleeper() pairs with
+	 * the barrier in prepare_to_wait() of a fault that saw the count raised.
+	 */
+	if (atomic_dec_and_test(&group->invalidating) &&
+	    wq_has_sleeper(&group->invalidated))
+		wake_up_all(&group->invalidated);
 }
 
 static int mmview_clear_flush_young(struct mmu_notifier *mn, struct mm_struct *mm,
@@ -803,6 +810,7 @@ static void mmview_release(struct mmu_notifier *mn, struct mm_struct *mm)
 	/* As in mmview_invalidate_range_start(). */
 	smp_mb__after_atomic();
 	mmview_walk_mirrors(group, 0, TASK_SIZE_MAX, MMVIEW_ZAP);
+	wake_up_all(&group->invalidated);	/* their faults now fail */
 }
 
 static const struct mmu_notifier_ops mmview_notifier_ops = {
@@ -869,8 +877,9 @@ static void mmview_notifier_unregister(struct mmview_notifier *n,
  * clears it.
  *
  * Return: 0 when done; -ENOENT when the base has no PTE that satisfies the fault (fault
- * it in the base first); -EAGAIN when an invalidation is in flight or a huge PMD was split;
- * -ENOMEM.
+ * it in the base first); -EBUSY when an invalidation of the base is in flight; -EAGAIN when
+ * a huge PMD was split or a page table changed under the walk; -EFAULT when the base is
+ * gone; -ENOMEM.
  */
 static int mmview_mirror_pmd(struct mmview_group *group, struct mm_struct *view,
 			     struct vm_area_struct *base_vma, unsigned long addr,
@@ -923,7 +932,7 @@ static int mmview_mirror_pmd(struct mmview_group *group, struct mm_struct *view,
 	spin_lock_nested(vptl, SINGLE_DEPTH_NESTING);
 
 	if (atomic_read(&group->invalidating)) {
-		ret = test_bit(MMVIEW_GROUP_BASE_GONE, &group->flags) ? -EFAULT : -EAGAIN;
+		ret = test_bit(MMVIEW_GROUP_BASE_GONE, &group->flags) ? -EFAULT : -EBUSY;
 		goto unlock;
 	}
 	for (; addr < end; addr += PAGE_SIZE, bpte++, vpte++) {
@@ -957,6 +966,38 @@ unlock:
 	return ret;
 }
 
+/*
+ * The base's invalidation of the faulting page is in flight: sleep until every invalidation
+ * has ended rather than spin, because the task running it may need this CPU to finish (an
+ * invalidation may sleep between its start and its end, and a kernel-mode access to user
+ * memory, such as rseq's, refaults without a scheduling point). As folio_lock_or_retry()
+ * does, the mmap lock is dropped for the sleep when the fault allows it.
+ *
+ * Return: VM_FAULT_RETRY with the lock dropped, or 0 with it held (retry the mirror).
+ */
+static vm_fault_t mmview_fault_wait(struct mmview_group *group,
+				    struct mm_struct *view, unsigned int flags)
+{
+	bool drop = (flags & FAULT_FLAG_ALLOW_RETRY) &&
+		    !(flags & FAULT_FLAG_RETRY_NOWAIT);
+
+	if (drop)
+		mmap_read_unlock(view);
+	/*
+	 * Threads keep the group alive: the caller's view holds the group's
+	 * lock_mm. A gone base leaves the count raised and wakes everyone.
+	 */
+	if (drop && (flags & FAULT_FLAG_KILLABLE))
+		wait_event_killable(group->invalidated,
+				    !atomic_read(&group->invalidating) ||
+				    test_bit(MMVIEW_GROUP_BASE_GONE, &group->flags));
+	else
+		wait_event(group->invalidated,
+			   !atomic_read(&group->invalidating) ||
+			   test_bit(MMVIEW_GROUP_BASE_GONE, &group->flags));
+	return drop ? VM_FAULT_RETRY : 0;
+}
+
 /**
  * mmview_fault - handle a fault on a view's shared private range
  * @vma: the view's VMA (mmview_vma_mirrors() is true), with the mmap lock held
@@ -965,9 +1006,10 @@ unlock:
  *
  * Mirrors the base's PTE when it satisfies the access; otherwise faults the page in the
  * base first, inside the caller's memcg and accounting bracket, and retries. Views never
- * allocate, copy or swap a page of a shared private range. When the base fault drops the
- * mmap lock (VM_FAULT_RETRY or VM_FAULT_COMPLETED) its result is returned as is: the lock
- * is the view's too.
+ * allocate, copy or swap a page of a shared private range. While the base invalidates, the
+ * fault sleeps (mmview_fault_wait()). When the base fault drops the mmap lock
+ * (VM_FAULT_RETRY or VM_FAULT_COMPLETED) its result is returned as is: the lock is the
+ * view's too.
  *
  * Return: VM_FAULT_* as handle_mm_fault().
  */
@@ -982,10 +1024,12 @@ vm_fault_t mmview_fault(struct vm_area_struct *vma, unsigned long address,
 	int tries;
 
 	address &= PAGE_MASK;
+	base_vma = vma_lookup(base, address);
+	/* Shared ranges have one layout and one protection in every view. */
+	if (WARN_ON_ONCE(!base_vma ||
+			 ((base_vma->vm_flags ^ vma->vm_flags) & VM_ACCESS_FLAGS)))
+		return VM_FAULT_SIGSEGV;
 	for (tries = 0; tries < 3; tries++) {
-		base_vma = vma_lookup(base, address);
-		if (WARN_ON_ONCE(!base_vma))
-			return VM_FAULT_SIGSEGV;	/* the layouts differ */
 		switch (mmview_mirror_pmd(group, view, base_vma, address,
 					  address + PAGE_SIZE, true, flags)) {
 		case 0:
@@ -994,6 +1038,11 @@ vm_fault_t mmview_fault(struct vm_area_struct *vma, unsigned long address,
 			return VM_FAULT_OOM;
 		case -EFAULT:
 			return VM_FAULT_SIGBUS;
+		case -EBUSY:
+			ret = mmview_fault_wait(group, view, flags);
+			if (ret)
+				return ret;
+			continue;
 		case -EAGAIN:
 			continue;
 		}
@@ -1005,7 +1054,11 @@ vm_fault_t mmview_fault(struct vm_area_struct *vma, unsigned long address,
 		if (ret & (VM_FAULT_ERROR | VM_FAULT_RETRY | VM_FAULT_COMPLETED))
 			return ret;
 	}
-	/* The base kept changing: let the access refault. */
+	/*
+	 * The base kept changing: let the access refault, after a scheduling point
+	 * (see mmview_fault_wait()).
+	 */
+	cond_resched();
 	return 0;
 }
 
@@ -1287,6 +1340,7 @@ static int mmview_group_create(struct mm_struct *mm)
 	group->signal = current->signal;
 	xa_init(&group->views);
 	INIT_LIST_HEAD(&group->members);
+	init_waitqueue_head(&group->invalidated);
 	group->next_id = MMVIEW_BASE_ID + 1;
 	ret = xa_insert(&group->views, MMVIEW_BASE_ID, mm, GFP_KERNEL_ACCOUNT);
 	if (ret)

@@ -8,13 +8,12 @@
  * equal the increments the workers made (no lost update, ever), every private slot must hold
  * its owner's last value, and the PFN checker must find every view mapping the base's frames.
  *
- * With a MASK, 2 layout threads also migrate at random and keep changing the layout, running
- * the changes whose bits are set (1 mmap, 2 munmap, 4 mprotect, 8 MADV_DONTNEED, 0x10 mremap,
- * 0x20 a thread that comes and goes), and check their own regions' contents after every change
- * from whatever view they are in. make check runs without them: 0x20 triggers an open bug, a
- * soft lockup (docs/kernel.md, Known limits).
+ * 2 layout threads also migrate at random and keep changing the layout, running the changes
+ * whose bits are set in MASK (1 mmap, 2 munmap, 4 mprotect, 8 MADV_DONTNEED, 0x10 mremap, 0x20
+ * a thread that comes and goes; default 0x3f, all of them; 0: no layout threads), and check
+ * their own regions' contents after every change from whatever view they are in.
  *
- * Usage: mmview_stress SECONDS [MASK] (make check: 300; the long tier: 3600; no MASK).
+ * Usage: mmview_stress SECONDS [MASK] (make check: 300; the long tier: 3600).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -246,7 +245,7 @@ int main(int argc, char **argv)
 
 	page = sysconf(_SC_PAGESIZE);
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	layout_ops = argc > 2 ? strtoul(argv[2], NULL, 0) : 0;
+	layout_ops = argc > 2 ? strtoul(argv[2], NULL, 0) : 0x3f;
 	layout_threads = layout_ops ? LAYOUT_THREADS : 0;
 	tap_plan(6);
 	mem = mmap(NULL, (size_t)PAGES * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,

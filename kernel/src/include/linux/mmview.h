@@ -29,6 +29,24 @@ struct mmu_gather;
 /* A layout change, replayed by mmview_replay() in a view that is current->mm. */
 typedef int (*mmview_replay_fn)(void *arg);
 
+/**
+ * mmview_replay_result - what a replay callback returns
+ * @got: the result of the change in the view it was replayed in
+ * @expect: its result in the caller's view
+ *
+ * A replay gives every view the caller's result, failures included: a change that failed
+ * part way in the caller's view (over a hole, say) must fail the same way in every view, or
+ * the layouts would differ.
+ *
+ * Return: 0 when @got is @expect; otherwise @got, or -EINVAL if only the replay succeeded.
+ */
+static inline int mmview_replay_result(int got, int expect)
+{
+	if (got == expect)
+		return 0;
+	return got ?: -EINVAL;
+}
+
 /* Advice on [start, end) of one mm, as madvise() gives it (mmview_advise_owners()). */
 typedef int (*mmview_advise_fn)(struct mm_struct *mm, unsigned long start,
 				unsigned long end, int behavior);

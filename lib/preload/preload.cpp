@@ -59,6 +59,8 @@ struct Real {
 	int (*pthread_create)(pthread_t *, const pthread_attr_t *, void *(*)(void *), void *);
 	int (*epoll_wait)(int, epoll_event *, int, int);
 	int (*epoll_pwait)(int, epoll_event *, int, int, const sigset_t *);
+	// glibc >= 2.35; optional (null: the wrapper fails ENOSYS, as glibc would lack it).
+	int (*epoll_pwait2)(int, epoll_event *, int, const timespec *, const sigset_t *);
 	int (*poll)(pollfd *, nfds_t, int);
 	int (*ppoll)(pollfd *, nfds_t, const timespec *, const sigset_t *);
 	int (*select)(int, fd_set *, fd_set *, fd_set *, timeval *);
@@ -180,6 +182,8 @@ bool resolve_all() noexcept
 	ok &= resolve(real.sigprocmask, "sigprocmask");
 	ok &= resolve(real.sigsuspend, "sigsuspend");
 	ok &= resolve(real.signalfd, "signalfd");
+	real.epoll_pwait2 = reinterpret_cast<decltype(real.epoll_pwait2)>(
+	    dlsym(RTLD_NEXT, "epoll_pwait2")); // optional: older glibc lacks it
 	ok &= resolve(real.sigpending, "sigpending");
 	return ok;
 }
@@ -1079,6 +1083,33 @@ int epoll_pwait(int epfd, epoll_event *events, int maxevents, int timeout, const
 		}
 		sigset_t m = mask_without_kick(mask);
 		return real.epoll_pwait(epfd, events, maxevents, t, &m);
+	});
+}
+
+// Not in the design's list but like epoll_pwait with a timespec: a point, kickable through its
+// mask, restarted with the time left; outside a kick window the kick signal stays blocked in
+// the mask, so a kick left pending never interrupts it.
+int epoll_pwait2(int epfd, epoll_event *events, int maxevents, const timespec *timeout,
+                 const sigset_t *mask)
+{
+	ensure_real();
+	if (!real.epoll_pwait2) {
+		errno = ENOSYS;
+		return -1;
+	}
+	const Deadline d = Deadline::in(timeout);
+	bool first = true;
+	return bracketed(Kick::mask, false, [&](bool kicks) {
+		timespec buf;
+		const timespec *t = first ? timeout : d.left(buf);
+		first = false;
+		if (!kicks) {
+			sigset_t kept;
+			return real.epoll_pwait2(epfd, events, maxevents, t,
+			                         keep_kick_blocked(mask, kept));
+		}
+		sigset_t m = mask_without_kick(mask);
+		return real.epoll_pwait2(epfd, events, maxevents, t, &m);
 	});
 }
 

@@ -2,9 +2,9 @@
 // LD_PRELOAD on simulated views with ATLAS_KICK_SIGNAL set. Before each wrapped blocking call
 // the program makes the kick signal pending on its own thread (tgkill while it is blocked, as a
 // kick that arrived after a wrapper's window closed stays pending), then makes the call with a
-// timeout, directly and from a signal handler, with masks that do not block the kick signal.
-// Every call must end by its timeout (not earlier, no EINTR). Prints one line per case and
-// "stale-kick: N failures"; exits 1 if any failed.
+// timeout (ppoll, epoll_pwait, epoll_pwait2, pselect, poll, nanosleep), directly and from a signal
+// handler, with masks that do not block the kick signal. Every call must end by its timeout (not
+// earlier, no EINTR). Prints one line per case and "stale-kick: N failures"; exits 1 if any failed.
 #include <atomic>
 #include <cerrno>
 #include <csignal>
@@ -85,6 +85,21 @@ Outcome do_epoll_pwait()
 	const std::int64_t start = now_ms();
 	Outcome o;
 	o.result = epoll_pwait(epfd, &ev, 1, timeout_ms, &none);
+	o.error = errno;
+	o.took_ms = now_ms() - start;
+	return o;
+}
+
+Outcome do_epoll_pwait2()
+{
+	make_kick_pending();
+	sigset_t none;
+	sigemptyset(&none);
+	epoll_event ev;
+	timespec t{0, long(timeout_ms) * 1000000};
+	const std::int64_t start = now_ms();
+	Outcome o;
+	o.result = epoll_pwait2(epfd, &ev, 1, &t, &none);
 	o.error = errno;
 	o.took_ms = now_ms() - start;
 	return o;
@@ -178,6 +193,7 @@ int main()
 		Case call;
 	} cases[] = {{"ppoll", do_ppoll},
 	             {"epoll_pwait", do_epoll_pwait},
+	             {"epoll_pwait2", do_epoll_pwait2},
 	             {"pselect", do_pselect},
 	             {"poll", do_poll},
 	             {"nanosleep", do_nanosleep}};

@@ -469,6 +469,21 @@ TEST(PreloadSimulatedViews, CliPendingAndRevertedExitCodes)
 	EXPECT_NE(out.find("pending"), std::string::npos) << out;
 	EXPECT_NE(out.find("revert-pending"), std::string::npos) << "what to do next: " << out;
 	EXPECT_EQ(cli("wait " + pid + " --deadline 100", &out), 5) << out;
+	{
+		// Kicks reached the blocked threads, the "stack" thread among them, and none made
+		// it complete a handshake its stack check refuses: it is still lagging, with why.
+		ASSERT_EQ(cli("--json status " + pid, &out), 0) << out;
+		const auto st = nlohmann::json::parse(out, nullptr, false)["status"];
+		EXPECT_GT(st.value("kicks_sent", 0LL), 0) << out;
+		bool stack_lagging = false;
+		for (const auto &t : st["threads"])
+			if (t["name"] == "stack")
+				stack_lagging =
+				    t["note"].get<std::string>().find("stack holds a function") !=
+				        std::string::npos &&
+				    t["view"] != st["transition"]["target_view"];
+		EXPECT_TRUE(stack_lagging) << out;
+	}
 	EXPECT_EQ(cli("apply " + pid + " ok --mode wait-free", &out), 4) << "busy: " << out;
 	EXPECT_EQ(cli("revert-pending " + pid + " --deadline 5000", &out), 6) << out;
 	EXPECT_EQ(cli("revert-pending " + pid, &out), 4) << "nothing pending: " << out;

@@ -23,6 +23,8 @@ TEST_F(CApiTest, CallsBeforeInitFailWithAMessage)
 	EXPECT_EQ(atlas_thread_register("x"), -1);
 	EXPECT_NE(std::string(atlas_last_error()).find("atlas_init"), std::string::npos);
 	EXPECT_EQ(atlas_status_json(), nullptr);
+	EXPECT_EQ(atlas_follow_base(), -1);
+	EXPECT_NE(std::string(atlas_last_error()).find("atlas_init"), std::string::npos);
 	atlas_quiescence_point(); // harmless without a runtime
 }
 

@@ -92,6 +92,11 @@ int c_api_scenario(char *failure, size_t failure_size)
 		strncpy(failure, "failing change not reported", failure_size - 1);
 		goto out;
 	}
+	/* An unregistered thread following the base: nothing to do on a kernel without views. */
+	if (atlas_follow_base() != 0) {
+		strncpy(failure, atlas_last_error(), failure_size - 1);
+		goto out;
+	}
 	result = 0;
 out:
 	atomic_store(&g_stop, 1);

@@ -1094,6 +1094,111 @@ struct vm_area_struct *mmview_gup_vma(struct vm_area_struct *vma,
 	return base_vma;
 }
 
+/*
+ * Splits @vma of @mm at @addr so that a VMA starts there (split_vma() allocates: -ENOMEM).
+ */
+static int mmview_split_at(struct mm_struct *mm, struct vm_area_struct *vma,
+			   unsigned long addr)
+{
+	VMA_ITERATOR(vmi, mm, addr);
+
+	return split_vma(&vmi, vma, addr, 1);
+}
+
+/**
+ * mmview_fork_prepare - line up a view's shared private VMAs with the base's for fork()
+ * @view: the forking task's view, with the group's mmap write lock held
+ *
+ * fork() from a view other than the base copies each shared private range from the base,
+ * which owns its pages, and everything else from @view (unshared ranges as @view sees them).
+ * dup_mmap() copies VMA by VMA, and a child VMA takes the anon_vma chain of the base VMA it
+ * copies from, so each shared private VMA of @view must cover exactly one base VMA. The
+ * boundaries may differ (a view merges mirror VMAs whose base VMAs have different anon_vmas):
+ * where one side has a boundary the other lacks, the other's VMA is split. The split VMAs
+ * stay split; no layout changes.
+ *
+ * Return: 0, -ENOMEM (a split failed or the map count limit was reached), or -EFAULT if the
+ * layouts differ (a bug).
+ */
+int mmview_fork_prepare(struct mm_struct *view)
+{
+	struct mm_struct *base;
+	struct vm_area_struct *vma, *bvma;
+	unsigned long addr = 0, end;
+	int ret;
+
+	mmap_assert_write_locked(view);
+	if (mmview_is_base(view))
+		return 0;
+	base = view->mmview_group->base;
+	while ((vma = find_vma(view, addr))) {
+		addr = max(addr, vma->vm_start);
+		if (!mmview_vma_mirrors(vma)) {
+			addr = vma->vm_end;
+			continue;
+		}
+		bvma = vma_lookup(base, addr);
+		if (WARN_ON_ONCE(!bvma))
+			return -EFAULT;
+		if (bvma->vm_start < addr) {
+			ret = mmview_split_at(base, bvma, addr);
+			if (ret)
+				return ret;
+			continue;
+		}
+		end = min(vma->vm_end, bvma->vm_end);
+		if (vma->vm_end > end) {
+			ret = mmview_split_at(view, vma, end);
+			if (ret)
+				return ret;
+		}
+		if (bvma->vm_end > end) {
+			ret = mmview_split_at(base, bvma, end);
+			if (ret)
+				return ret;
+		}
+		addr = end;
+	}
+	return 0;
+}
+
+/**
+ * mmview_fork_source - the VMA fork() copies a VMA's pages and anon_vma chain from
+ * @vma: a VMA of the forking task's mm, with the group's mmap write lock held, after
+ *	mmview_fork_prepare()
+ *
+ * Return: @vma, or for a view's shared private VMA the base's VMA over the same range,
+ * write-locked as copy_page_range() requires; ERR_PTR(-EFAULT) if there is none (a bug).
+ */
+struct vm_area_struct *mmview_fork_source(struct vm_area_struct *vma)
+{
+	struct vm_area_struct *bvma;
+
+	if (!mmview_vma_mirrors(vma))
+		return vma;
+	bvma = vma_lookup(vma->vm_mm->mmview_group->base, vma->vm_start);
+	if (WARN_ON_ONCE(!bvma || bvma->vm_start != vma->vm_start ||
+			 bvma->vm_end != vma->vm_end))
+		return ERR_PTR(-EFAULT);
+	vma_start_write(bvma);
+	return bvma;
+}
+
+/**
+ * mmview_fork_flush - flush the base's TLB after fork() from another view
+ * @view: the forking task's view, with the group's mmap write lock held
+ *
+ * dup_mmap() flushes the forking mm's TLB before it unlocks. A fork from a view also
+ * write-protected the base's PTEs of shared private ranges (copy_page_range() from the
+ * base), so the base's TLB must be flushed too; the views' mirrors were cleared by the
+ * base's MMU notifier, which flushed their TLBs.
+ */
+void mmview_fork_flush(struct mm_struct *view)
+{
+	if (!mmview_is_base(view))
+		flush_tlb_mm(view->mmview_group->base);
+}
+
 /**
  * mmview_mremap_prepare - check that mremap() can run in every view, and clear the mirrors it
  *	would move
@@ -1714,13 +1819,13 @@ void mmview_task_exit(struct mm_struct *mm)
 }
 
 /**
- * mmview_copy_mm - refuse the clones views do not handle yet
+ * mmview_copy_mm - refuse the clones views do not handle
  * @clone_flags: CLONE_*
  * @oldmm: the parent's view
  *
- * A thread or a vfork child joins its creator's view. A fork of the base copies the base,
- * which is right for every range. A fork of another view, or another process sharing a
- * view, is not supported yet.
+ * A thread or a vfork child joins its creator's view. A fork from any view copies the shared
+ * private ranges from the base and the rest from the view (mmview_fork_prepare()). Another
+ * process sharing a view (CLONE_VM without CLONE_THREAD or CLONE_VFORK) is refused.
  *
  * Return: 0 or -EBUSY.
  */
@@ -1729,7 +1834,7 @@ int mmview_copy_mm(unsigned long clone_flags, struct mm_struct *oldmm)
 	if (!mm_has_views(oldmm))
 		return 0;
 	if (!(clone_flags & CLONE_VM))
-		return mmview_is_base(oldmm) ? 0 : -EBUSY;
+		return 0;	/* dup_mmap() copies from the base too */
 	if (!(clone_flags & (CLONE_THREAD | CLONE_VFORK)))
 		return -EBUSY;
 	return 0;

@@ -2,9 +2,9 @@
 /*
  * Views under stress (views-kernel.md sec. 10): 8 worker threads over at least 4 views migrate
  * at random and hammer shared memory with atomic increments while a controller thread creates
- * and deletes views, switches the base, forks from the base, and runs compaction, all under
- * zram swap pressure (the process's memory cgroup is smaller than its working set, so the base
- * keeps swapping pages out and views keep re-mirroring them). At the end every counter must
+ * and deletes views, switches the base, forks from the base or a view, and runs compaction, all
+ * under zram swap pressure (the process's memory cgroup is smaller than its working set, so the
+ * base keeps swapping pages out and views keep re-mirroring them). At the end every counter must
  * equal the increments the workers made (no lost update, ever), every private slot must hold
  * its owner's last value, and the PFN checker must find every view mapping the base's frames.
  *
@@ -284,11 +284,13 @@ int main(int argc, char **argv)
 			if (old > 0 && old != atomic_load(&views[0]))
 				mmview_delete(old);
 			break;
-		case 1: { /* fork from the base: the child checks its snapshot is stable */
-			long base = atomic_load(&views[0]);
+		case 1: { /* fork from the base or a view: the child checks its snapshot is stable
+			   */
+			long from = atomic_load(&views[rnd(&seed) % 2 ? 0 : slot]);
 			pid_t pid;
 
-			mmview_migrate(base);
+			if (from <= 0 || mmview_migrate(from) < 0)
+				mmview_migrate(atomic_load(&views[0]));
 			pid = fork();
 			if (pid == 0) {
 				long before = *(long *)mem, again;
@@ -307,6 +309,7 @@ int main(int argc, char **argv)
 				}
 				atomic_fetch_add(&forks, 1);
 			}
+			mmview_migrate(atomic_load(&views[0]));
 			break;
 		}
 		case 2: /* make another view the base; the old base becomes a plain view */

@@ -220,14 +220,123 @@ static void case_fork_no_leak(void)
 		if (buf[i * page] != 'c')
 			break;
 	EXPECT(i == NPAGES, "the parent's base sees its view's writes");
+}
+
+/* Number of VMAs of the calling thread's view that lie in [p, p + len). */
+static int vmas_in(const char *p, size_t len)
+{
+	FILE *f = fopen("/proc/thread-self/maps", "r");
+	unsigned long start, end;
+	char line[512];
+	int n = 0;
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "%lx-%lx", &start, &end) == 2 && start >= (uintptr_t)p &&
+		    end <= (uintptr_t)p + len)
+			n++;
+	fclose(f);
+	return n;
+}
+
+static bool all(const char *p, size_t pages, char c)
+{
+	for (size_t i = 0; i < pages; i++)
+		if (p[i * page] != c)
+			return false;
+	return true;
+}
+
+/*
+ * fork() from a view other than the base: the child gets the shared private ranges as the base
+ * holds them (every view sees the same) and the unshared ranges as the forking view holds
+ * them; no write made after fork() returns, from any view, reaches the child, and none of the
+ * child's reaches the parent. The view's VMA boundaries differ from the base's over one range
+ * (a mapping moved next to another merges with it in the view only), which the fork must line
+ * up.
+ */
+static void case_fork_from_view(void)
+{
+	char *shared = map_anon(NPAGES), *unshared = map_anon(4), *merged = map_anon(4);
+	char *other = map_anon(2), *moved;
+	int to_child[2], to_parent[2], status = -1;
+	long v, w, r;
+	pid_t pid;
+	char c;
+
+	EXPECT(shared && unshared && merged && other, "mmap");
+	if (!shared || !unshared || !merged || !other)
+		return;
+	memset(shared, 'a', NPAGES * page);
+	memset(unshared, 'u', 4 * page);
+	memset(merged, 'm', 2 * page);
+	memset(other, 'o', 2 * page);
+	munmap(merged + 2 * page, 2 * page);
+	r = mmview_unshare(unshared, 4 * page);
+	EXPECT(r == 0, "UNSHARE (got %s)", err_name(r));
+	v = mmview_create();
+	w = mmview_create();
+	EXPECT(v > 0 && w > 0, "CREATE (got %ld, %ld)", v, w);
+
+	/* Move 'other' next to 'merged': two VMAs in the base (two anon_vmas), one in views. */
+	moved = mremap(other, 2 * page, 2 * page, MREMAP_MAYMOVE | MREMAP_FIXED, merged + 2 * page);
+	EXPECT(moved == merged + 2 * page, "mremap next to the other mapping (%s)",
+	       moved == MAP_FAILED ? strerror(errno) : "ok");
+	EXPECT(vmas_in(merged, 4 * page) == 2, "the base keeps two VMAs (got %d)",
+	       vmas_in(merged, 4 * page));
 	mmview_migrate(v);
+	EXPECT(vmas_in(merged, 4 * page) == 1, "the view merged them (got %d)",
+	       vmas_in(merged, 4 * page));
+	memset(unshared, 'v', 4 * page); /* the view's own copy */
+	memset(shared, 'b', NPAGES * page);
+
+	EXPECT(pipe(to_child) == 0 && pipe(to_parent) == 0, "pipes");
 	pid = fork();
-	if (pid == 0)
-		_exit(0);
-	EXPECT(fails_with(pid, EBUSY), "fork from a non-base view fails EBUSY for now (got %s)",
-	       err_name(pid));
-	if (pid > 0)
-		waitpid(pid, NULL, 0);
+	if (pid == 0) {
+		int wrong = 0;
+		long cv;
+
+		wrong += mmview_current() != 0;
+		wrong += !all(shared, NPAGES, 'b') * 2;
+		wrong += !all(unshared, 4, 'v') * 4;
+		wrong += (!all(merged, 2, 'm') || !all(merged + 2 * page, 2, 'o')) * 8;
+		memset(shared, 'z', NPAGES * page); /* must not reach the parent */
+		if (write(to_parent[1], "r", 1) != 1 || read(to_child[0], &c, 1) != 1)
+			_exit(99);
+		/* After the parent's writes from the view and from the base. */
+		wrong += !all(shared, NPAGES, 'z') * 16;
+		wrong += !all(unshared, 4, 'v') * 32;
+		wrong += (!all(merged, 2, 'm') || !all(merged + 2 * page, 2, 'o')) * 64;
+		/* The child is a process of its own, without views: it may make its own. */
+		cv = mmview_create();
+		wrong += (cv <= 0 || mmview_migrate(cv) != 0 || !all(shared, NPAGES, 'z')) * 128;
+		_exit(wrong);
+	}
+	EXPECT(pid > 0, "fork from view %ld (got %s)", v, err_name(pid));
+	if (pid < 0)
+		return;
+	EXPECT(read(to_parent[0], &c, 1) == 1, "the child checked its copy");
+	memset(shared, 'c', NPAGES * page); /* from the forking view, through mirrors */
+	memset(unshared, 'x', 4 * page);
+	mmview_migrate(w);
+	memset(merged, 'd', 4 * page); /* from another view */
+	mmview_migrate(0);
+	memset(unshared, 'y', 4 * page); /* the base's copy */
+	EXPECT(write(to_child[1], "g", 1) == 1, "signal the child");
+	waitpid(pid, &status, 0);
+	EXPECT(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+	       "the child got the base's shared memory and the view's unshared copy, and no "
+	       "later write (status %#x: 2, 4, 8 wrong at fork; 16, 32, 64 wrong after the "
+	       "parent's writes; 128 its own view)",
+	       status);
+	EXPECT(all(shared, NPAGES, 'c'), "no write of the child reached the parent's base");
+	mmview_migrate(v);
+	EXPECT(all(shared, NPAGES, 'c') && all(unshared, 4, 'x') && all(merged, 4, 'd'),
+	       "the forking view kept its memory");
+	EXPECT(vmas_in(merged, 4 * page) >= 1, "the view's layout is intact");
+	mmview_migrate(0);
+	EXPECT(all(unshared, 4, 'y'), "the base kept its unshared copy");
 }
 
 /* ---- unshared ranges diverge ---- */
@@ -845,13 +954,16 @@ int main(void)
 {
 	page = sysconf(_SC_PAGESIZE);
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	tap_plan(20);
+	tap_plan(21);
 	run_case("ids: CREATE, MIGRATE, DELETE, CURRENT and their errnos with views", case_ids);
 	run_case("shared memory is one memory in base and view (contents and PFNs)",
 	         case_coherence);
 	run_case("concurrent first faults from 4 views lose no update", case_concurrent_faults);
 	run_case("fork: writes through a view after fork do not leak into the child",
 	         case_fork_no_leak);
+	run_case("fork from a non-base view: shared memory from the base, unshared from the view, "
+	         "no write leaks either way",
+	         case_fork_from_view);
 	run_case("unshared data and code diverge per view", case_unshared);
 	run_case("live-view limit: ENOSPC (vm.mmview_max_views)", case_limit);
 	run_case("refusal: hugetlb", case_refuse_hugetlb);

@@ -94,6 +94,9 @@ struct vm_area_struct *mmview_gup_vma(struct vm_area_struct *vma,
 int mmview_layout_frozen(struct mm_struct *mm);
 struct mm_struct *mmview_futex_mm(struct mm_struct *mm);
 int mmview_copy_mm(unsigned long clone_flags, struct mm_struct *oldmm);
+int mmview_fork_prepare(struct mm_struct *view);
+struct vm_area_struct *mmview_fork_source(struct vm_area_struct *vma);
+void mmview_fork_flush(struct mm_struct *view);
 void mmview_task_exit(struct mm_struct *mm);
 void mmview_mm_exit(struct mm_struct *mm);
 void mmview_mm_free(struct mm_struct *mm);
@@ -171,6 +174,19 @@ static inline struct mm_struct *mmview_futex_mm(struct mm_struct *mm)
 {
 	return mm;
 }
+
+static inline int mmview_fork_prepare(struct mm_struct *view)
+{
+	return 0;
+}
+
+static inline struct vm_area_struct *
+mmview_fork_source(struct vm_area_struct *vma)
+{
+	return vma;
+}
+
+static inline void mmview_fork_flush(struct mm_struct *view) {}
 
 static inline int mmview_copy_mm(unsigned long clone_flags,
 				 struct mm_struct *oldmm)

@@ -532,6 +532,15 @@ int mmview_advise_owners(struct mm_struct *mm, unsigned long start,
 
 		if (from != addr)
 			hole = true;
+		/*
+		 * mseal() decides on the caller's VMA: its protection key checks
+		 * see the caller's mm, to which the base's VMAs are foreign.
+		 * Like madvise_walk_vmas(), what came before is still advised.
+		 */
+		if (owner == base && !can_modify_vma_madv(vma, behavior)) {
+			err = run_mm ? fn(run_mm, run_start, addr, behavior) : 0;
+			return err ?: -EPERM;
+		}
 		if (run_mm && (owner != run_mm || from != addr)) {
 			err = fn(run_mm, run_start, addr, behavior);
 			if (err)
@@ -669,15 +678,19 @@ static bool mmview_walk_ptes(struct mm_struct *view, pmd_t *pmd,
  * @start: start address
  * @end: end address
  * @op: what to do
+ * @may_sleep: the caller may sleep: reschedule between page tables
  *
  * Runs without the mmap lock (from reclaim, for instance): the view's page tables stay
  * allocated because a view leaves the group's member list, and waits for mmview_srcu,
- * before it frees them. Empty upper levels are skipped, so the walk costs what is mapped.
+ * before it frees them. Empty entries are skipped at every level, so the walk costs what
+ * is mapped; a view keeps every page table it ever had, which over a large address space
+ * (the whole of it at release) is still many tables, hence @may_sleep.
  *
  * Return: true if @op found an accessed entry.
  */
 static bool mmview_walk_view(struct mm_struct *view, unsigned long start,
-			     unsigned long end, enum mmview_walk_op op)
+			     unsigned long end, enum mmview_walk_op op,
+			     bool may_sleep)
 {
 	unsigned long addr, next_pgd, next_p4d, next_pud, next_pmd;
 	bool young = false, flush = false;
@@ -704,10 +717,14 @@ static bool mmview_walk_view(struct mm_struct *view, unsigned long start,
 					pmd_t *pmd = pmd_offset(pud, addr);
 
 					next_pmd = pmd_addr_end(addr, next_pud);
+					if (pmd_none(pmdp_get_lockless(pmd)))
+						continue;
 					young |= mmview_walk_ptes(view, pmd, addr,
 								  next_pmd, op,
 								  &flush);
 				}
+				if (may_sleep)
+					cond_resched();
 			}
 		}
 	}
@@ -722,11 +739,13 @@ static bool mmview_walk_view(struct mm_struct *view, unsigned long start,
  * @start: start address
  * @end: end address
  * @op: what to do
+ * @may_sleep: the caller may sleep (mmview_walk_view())
  *
  * Return: true if @op found an accessed entry.
  */
 static bool mmview_walk_mirrors(struct mmview_group *group, unsigned long start,
-				unsigned long end, enum mmview_walk_op op)
+				unsigned long end, enum mmview_walk_op op,
+				bool may_sleep)
 {
 	struct mm_struct *view;
 	bool young = false;
@@ -736,7 +755,8 @@ static bool mmview_walk_mirrors(struct mmview_group *group, unsigned long start,
 	list_for_each_entry_srcu(view, &group->members, mmview_node,
 				 srcu_read_lock_held(&mmview_srcu)) {
 		if (test_bit(MMVIEW_MM_MIRRORS, &view->mmview_flags))
-			young |= mmview_walk_view(view, start, end, op);
+			young |= mmview_walk_view(view, start, end, op,
+						  may_sleep);
 	}
 	srcu_read_unlock(&mmview_srcu, idx);
 	return young;
@@ -758,7 +778,8 @@ static int mmview_invalidate_range_start(struct mmu_notifier *mn,
 	 * view PTL in mmview_mirror_pmd().
 	 */
 	smp_mb__after_atomic();
-	mmview_walk_mirrors(group, range->start, range->end, MMVIEW_ZAP);
+	mmview_walk_mirrors(group, range->start, range->end, MMVIEW_ZAP,
+			    mmu_notifier_range_blockable(range));
 	return 0;
 }
 
@@ -782,7 +803,7 @@ static int mmview_clear_flush_young(struct mmu_notifier *mn, struct mm_struct *m
 {
 	struct mmview_group *group = mmview_notifier_group(mn);
 
-	return mmview_walk_mirrors(group, start, end, MMVIEW_CLEAR_YOUNG);
+	return mmview_walk_mirrors(group, start, end, MMVIEW_CLEAR_YOUNG, false);
 }
 
 static int mmview_test_young(struct mmu_notifier *mn, struct mm_struct *mm,
@@ -791,7 +812,7 @@ static int mmview_test_young(struct mmu_notifier *mn, struct mm_struct *mm,
 	struct mmview_group *group = mmview_notifier_group(mn);
 
 	return mmview_walk_mirrors(group, address, address + PAGE_SIZE,
-				   MMVIEW_TEST_YOUNG);
+				   MMVIEW_TEST_YOUNG, false);
 }
 
 /*
@@ -809,7 +830,7 @@ static void mmview_release(struct mmu_notifier *mn, struct mm_struct *mm)
 	atomic_inc(&group->invalidating);	/* never dropped */
 	/* As in mmview_invalidate_range_start(). */
 	smp_mb__after_atomic();
-	mmview_walk_mirrors(group, 0, TASK_SIZE_MAX, MMVIEW_ZAP);
+	mmview_walk_mirrors(group, 0, TASK_SIZE_MAX, MMVIEW_ZAP, true);
 	wake_up_all(&group->invalidated);	/* their faults now fail */
 }
 
@@ -1200,6 +1221,30 @@ void mmview_fork_flush(struct mm_struct *view)
 }
 
 /**
+ * mmview_sync_pkeys - give every view the caller's protection-key allocation
+ * @mm: the caller's view, after pkey_alloc() or pkey_free(), with the group's mmap write
+ *	lock held
+ *
+ * Protection keys are allocated per mm (CREATE copies the allocation, arch_dup_mmap()),
+ * but the VMAs that carry them are replayed in every view: a pkey_mprotect() replayed in a
+ * view where its key was never allocated would fail there. So every allocation and release
+ * is copied to every view at once.
+ */
+void mmview_sync_pkeys(struct mm_struct *mm)
+{
+#ifdef CONFIG_ARCH_HAS_PKEYS
+	struct mm_struct *view;
+
+	mmap_assert_write_locked(mm);
+	if (!mm_has_views(mm))
+		return;
+	list_for_each_entry(view, &mm->mmview_group->members, mmview_node)
+		if (view != mm)
+			arch_dup_pkeys(mm, view);
+#endif
+}
+
+/**
  * mmview_mremap_prepare - check that mremap() can run in every view, and clear the mirrors it
  *	would move
  * @mm: the caller's view (current->mm), with the group's mmap write lock held
@@ -1233,7 +1278,8 @@ int mmview_mremap_prepare(struct mm_struct *mm, unsigned long addr,
 			return -EFAULT;
 	}
 	if (old_len)
-		mmview_walk_mirrors(group, addr, addr + old_len, MMVIEW_ZAP);
+		mmview_walk_mirrors(group, addr, addr + old_len, MMVIEW_ZAP,
+				    true);
 	return 0;
 }
 

@@ -496,11 +496,54 @@ static void case_page_tables_freed(void)
 	EXPECT(after <= before + 256, "page tables grew by %ld kB", after - before);
 }
 
+/*
+ * Protection keys: a key allocated in one view is allocated in every view, so a
+ * pkey_mprotect() made with it from a view is replayed everywhere (it would otherwise fail
+ * in the other views, and the failed replay kill the process); a key freed in one view is
+ * free in every view.
+ */
+static void case_pkeys(void)
+{
+	long ids[3] = {0};
+	char *p = map_anon(4);
+	int key, again;
+	long r;
+
+	EXPECT(p, "mmap");
+	if (!p)
+		return;
+	key = (int)syscall(SYS_pkey_alloc, 0, 0);
+	if (key < 0 && (errno == ENOSPC || errno == EINVAL || errno == ENOSYS)) {
+		printf("#   no protection keys here (%s): nothing to test\n", strerror(errno));
+		return;
+	}
+	syscall(SYS_pkey_free, key);
+	create_views(ids, 3);
+	mmview_migrate(ids[2]);
+	key = (int)syscall(SYS_pkey_alloc, 0, 0);
+	EXPECT(key > 0, "pkey_alloc in view 2 (got %d, %s)", key, strerror(errno));
+	r = syscall(SYS_pkey_mprotect, p, 4 * page, PROT_READ | PROT_WRITE, key);
+	EXPECT(r == 0, "pkey_mprotect in view 2 with its key (got %s)", err_name(r));
+	mmview_migrate(ids[1]);
+	r = syscall(SYS_pkey_mprotect, p, 2 * page, PROT_READ, key);
+	EXPECT(r == 0, "pkey_mprotect in view 1 with view 2's key (got %s)", err_name(r));
+	EXPECT(layouts_equal(ids, 3), "one layout after pkey_mprotect from two views");
+	mmview_migrate(0);
+	r = syscall(SYS_pkey_free, key);
+	EXPECT(r == 0, "pkey_free in the base of the key view 2 allocated (got %s)", err_name(r));
+	mmview_migrate(ids[2]);
+	r = syscall(SYS_pkey_mprotect, p, 4 * page, PROT_READ, key);
+	EXPECT(fails_with(r, EINVAL), "the freed key is free in view 2 too (got %s)", err_name(r));
+	again = (int)syscall(SYS_pkey_alloc, 0, 0);
+	EXPECT(again == key, "view 2 gets the same key again (got %d, was %d)", again, key);
+	mmview_migrate(0);
+}
+
 int main(void)
 {
 	page = sysconf(_SC_PAGESIZE);
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	tap_plan(10);
+	tap_plan(11);
 	run_case("mmap, munmap and MAP_FIXED from views: one layout, one memory", case_mmap_munmap);
 	run_case("anonymous, /dev/zero and file mappings made in a view are one memory",
 	         case_shared_mappings);
@@ -511,6 +554,7 @@ int main(void)
 	run_case("96 threads with 16 MiB stacks come and go in 3 views", case_thread_churn);
 	run_case("malloc and free from 4 views, blocks freed across views", case_malloc);
 	run_case("refusals with views: MAP_HUGETLB, MADV_MERGEABLE", case_refusals);
+	run_case("protection keys allocated or freed in one view are so in every view", case_pkeys);
 	run_case("SWITCH_BASE after replayed changes, then delete of the old base",
 	         case_switch_base_after_replays);
 	run_case("page tables views kept after munmap are freed when they exit",

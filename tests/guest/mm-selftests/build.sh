@@ -25,3 +25,6 @@ if [ ${#missing[@]} -gt 0 ]; then
 	echo "mm-selftests: these tests did not build: ${missing[*]} (see $out/build.log)" >&2
 	exit 1
 fi
+# The preload of the second pass, which runs every test inside a non-base view (in_view.c).
+gcc -O2 -Wall -Wextra -Werror -shared -fPIC -I "$root/lib/include" \
+	-o "$out/in_view.so" "$root/tests/guest/mm-selftests/in_view.c"

@@ -97,6 +97,7 @@ int mmview_copy_mm(unsigned long clone_flags, struct mm_struct *oldmm);
 int mmview_fork_prepare(struct mm_struct *view);
 struct vm_area_struct *mmview_fork_source(struct vm_area_struct *vma);
 void mmview_fork_flush(struct mm_struct *view);
+void mmview_sync_pkeys(struct mm_struct *mm);
 void mmview_task_exit(struct mm_struct *mm);
 void mmview_mm_exit(struct mm_struct *mm);
 void mmview_mm_free(struct mm_struct *mm);
@@ -187,6 +188,8 @@ mmview_fork_source(struct vm_area_struct *vma)
 }
 
 static inline void mmview_fork_flush(struct mm_struct *view) {}
+
+static inline void mmview_sync_pkeys(struct mm_struct *mm) {}
 
 static inline int mmview_copy_mm(unsigned long clone_flags,
 				 struct mm_struct *oldmm)

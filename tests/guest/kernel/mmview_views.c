@@ -429,6 +429,30 @@ static void case_refuse_ksm(void)
 	refused("KSM");
 }
 
+/* THP is off once a process has views; turning it back on is refused, off stays allowed. */
+static void case_refuse_thp(void)
+{
+	long r, v;
+
+	EXPECT(prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0) == 0 &&
+	           prctl(PR_SET_THP_DISABLE, 0, 0, 0, 0) == 0,
+	       "PR_SET_THP_DISABLE off and on again without views (%s)", strerror(errno));
+	v = mmview_create();
+	EXPECT(v > 0, "CREATE (got %s)", err_name(v));
+	EXPECT(prctl(PR_GET_THP_DISABLE, 0, 0, 0, 0) == 1, "CREATE turned THP off");
+	r = prctl(PR_SET_THP_DISABLE, 0, 0, 0, 0);
+	EXPECT(fails_with(r, EBUSY), "re-enabling THP with views fails EBUSY (got %s)",
+	       err_name(r));
+	EXPECT(prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0) == 0, "disabling THP again works (%s)",
+	       strerror(errno));
+	mmview_delete(v);
+	r = prctl(PR_SET_THP_DISABLE, 0, 0, 0, 0);
+	EXPECT(fails_with(r, EBUSY),
+	       "still refused after the last view is deleted: the process keeps its group (got %s)",
+	       err_name(r));
+	EXPECT(prctl(PR_GET_THP_DISABLE, 0, 0, 0, 0) == 1, "THP stays off");
+}
+
 static void case_refuse_aio(void)
 {
 	aio_context_t ctx = 0;
@@ -954,7 +978,7 @@ int main(void)
 {
 	page = sysconf(_SC_PAGESIZE);
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	tap_plan(21);
+	tap_plan(22);
 	run_case("ids: CREATE, MIGRATE, DELETE, CURRENT and their errnos with views", case_ids);
 	run_case("shared memory is one memory in base and view (contents and PFNs)",
 	         case_coherence);
@@ -968,6 +992,7 @@ int main(void)
 	run_case("live-view limit: ENOSPC (vm.mmview_max_views)", case_limit);
 	run_case("refusal: hugetlb", case_refuse_hugetlb);
 	run_case("refusal: KSM", case_refuse_ksm);
+	run_case("refusal: re-enabling THP (PR_SET_THP_DISABLE 0)", case_refuse_thp);
 	run_case("refusal: aio", case_refuse_aio);
 	run_case("refusal: io_uring", case_refuse_io_uring);
 	run_case("refusal: userfaultfd", case_refuse_uffd);

@@ -32,7 +32,8 @@ for pass in MMTEST MMVIEWTEST; do
 			got=noview
 		fi
 		echo "$pass $name $got rc=$rc secs=$(($(date +%s) - start))"
-		[ $got = pass ] || [ $got = skip ] || sed 's/^/#   /' "/tmp/$name.out" | tail -n 15
+		# awk ends every line, also an output's last one without a newline.
+		[ $got = pass ] || [ $got = skip ] || awk '{ print "#   " $0 }' "/tmp/$name.out" | tail -n 15
 	done <expected.txt
 done
 echo "MMTEST-DONE"

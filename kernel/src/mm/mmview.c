@@ -1245,6 +1245,56 @@ void mmview_sync_pkeys(struct mm_struct *mm)
 }
 
 /**
+ * __mmview_same_process - whether @other is a view of @mm's group
+ * @mm: the caller's view, in a group
+ * @other: an mm pointer read from another CPU's current task; compared, never dereferenced
+ *
+ * The expedited membarrier commands interrupt every CPU that runs a thread of the caller's
+ * process, in whichever view. Callable under rcu_read_lock(): the members are walked under
+ * mmview_srcu, which a view leaves only after it is unlinked.
+ *
+ * Return: true if @other is a member of @mm's group.
+ */
+bool __mmview_same_process(struct mm_struct *mm, struct mm_struct *other)
+{
+	struct mm_struct *view;
+	bool found = false;
+	int idx;
+
+	idx = srcu_read_lock(&mmview_srcu);
+	list_for_each_entry_srcu(view, &mm->mmview_group->members, mmview_node,
+				 srcu_read_lock_held(&mmview_srcu)) {
+		if (view == other) {
+			found = true;
+			break;
+		}
+	}
+	srcu_read_unlock(&mmview_srcu, idx);
+	return found;
+}
+
+/**
+ * mmview_membarrier_sync - give every view the caller's membarrier registrations
+ * @mm: the caller's view, whose membarrier_state a registration just changed
+ *
+ * Registrations are process-wide: a thread in any view may then issue the command. Under
+ * the group's mmap lock, so that a concurrent CREATE, which copies the state under the
+ * write lock, either copies the new bits or is a member by the time they are propagated.
+ */
+void mmview_membarrier_sync(struct mm_struct *mm)
+{
+	struct mm_struct *view;
+
+	mmap_read_lock(mm);
+	if (mm_has_views(mm))
+		list_for_each_entry(view, &mm->mmview_group->members,
+				    mmview_node)
+			atomic_or(atomic_read(&mm->membarrier_state),
+				  &view->membarrier_state);
+	mmap_read_unlock(mm);
+}
+
+/**
  * mmview_mremap_prepare - check that mremap() can run in every view, and clear the mirrors it
  *	would move
  * @mm: the caller's view (current->mm), with the group's mmap write lock held

@@ -15,8 +15,10 @@
 #include <fcntl.h>
 #include <linux/aio_abi.h>
 #include <linux/futex.h>
+#include <linux/membarrier.h>
 #include <linux/userfaultfd.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -526,6 +528,100 @@ static void *exit_in_view_thread(void *arg)
 	return (void *)(long)mmview_current();
 }
 
+/* ---- membarrier: one process across views ---- */
+
+static _Atomic int spinner_state; /* 1: spinning in view 2 on CPU 1; 2: stop */
+
+static void pin_to_cpu(int cpu)
+{
+	cpu_set_t set;
+
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+}
+
+static void *spin_in_view(void *arg)
+{
+	mmview_migrate((long)arg);
+	pin_to_cpu(1);
+	atomic_store(&spinner_state, 1);
+	while (atomic_load(&spinner_state) != 2)
+		;
+	mmview_migrate(0);
+	return NULL;
+}
+
+/* Function-call interrupts CPU 1 has taken ("CAL" in /proc/interrupts), or -1. */
+static long cal_interrupts_cpu1(void)
+{
+	FILE *f = fopen("/proc/interrupts", "r");
+	char line[512];
+	long cpu0, cpu1 = -1;
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, " CAL: %ld %ld", &cpu0, &cpu1) == 2)
+			break;
+	fclose(f);
+	return cpu1;
+}
+
+static long membarrier_cmd(int cmd)
+{
+	return syscall(SYS_membarrier, cmd, 0, 0);
+}
+
+/*
+ * A membarrier registration made in one view holds for the whole process, views created later
+ * included, and the expedited commands interrupt the CPUs that run the process's threads in
+ * any view: a thread spinning in view 2 on CPU 1 takes an IPI for (nearly) each command issued
+ * from view 1 on CPU 0.
+ */
+static void case_membarrier(void)
+{
+	long v1 = mmview_create(), v2 = mmview_create(), v3, r, before, after;
+	pthread_t spinner;
+	int i;
+
+	EXPECT(v1 > 0 && v2 > 0, "CREATE (got %ld, %ld)", v1, v2);
+	mmview_migrate(v1);
+	pin_to_cpu(0);
+	r = membarrier_cmd(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED);
+	EXPECT(r == 0, "REGISTER_PRIVATE_EXPEDITED in view %ld (got %s)", v1, err_name(r));
+	mmview_migrate(v2);
+	r = membarrier_cmd(MEMBARRIER_CMD_PRIVATE_EXPEDITED);
+	EXPECT(r == 0, "PRIVATE_EXPEDITED from view %ld after registration in view %ld (got %s)",
+	       v2, v1, err_name(r));
+	v3 = mmview_create();
+	mmview_migrate(v3);
+	r = membarrier_cmd(MEMBARRIER_CMD_PRIVATE_EXPEDITED);
+	EXPECT(r == 0, "PRIVATE_EXPEDITED from view %ld, created after the registration (got %s)",
+	       v3, err_name(r));
+	mmview_migrate(v1);
+
+	atomic_store(&spinner_state, 0);
+	if (pthread_create(&spinner, NULL, spin_in_view, (void *)v2) != 0) {
+		EXPECT(false, "pthread_create");
+		return;
+	}
+	while (atomic_load(&spinner_state) != 1)
+		;
+	before = cal_interrupts_cpu1();
+	for (i = 0; i < 2000; i++)
+		membarrier_cmd(MEMBARRIER_CMD_PRIVATE_EXPEDITED);
+	after = cal_interrupts_cpu1();
+	atomic_store(&spinner_state, 2);
+	pthread_join(spinner, NULL);
+	/* Half, in case CPU 1 runs a kernel thread now and then; without views' IPIs it is ~0. */
+	EXPECT(before >= 0 && after - before >= 1000,
+	       "2,000 commands from view %ld on CPU 0 interrupted CPU 1, which runs a thread of "
+	       "view %ld, at least 1,000 times (got %ld)",
+	       v1, v2, after - before);
+	mmview_migrate(0);
+}
+
 static void case_threads_across_views(void)
 {
 	pthread_barrier_t ready;
@@ -978,7 +1074,7 @@ int main(void)
 {
 	page = sysconf(_SC_PAGESIZE);
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	tap_plan(22);
+	tap_plan(23);
 	run_case("ids: CREATE, MIGRATE, DELETE, CURRENT and their errnos with views", case_ids);
 	run_case("shared memory is one memory in base and view (contents and PFNs)",
 	         case_coherence);
@@ -998,6 +1094,8 @@ int main(void)
 	run_case("refusal: userfaultfd", case_refuse_uffd);
 	run_case("condition variables, shared futex and pthread_join across views",
 	         case_threads_across_views);
+	run_case("membarrier: registered process-wide, IPIs reach threads in other views",
+	         case_membarrier);
 	run_case("delete while occupied", case_delete_occupied);
 	run_case("exit from a view frees every view", case_exit_from_view);
 	run_case("exec from a view", case_exec_from_view);

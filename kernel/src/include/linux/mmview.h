@@ -98,6 +98,24 @@ int mmview_fork_prepare(struct mm_struct *view);
 struct vm_area_struct *mmview_fork_source(struct vm_area_struct *vma);
 void mmview_fork_flush(struct mm_struct *view);
 void mmview_sync_pkeys(struct mm_struct *mm);
+bool __mmview_same_process(struct mm_struct *mm, struct mm_struct *other);
+void mmview_membarrier_sync(struct mm_struct *mm);
+
+/**
+ * mmview_same_process - whether @other is @mm or another view of @mm's group
+ * @mm: the caller's mm
+ * @other: another CPU's current mm, compared and never dereferenced
+ *
+ * Return: true if a thread running on @other belongs to the caller's process.
+ */
+static inline bool mmview_same_process(struct mm_struct *mm,
+				       struct mm_struct *other)
+{
+	if (other == mm)
+		return true;
+	return other && mm_has_views(mm) && __mmview_same_process(mm, other);
+}
+
 void mmview_task_exit(struct mm_struct *mm);
 void mmview_mm_exit(struct mm_struct *mm);
 void mmview_mm_free(struct mm_struct *mm);
@@ -190,6 +208,14 @@ mmview_fork_source(struct vm_area_struct *vma)
 static inline void mmview_fork_flush(struct mm_struct *view) {}
 
 static inline void mmview_sync_pkeys(struct mm_struct *mm) {}
+
+static inline bool mmview_same_process(struct mm_struct *mm,
+				       struct mm_struct *other)
+{
+	return other == mm;
+}
+
+static inline void mmview_membarrier_sync(struct mm_struct *mm) {}
 
 static inline int mmview_copy_mm(unsigned long clone_flags,
 				 struct mm_struct *oldmm)

@@ -426,6 +426,16 @@ const sigset_t *keep_kick_blocked(const sigset_t *mask, sigset_t &buf) noexcept
 	return &buf;
 }
 
+// The mask a wrapped call that takes one passes on: in a kick window the application's mask
+// without the kick signal (a kick ends the call), outside one with it kept blocked.
+const sigset_t *call_mask(bool kicks, const sigset_t *mask, sigset_t &buf) noexcept
+{
+	if (!kicks)
+		return keep_kick_blocked(mask, buf);
+	buf = mask_without_kick(mask);
+	return &buf;
+}
+
 bool transition_pending() noexcept
 {
 	return atlas::detail::transitions_in_flight.load(std::memory_order_relaxed) != 0;
@@ -1076,13 +1086,8 @@ int epoll_pwait(int epfd, epoll_event *events, int maxevents, int timeout, const
 	return bracketed(Kick::mask, false, [&](bool kicks) {
 		const int t = first ? timeout : d.left_ms();
 		first = false;
-		if (!kicks) {
-			sigset_t buf;
-			return real.epoll_pwait(epfd, events, maxevents, t,
-			                        keep_kick_blocked(mask, buf));
-		}
-		sigset_t m = mask_without_kick(mask);
-		return real.epoll_pwait(epfd, events, maxevents, t, &m);
+		sigset_t m;
+		return real.epoll_pwait(epfd, events, maxevents, t, call_mask(kicks, mask, m));
 	});
 }
 
@@ -1103,13 +1108,8 @@ int epoll_pwait2(int epfd, epoll_event *events, int maxevents, const timespec *t
 		timespec buf;
 		const timespec *t = first ? timeout : d.left(buf);
 		first = false;
-		if (!kicks) {
-			sigset_t kept;
-			return real.epoll_pwait2(epfd, events, maxevents, t,
-			                         keep_kick_blocked(mask, kept));
-		}
-		sigset_t m = mask_without_kick(mask);
-		return real.epoll_pwait2(epfd, events, maxevents, t, &m);
+		sigset_t m;
+		return real.epoll_pwait2(epfd, events, maxevents, t, call_mask(kicks, mask, m));
 	});
 }
 
@@ -1137,12 +1137,8 @@ int ppoll(pollfd *fds, nfds_t nfds, const timespec *timeout, const sigset_t *mas
 		timespec buf;
 		const timespec *t = first ? timeout : d.left(buf);
 		first = false;
-		if (!kicks) {
-			sigset_t kept;
-			return real.ppoll(fds, nfds, t, keep_kick_blocked(mask, kept));
-		}
-		sigset_t m = mask_without_kick(mask);
-		return real.ppoll(fds, nfds, t, &m);
+		sigset_t m;
+		return real.ppoll(fds, nfds, t, call_mask(kicks, mask, m));
 	});
 }
 
@@ -1211,12 +1207,8 @@ int pselect(int nfds, fd_set *r, fd_set *w, fd_set *e, const timespec *timeout,
 		timespec buf;
 		const timespec *t = first ? timeout : d.left(buf);
 		first = false;
-		if (!kicks) {
-			sigset_t kept;
-			return real.pselect(nfds, r, w, e, t, keep_kick_blocked(mask, kept));
-		}
-		sigset_t m = mask_without_kick(mask);
-		return real.pselect(nfds, r, w, e, t, &m);
+		sigset_t m;
+		return real.pselect(nfds, r, w, e, t, call_mask(kicks, mask, m));
 	});
 }
 

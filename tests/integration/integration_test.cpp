@@ -127,26 +127,9 @@ void run_scenario(const Scenario &s)
 	}
 	ASSERT_EQ(threads, static_cast<size_t>(s.workers) + 2);
 
-	std::atomic<bool> stop{false};
-	std::vector<std::unique_ptr<Client>> clients;
-	std::vector<std::thread> client_threads;
-	for (int i = 0; i < s.clients; i++) {
-		clients.push_back(std::make_unique<Client>());
-		client_threads.emplace_back(client_loop, std::ref(*clients.back()), service,
-		                            static_cast<unsigned>(i + 1), s.pause, std::ref(stop));
-	}
-
-	// Whether the server still runs (not even a zombie: kill(pid, 0) would accept one).
-	int exit_status = -1;
-	auto alive = [&] {
-		if (exit_status != -1)
-			return false;
-		int st = 0;
-		pid_t r = waitpid(server.pid, &st, WNOHANG);
-		if (r == server.pid)
-			exit_status = st;
-		return r == 0;
-	};
+	ClientPool pool(s.clients, service, s.pause);
+	auto &clients = pool.clients;
+	ChildWatch watch{server.pid};
 
 	std::vector<Op> ops;
 	int version = 1;
@@ -208,8 +191,8 @@ void run_scenario(const Scenario &s)
 		if (!must_say.empty()) {
 			EXPECT_NE(out.find(must_say), std::string::npos) << what << "\n" << out;
 		}
-		EXPECT_TRUE(alive())
-		    << "the server died during " << what << ", status " << exit_status;
+		EXPECT_TRUE(watch.alive())
+		    << "the server died during " << what << ", status " << watch.status;
 		if (r != code)
 			stop_rounds = true;
 		version = after;
@@ -307,12 +290,10 @@ void run_scenario(const Scenario &s)
 	}
 	bool fatal = ::testing::Test::HasFatalFailure() || stop_rounds;
 
-	stop = true;
-	for (auto &t : client_threads)
-		t.join();
+	pool.stop_and_join();
 
 	// The server's own account: it never failed a connection, and it is alive until SIGTERM.
-	ASSERT_TRUE(alive()) << "the server died, status " << exit_status;
+	ASSERT_TRUE(watch.alive()) << "the server died, status " << watch.status;
 	std::string status_out;
 	EXPECT_EQ(run("--json status " + pid, &status_out), 0) << status_out;
 	auto st = nlohmann::json::parse(status_out, nullptr, false);

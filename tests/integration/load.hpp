@@ -11,11 +11,13 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <memory>
 #include <mutex>
 #include <poll.h>
 #include <string>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <thread>
 #include <unistd.h>
 #include <vector>
@@ -163,6 +165,51 @@ inline void client_loop(Client &c, const std::string &service, unsigned seed,
 	}
 	close(fd);
 }
+
+// `n` clients running client_loop() against `service` until stop_and_join().
+struct ClientPool {
+	std::atomic<bool> stop{false};
+	std::vector<std::unique_ptr<Client>> clients;
+	std::vector<std::thread> threads;
+
+	ClientPool(int n, const std::string &service, std::chrono::microseconds pause)
+	{
+		for (int i = 0; i < n; i++) {
+			clients.push_back(std::make_unique<Client>());
+			threads.emplace_back(client_loop, std::ref(*clients.back()), service,
+			                     static_cast<unsigned>(i + 1), pause, std::ref(stop));
+		}
+	}
+	void stop_and_join()
+	{
+		stop = true;
+		for (auto &t : threads)
+			t.join();
+		threads.clear();
+	}
+	~ClientPool()
+	{
+		stop_and_join();
+	}
+};
+
+// Whether a child process still runs (not even a zombie: kill(pid, 0) would accept one). Once
+// it has been reaped, `status` holds its wait status; until then -1.
+struct ChildWatch {
+	pid_t pid;
+	int status = -1;
+
+	bool alive()
+	{
+		if (status != -1)
+			return false;
+		int s = 0;
+		pid_t r = waitpid(pid, &s, WNOHANG);
+		if (r == pid)
+			status = s;
+		return r == 0;
+	}
+};
 
 } // namespace atlas_integ
 

@@ -138,24 +138,9 @@ int main(int argc, char **argv)
 	          "registered (%s)",
 	          st["threads"].size(), st.dump().c_str());
 
-	std::atomic<bool> stop{false};
-	std::vector<std::unique_ptr<Client>> clients;
-	std::vector<std::thread> client_threads;
-	for (int i = 0; i < clients_n; i++) {
-		clients.push_back(std::make_unique<Client>());
-		client_threads.emplace_back(client_loop, std::ref(*clients.back()), service,
-		                            static_cast<unsigned>(i + 1), 500us, std::ref(stop));
-	}
-	int exit_status = -1;
-	auto alive = [&] {
-		if (exit_status != -1)
-			return false;
-		int s = 0;
-		pid_t r = waitpid(server.pid, &s, WNOHANG);
-		if (r == server.pid)
-			exit_status = s;
-		return r == 0;
-	};
+	ClientPool pool(clients_n, service, 500us);
+	auto &clients = pool.clients;
+	ChildWatch watch{server.pid};
 
 	std::vector<Op> ops;
 	std::set<int> version{1};
@@ -222,8 +207,9 @@ int main(int argc, char **argv)
 		bool ok = r == code && j.is_object() &&
 		          (!transition || j["report"]["mode"] == "wait_free") &&
 		          (must_say.empty() || out.find(must_say) != std::string::npos);
-		if (!alive()) {
-			tap_diag("the server died during %s, status %d", what.c_str(), exit_status);
+		if (!watch.alive()) {
+			tap_diag("the server died during %s, status %d", what.c_str(),
+			         watch.status);
 			ok = false;
 		}
 		if (!ok) {
@@ -352,9 +338,7 @@ int main(int argc, char **argv)
 	          "(%zu replies checked right after an operation)",
 	          live_checked);
 
-	stop = true;
-	for (auto &t : client_threads)
-		t.join();
+	pool.stop_and_join();
 
 	// Afterwards: nothing applied, no patch text, one view (the control server's threads
 	// follow the base), kicks sent.
@@ -447,7 +431,7 @@ int main(int argc, char **argv)
 	tap_check(per_version[1] > 0 && per_version[2] > 0 && per_version[3] > 0,
 	          "replies came from all three versions");
 
-	const bool was_alive = alive();
+	const bool was_alive = watch.alive();
 	kill(server.pid, SIGTERM);
 	std::string last = server.line(30000);
 	int wstatus = 0;

@@ -987,6 +987,13 @@ unlock:
 	return ret;
 }
 
+/* No invalidation of the base in flight, or no base any more. */
+static bool mmview_invalidations_over(struct mmview_group *group)
+{
+	return !atomic_read(&group->invalidating) ||
+	       test_bit(MMVIEW_GROUP_BASE_GONE, &group->flags);
+}
+
 /*
  * The base's invalidation of the faulting page is in flight: sleep until every invalidation
  * has ended rather than spin, because the task running it may need this CPU to finish (an
@@ -1010,12 +1017,9 @@ static vm_fault_t mmview_fault_wait(struct mmview_group *group,
 	 */
 	if (drop && (flags & FAULT_FLAG_KILLABLE))
 		wait_event_killable(group->invalidated,
-				    !atomic_read(&group->invalidating) ||
-				    test_bit(MMVIEW_GROUP_BASE_GONE, &group->flags));
+				    mmview_invalidations_over(group));
 	else
-		wait_event(group->invalidated,
-			   !atomic_read(&group->invalidating) ||
-			   test_bit(MMVIEW_GROUP_BASE_GONE, &group->flags));
+		wait_event(group->invalidated, mmview_invalidations_over(group));
 	return drop ? VM_FAULT_RETRY : 0;
 }
 

@@ -102,6 +102,10 @@ struct mmview_group {
 	struct mmview_notifier *notifier;
 };
 
+/* Bits of mm->flags that are the process's, the same in every view (mmview_set_mm_flags()). */
+#define MMVIEW_PROCESS_FLAGS	(MMF_DUMPABLE_MASK | BIT(MMF_HAS_MDWE) | \
+				 BIT(MMF_HAS_MDWE_NO_INHERIT))
+
 /* Walkers of a group's members outside its mmap lock (the MMU notifier) hold this. */
 DEFINE_STATIC_SRCU(mmview_srcu);
 
@@ -1298,6 +1302,137 @@ void mmview_membarrier_sync(struct mm_struct *mm)
 	mmap_read_unlock(mm);
 }
 
+/*
+ * Process-wide state kept in each mm_struct.
+ */
+
+#ifdef CONFIG_MEMCG
+/*
+ * Hand @view, which the exiting task @p owns, to another thread of @p's process that runs in
+ * a view of @group and has not passed exit_mm() or exec_mmap(): that thread will find itself
+ * the owner when it gets there (it changes its mm under task_lock(), which orders it after
+ * this). With no such thread the process is ending, and the owner becomes NULL, as
+ * mm_update_next_owner() leaves an mm without users. The owner may run in another view, so
+ * there is no lru_gen_migrate_mm(), which expects owner->mm == @view: views are not on the
+ * multi-gen LRU's mm list, and the base's memcg does not change (one process, one cgroup).
+ */
+static void mmview_hand_owner(struct mmview_group *group, struct mm_struct *view,
+			      struct task_struct *p)
+{
+	struct task_struct *t;
+
+	rcu_read_lock();
+	for_each_thread(p, t) {
+		if (t == p)
+			continue;
+		task_lock(t);
+		if (t->mm && READ_ONCE(t->mm->mmview_group) == group) {
+			WRITE_ONCE(view->owner, t);
+			task_unlock(t);
+			rcu_read_unlock();
+			return;
+		}
+		task_unlock(t);
+	}
+	rcu_read_unlock();
+	WRITE_ONCE(view->owner, NULL);
+}
+
+/**
+ * mmview_next_owner - hand every view an exiting task owns to a live thread
+ * @mm: the view the task leaves by exit or exec
+ *
+ * mm->owner is the task whose memory cgroup a view's pages and page tables are charged to.
+ * A view's owner is the thread that created it, which may run, and exit, in another view.
+ * mm_update_next_owner() looks only at the mm the task leaves and only for tasks running in
+ * it, which a view may have none of: the owner would be left pointing at a freed task, or
+ * NULL, which charges the root cgroup and escapes the process's limit. The threads of a
+ * process share its memory cgroup, so any of them will do for any view.
+ *
+ * Return: true if @mm is in a group; mm_update_next_owner() has nothing more to do.
+ */
+bool mmview_next_owner(struct mm_struct *mm)
+{
+	struct mmview_group *group = READ_ONCE(mm->mmview_group);
+	struct mm_struct *view;
+	int idx;
+
+	if (!group)
+		return false;
+	idx = srcu_read_lock(&mmview_srcu);
+	list_for_each_entry_srcu(view, &group->members, mmview_node,
+				 srcu_read_lock_held(&mmview_srcu))
+		if (READ_ONCE(view->owner) == current)
+			mmview_hand_owner(group, view, current);
+	srcu_read_unlock(&mmview_srcu, idx);
+	return true;
+}
+#endif /* CONFIG_MEMCG */
+
+/*
+ * The lock that orders changes of process-wide mm flags against CREATE: the arg_lock of
+ * the group's first view, which is the process's mm from before its first CREATE, so the
+ * same lock serves before and after the group exists.
+ */
+static spinlock_t *mmview_flags_lock(struct mm_struct *mm)
+{
+	struct mmview_group *group = READ_ONCE(mm->mmview_group);
+
+	return group ? &group->lock_mm->arg_lock : &mm->arg_lock;
+}
+
+/**
+ * mmview_set_mm_flags - change process-wide bits of mm->flags in every view
+ * @mm: the caller's mm
+ * @mask: the bits to clear
+ * @bits: the bits to set
+ *
+ * Dumpability and memory-deny-write-execute belong to the process: a view left dumpable
+ * after setuid() could be ptrace()d and its memory read, and a view without MDWE could map
+ * writable code. Each change goes to every view under mmview_flags_lock(), which CREATE
+ * holds while it copies these bits into a new view and links it (mmview_link_view()).
+ */
+void mmview_set_mm_flags(struct mm_struct *mm, unsigned long mask,
+			 unsigned long bits)
+{
+	spinlock_t *lock = mmview_flags_lock(mm);
+	struct mmview_group *group;
+	struct mm_struct *view;
+	int idx;
+
+	idx = srcu_read_lock(&mmview_srcu);
+	spin_lock(lock);
+	group = READ_ONCE(mm->mmview_group);
+	if (!group)
+		set_mask_bits(&mm->flags, mask, bits);
+	else
+		list_for_each_entry_srcu(view, &group->members, mmview_node,
+					 srcu_read_lock_held(&mmview_srcu))
+			set_mask_bits(&view->flags, mask, bits);
+	spin_unlock(lock);
+	srcu_read_unlock(&mmview_srcu, idx);
+}
+
+/**
+ * mmview_mirror_page - the page a view's mirror maps, for /proc/PID/smaps
+ * @vma: a VMA of a view
+ * @pte: a present entry of @vma, read under its page table lock
+ *
+ * The page is the base's for as long as the lock is held: the notifier clears mirrors
+ * under it before the base lets the page go.
+ *
+ * Return: the page, or NULL if @pte is not a mirror of a normal page.
+ */
+struct page *mmview_mirror_page(struct vm_area_struct *vma, pte_t pte)
+{
+	unsigned long pfn = pte_pfn(pte);
+
+	if (!mmview_vma_mirrors(vma) || !pte_special(pte) || !pfn_valid(pfn) ||
+	    is_zero_pfn(pfn))
+		return NULL;
+	return pfn_to_page(pfn);
+}
+
 /**
  * mmview_mremap_prepare - check that mremap() can run in every view, and clear the mirrors it
  *	would move
@@ -1555,6 +1690,11 @@ static int mmview_group_create(struct mm_struct *mm)
 		goto free;
 
 	set_bit(MMF_DISABLE_THP, &mm->flags);
+	/*
+	 * GUP from any view pins the base's pages, but a fork checks for pins through the
+	 * flag of the mm it copies from: set it on the base, and so in every view.
+	 */
+	set_bit(MMF_HAS_PINNED, &mm->flags);
 	mmget(mm);
 	mm->mmview_id = MMVIEW_BASE_ID;
 	list_add_tail_rcu(&mm->mmview_node, &group->members);
@@ -1732,6 +1872,26 @@ static int mmview_fill_mirrors(struct mmview_group *group, struct mm_struct *vie
  * Return: the new view's id, or -ENOMEM, -ENOSPC (live-view limit), -EOPNOTSUPP (sec.
  * "Refusals" of mmview(2)), -EINTR.
  */
+/*
+ * Make @view, a new copy of @src, a member of @group. Process-wide flags are copied again
+ * under the lock that orders their changes (mmview_set_mm_flags()): a change made since
+ * mm_alloc_view() copied them either is in @src by now or will find @view on the list.
+ * Linked with its lock sequence begun, as every member's is under the write lock.
+ */
+static void mmview_link_view(struct mmview_group *group, struct mm_struct *view,
+			     struct mm_struct *src)
+{
+	spinlock_t *lock = mmview_flags_lock(src);
+
+	do_raw_write_seqcount_begin(&view->mm_lock_seq);
+	spin_lock(lock);
+	set_mask_bits(&view->flags, MMVIEW_PROCESS_FLAGS,
+		      src->flags & MMVIEW_PROCESS_FLAGS);
+	list_add_tail_rcu(&view->mmview_node, &group->members);
+	spin_unlock(lock);
+	set_bit(MMVIEW_MM_LINKED, &view->mmview_flags);
+}
+
 static long mmview_create(void)
 {
 	struct mm_struct *mm = current->mm, *view;
@@ -1783,10 +1943,7 @@ static long mmview_create(void)
 	group->nr_live++;
 	view->hiwater_rss = get_mm_rss(view);
 	view->hiwater_vm = view->total_vm;
-	/* Linked with its sequence begun, as every member's is under the write lock. */
-	do_raw_write_seqcount_begin(&view->mm_lock_seq);
-	list_add_tail_rcu(&view->mmview_node, &group->members);
-	set_bit(MMVIEW_MM_LINKED, &view->mmview_flags);
+	mmview_link_view(group, view, mm);
 
 	ret = mmview_fill_mirrors(group, view);
 	if (ret) {

@@ -1,8 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
  * Helpers of the in-guest replay tests (mmview_replay.c, mmview_remap_advise.c): the layout of
- * every view compared through /proc/thread-self/maps, probes that survive a fault, and
- * creation of several views.
+ * every view compared through /proc/thread-self/maps, and probes that survive a fault.
  */
 #ifndef ATLAS_TESTS_REPLAY_CASE_H
 #define ATLAS_TESTS_REPLAY_CASE_H
@@ -130,24 +129,6 @@ static bool probe(volatile char *p, bool write)
 	}
 	sigaction(SIGSEGV, &old, NULL);
 	return ok;
-}
-
-/*
- * Creates views ids[1..n-1] (ids[0] is the base, 0) from the calling thread's view, which it
- * does not leave; a failure is a failed expectation of the calling case.
- */
-static bool create_views(long *ids, int n)
-{
-	int i;
-
-	ids[0] = 0;
-	for (i = 1; i < n; i++) {
-		ids[i] = mmview_create();
-		EXPECT(ids[i] > 0, "CREATE of view %d of %d (got %s)", i, n - 1, err_name(ids[i]));
-		if (ids[i] < 0)
-			return false;
-	}
-	return true;
 }
 
 #endif

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Helpers of the in-guest views tests: one child process per case (a TAP check each), failed
- * expectations as TAP diagnostics, and what the cases inspect (PFNs, files).
+ * expectations as TAP diagnostics, creation of several views, and what the cases inspect (PFNs,
+ * files).
  */
 #ifndef ATLAS_TESTS_VIEWS_CASE_H
 #define ATLAS_TESTS_VIEWS_CASE_H
@@ -17,6 +18,8 @@
 #include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include <atlas/mmview.h>
 
 #include "../tap.h"
 
@@ -71,6 +74,24 @@ static inline void run_case(const char *name, void (*fn)(void))
 		printf("#   the case's process was killed by signal %d (%s)\n", WTERMSIG(status),
 		       strsignal(WTERMSIG(status)));
 	tap_check(pid > 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0, "%s", name);
+}
+
+/*
+ * Creates views ids[1..n-1] (ids[0] is the base, 0) from the calling thread's view, which it
+ * does not leave; a failure is a failed expectation of the calling case.
+ */
+static inline bool create_views(long *ids, int n)
+{
+	int i;
+
+	ids[0] = 0;
+	for (i = 1; i < n; i++) {
+		ids[i] = mmview_create();
+		EXPECT(ids[i] > 0, "CREATE of view %d of %d (got %s)", i, n - 1, err_name(ids[i]));
+		if (ids[i] < 0)
+			return false;
+	}
+	return true;
 }
 
 static inline char *map_anon(size_t pages)

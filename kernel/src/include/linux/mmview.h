@@ -100,6 +100,24 @@ void mmview_fork_flush(struct mm_struct *view);
 void mmview_sync_pkeys(struct mm_struct *mm);
 bool __mmview_same_process(struct mm_struct *mm, struct mm_struct *other);
 void mmview_membarrier_sync(struct mm_struct *mm);
+bool mmview_next_owner(struct mm_struct *mm);
+void mmview_set_mm_flags(struct mm_struct *mm, unsigned long mask,
+			 unsigned long bits);
+struct page *mmview_mirror_page(struct vm_area_struct *vma, pte_t pte);
+
+/**
+ * mmview_refuses_set_mm - whether prctl(PR_SET_MM) must fail with -EBUSY
+ * @mm: the caller's mm; the field options check again under its mmap lock, which CREATE
+ *	takes for writing
+ *
+ * The fields it sets (code, data, brk, stack, arguments, environment, auxv, exe_file) are
+ * the process's: each view holds a copy made at CREATE, and changing one copy would make
+ * the views disagree.
+ */
+static inline bool mmview_refuses_set_mm(struct mm_struct *mm)
+{
+	return mm_has_views(mm);
+}
 
 /**
  * mmview_same_process - whether @other is @mm or another view of @mm's group
@@ -216,6 +234,28 @@ static inline bool mmview_same_process(struct mm_struct *mm,
 }
 
 static inline void mmview_membarrier_sync(struct mm_struct *mm) {}
+
+static inline bool mmview_next_owner(struct mm_struct *mm)
+{
+	return false;
+}
+
+static inline void mmview_set_mm_flags(struct mm_struct *mm,
+				       unsigned long mask, unsigned long bits)
+{
+	set_mask_bits(&mm->flags, mask, bits);
+}
+
+static inline struct page *mmview_mirror_page(struct vm_area_struct *vma,
+					      pte_t pte)
+{
+	return NULL;
+}
+
+static inline bool mmview_refuses_set_mm(struct mm_struct *mm)
+{
+	return false;
+}
 
 static inline int mmview_copy_mm(unsigned long clone_flags,
 				 struct mm_struct *oldmm)

@@ -1,0 +1,309 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Process-wide state with views (design views-kernel.md sec. 6): each view is an mm_struct of
+ * its own, and what belongs to the process must not split with them.
+ *
+ * - the memory cgroup owner: a view whose creator exited is still charged to the process's
+ *   cgroup (not to a freed task, not to the root cgroup);
+ * - dumpability, set by prctl or by a setuid, and memory-deny-write-execute, in every view and
+ *   in views created later;
+ * - prctl(PR_SET_MM) refused with views;
+ * - /proc/PID/smaps of a view counts the base's pages it maps (mirrors) in Rss, not in Pss.
+ *
+ * Each case runs in a child process of its own (views_case.h).
+ */
+#define _GNU_SOURCE
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <atlas/mmview.h>
+
+#include "views_case.h"
+
+#ifndef PR_SET_MDWE /* Linux 6.3; Debian 12's headers predate it */
+#define PR_SET_MDWE 65
+#define PR_GET_MDWE 66
+#define PR_MDWE_REFUSE_EXEC_GAIN 1UL
+#endif
+
+/* ---- the memory cgroup owner ---- */
+
+#define CGROUP "/sys/fs/cgroup/mmview-owner"
+#define OWNER_PAGES 4096 /* 16 MiB */
+
+static long cgroup_current_kb(void)
+{
+	char buf[64] = "";
+	int fd = open(CGROUP "/memory.current", O_RDONLY);
+	ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
+
+	if (fd >= 0)
+		close(fd);
+	return n > 0 ? atol(buf) / 1024 : -1;
+}
+
+static void *create_view_and_exit(void *arg)
+{
+	*(long *)arg = mmview_create();
+	return NULL;
+}
+
+/*
+ * A view is created by a thread that then exits; pages the view allocates afterwards (its own
+ * copies of an unshared range) are still charged to the process's cgroup. Before the kernel
+ * handed views to a live thread, the view's owner was the freed creator (a use-after-free on
+ * the charge, which KASAN reports).
+ */
+static void case_memcg_owner(void)
+{
+	char pid[32], *mem = map_anon(OWNER_PAGES);
+	long view = -1, before, after;
+	pthread_t creator;
+	int i;
+
+	write_file("/sys/fs/cgroup/cgroup.subtree_control", "+memory");
+	mkdir(CGROUP, 0755);
+	snprintf(pid, sizeof(pid), "%d", getpid());
+	EXPECT(write_file(CGROUP "/cgroup.procs", pid) == 0, "joining %s: %s", CGROUP,
+	       strerror(errno));
+	EXPECT(mem, "mmap of %d pages", OWNER_PAGES);
+	if (!mem)
+		return;
+	for (i = 0; i < OWNER_PAGES; i++)
+		mem[i * page] = 1;
+	EXPECT(mmview_unshare(mem, OWNER_PAGES * page) == 0, "UNSHARE: %s", strerror(errno));
+	pthread_create(&creator, NULL, create_view_and_exit, &view);
+	pthread_join(creator, NULL);
+	EXPECT(view == 1, "CREATE from a thread (got %s)", err_name(view));
+	usleep(200 * 1000); /* the creator's task_struct is freed after an RCU grace period */
+
+	EXPECT(mmview_migrate(view) == 0, "MIGRATE to the view its creator left");
+	before = cgroup_current_kb();
+	for (i = 0; i < OWNER_PAGES; i++)
+		mem[i * page] = 2; /* the view's own copies */
+	after = cgroup_current_kb();
+	printf("#   %s/memory.current %ld -> %ld kB over %d pages copied in the view\n", CGROUP,
+	       before, after, OWNER_PAGES);
+	EXPECT(before >= 0 && after - before >= OWNER_PAGES * (page / 1024) * 9 / 10,
+	       "the view's %ld kB were not charged to the process's cgroup (+%ld kB)",
+	       OWNER_PAGES * (page / 1024), after - before);
+	mmview_migrate(0);
+	EXPECT(mem[0] == 1, "the base keeps its own copy");
+}
+
+/* ---- dumpability and MDWE ---- */
+
+static long dumpable_in(long view)
+{
+	long was = mmview_current(), d;
+
+	mmview_migrate(view);
+	d = prctl(PR_GET_DUMPABLE, 0, 0, 0, 0);
+	mmview_migrate(was);
+	return d;
+}
+
+static void case_dumpable(void)
+{
+	long ids[3];
+	int i;
+
+	if (!create_views(ids, 3))
+		return;
+	mmview_migrate(ids[1]);
+	EXPECT(prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) == 0, "PR_SET_DUMPABLE 0 in view 1");
+	for (i = 0; i < 3; i++)
+		EXPECT(dumpable_in(ids[i]) == 0,
+		       "view %ld is still dumpable after view 1 cleared it", ids[i]);
+	ids[2] = mmview_create();
+	EXPECT(dumpable_in(ids[2]) == 0, "a view created later is dumpable");
+	mmview_migrate(ids[2]);
+	EXPECT(prctl(PR_SET_DUMPABLE, 1, 0, 0, 0) == 0, "PR_SET_DUMPABLE 1 in a later view");
+	for (i = 0; i < 3; i++)
+		EXPECT(dumpable_in(ids[i]) == 1, "view %ld stayed non-dumpable", ids[i]);
+}
+
+/* A setuid marks the process non-dumpable (fs.suid_dumpable 0): also views without threads. */
+static void case_dumpable_after_setuid(void)
+{
+	long ids[3];
+	int i;
+
+	if (!create_views(ids, 3))
+		return;
+	EXPECT(dumpable_in(ids[2]) == 1, "dumpable before the setuid");
+	/* The raw call changes this thread's credentials only: the process has one thread. */
+	EXPECT(syscall(SYS_setresuid, 65534, 65534, 65534) == 0, "setresuid: %s", strerror(errno));
+	for (i = 0; i < 3; i++)
+		EXPECT(dumpable_in(ids[i]) == 0,
+		       "view %ld is dumpable after the process dropped root (ptrace()able by "
+		       "nobody)",
+		       ids[i]);
+}
+
+static void case_mdwe(void)
+{
+	long ids[2], r;
+	char *rw = map_anon(1), *wx;
+
+	if (!create_views(ids, 2))
+		return;
+	mmview_migrate(ids[1]);
+	r = prctl(PR_SET_MDWE, PR_MDWE_REFUSE_EXEC_GAIN, 0, 0, 0);
+	EXPECT(r == 0, "PR_SET_MDWE in view 1 (got %s)", err_name(r));
+	mmview_migrate(0);
+	r = prctl(PR_GET_MDWE, 0, 0, 0, 0);
+	EXPECT(r == (long)PR_MDWE_REFUSE_EXEC_GAIN, "PR_GET_MDWE in the base (got %s)",
+	       err_name(r));
+	wx = mmap(NULL, page, PROT_READ | PROT_WRITE | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS, -1,
+	          0);
+	EXPECT(wx == MAP_FAILED && errno == EACCES,
+	       "a writable and executable mapping made in the base (expected EACCES)");
+	r = mprotect(rw, page, PROT_READ | PROT_WRITE | PROT_EXEC);
+	EXPECT(fails_with(r, EACCES), "mprotect to RWX in the base (got %s)", err_name(r));
+	ids[1] = mmview_create();
+	mmview_migrate(ids[1]);
+	r = mprotect(rw, page, PROT_READ | PROT_EXEC);
+	EXPECT(fails_with(r, EACCES), "mprotect gaining exec in a later view (got %s)",
+	       err_name(r));
+}
+
+/* ---- PR_SET_MM ---- */
+
+/* Field @n (1-based) of /proc/self/stat; the fields after the command name are numbers. */
+static unsigned long stat_field(int n)
+{
+	char buf[2048], *p;
+	ssize_t len;
+	int fd = open("/proc/self/stat", O_RDONLY), i;
+
+	len = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
+	if (fd >= 0)
+		close(fd);
+	if (len <= 0)
+		return 0;
+	buf[len] = '\0';
+	p = strrchr(buf, ')'); /* field 2 ends here */
+	for (i = 2; p && i < n; i++)
+		p = strchr(p + 1, ' ');
+	return p ? strtoul(p + 1, NULL, 10) : 0;
+}
+
+static void case_refuse_set_mm(void)
+{
+	unsigned long start_brk = stat_field(47), auxv[2] = {0, 0};
+	long ids[2], r;
+
+	EXPECT(start_brk, "start_brk from /proc/self/stat");
+	r = prctl(PR_SET_MM, PR_SET_MM_START_BRK, start_brk, 0, 0);
+	EXPECT(r == 0, "PR_SET_MM_START_BRK to its value without views (got %s)", err_name(r));
+	if (!create_views(ids, 2))
+		return;
+	r = prctl(PR_SET_MM, PR_SET_MM_START_BRK, start_brk, 0, 0);
+	EXPECT(fails_with(r, EBUSY), "PR_SET_MM_START_BRK with views (got %s)", err_name(r));
+	mmview_migrate(ids[1]);
+	r = prctl(PR_SET_MM, PR_SET_MM_ARG_START, stat_field(48), 0, 0);
+	EXPECT(fails_with(r, EBUSY), "PR_SET_MM_ARG_START from a view (got %s)", err_name(r));
+	r = prctl(PR_SET_MM, PR_SET_MM_AUXV, (unsigned long)auxv, sizeof(auxv), 0);
+	EXPECT(fails_with(r, EBUSY), "PR_SET_MM_AUXV (got %s)", err_name(r));
+	r = prctl(PR_SET_MM, PR_SET_MM_EXE_FILE, 0, 0, 0);
+	EXPECT(fails_with(r, EBUSY), "PR_SET_MM_EXE_FILE (got %s)", err_name(r));
+	mmview_migrate(0);
+	mmview_delete(ids[1]);
+	r = prctl(PR_SET_MM, PR_SET_MM_START_BRK, start_brk, 0, 0);
+	EXPECT(fails_with(r, EBUSY),
+	       "after the last view is deleted: the process keeps its group "
+	       "(got %s)",
+	       err_name(r));
+}
+
+/* ---- smaps of a view ---- */
+
+/* Field @name ("Rss:", "Pss:") in kB of the VMA containing @addr in the caller's view. */
+static long smaps_kb(const void *addr, const char *name)
+{
+	static char raw[1 << 17];
+	unsigned long a = (unsigned long)addr;
+	ssize_t n, total = 0;
+	char *line, *save;
+	bool inside = false;
+	int fd = open("/proc/thread-self/smaps", O_RDONLY);
+
+	if (fd < 0)
+		return -1;
+	while ((n = read(fd, raw + total, sizeof(raw) - 1 - total)) > 0)
+		total += n;
+	close(fd);
+	raw[total] = '\0';
+	for (line = strtok_r(raw, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		unsigned long start, end;
+
+		if (isxdigit((unsigned char)line[0]) && !isupper((unsigned char)line[0]) &&
+		    sscanf(line, "%lx-%lx ", &start, &end) == 2) {
+			inside = start <= a && a < end;
+			continue;
+		}
+		if (inside && !strncmp(line, name, strlen(name)))
+			return atol(line + strlen(name));
+	}
+	return -1;
+}
+
+#define SMAPS_PAGES 64
+
+static void case_smaps_mirrors(void)
+{
+	char *mem = map_anon(SMAPS_PAGES);
+	long ids[2], rss0, pss0, rss1, pss1, kb = SMAPS_PAGES * page / 1024;
+	volatile char sum = 0;
+	int i;
+
+	if (!create_views(ids, 2))
+		return;
+	for (i = 0; i < SMAPS_PAGES; i++)
+		mem[i * page] = (char)i;
+	mmview_migrate(ids[1]);
+	rss0 = smaps_kb(mem, "Rss:");
+	pss0 = smaps_kb(mem, "Pss:");
+	for (i = 0; i < SMAPS_PAGES; i++)
+		sum += mem[i * page]; /* mirrors of the base's pages */
+	rss1 = smaps_kb(mem, "Rss:");
+	pss1 = smaps_kb(mem, "Pss:");
+	printf("#   view: Rss %ld -> %ld kB, Pss %ld -> %ld kB after reading %ld kB\n", rss0, rss1,
+	       pss0, pss1, kb);
+	EXPECT(rss1 - rss0 == kb, "the view's Rss grew by %ld kB, not %ld", rss1 - rss0, kb);
+	EXPECT(pss1 == pss0, "the view's Pss changed (%ld -> %ld kB): mirrors count in the base",
+	       pss0, pss1);
+	mmview_migrate(0);
+	EXPECT(smaps_kb(mem, "Pss:") >= kb, "the base's Pss counts the pages (%ld kB)",
+	       smaps_kb(mem, "Pss:"));
+}
+
+int main(void)
+{
+	page = sysconf(_SC_PAGESIZE);
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	tap_plan(6);
+	run_case("memcg owner: a view whose creator exited is charged to the process's cgroup",
+	         case_memcg_owner);
+	run_case("dumpable: PR_SET_DUMPABLE in one view holds in every view, and in later ones",
+	         case_dumpable);
+	run_case("dumpable: a setuid makes every view non-dumpable", case_dumpable_after_setuid);
+	run_case("MDWE: PR_SET_MDWE in one view refuses W+X in every view, and in later ones",
+	         case_mdwe);
+	run_case("refusal: PR_SET_MM with views (EBUSY)", case_refuse_set_mm);
+	run_case("smaps of a view: mirrors count in Rss, not in Pss", case_smaps_mirrors);
+	return tap_finish();
+}

@@ -8,7 +8,8 @@
  * - dumpability, set by prctl or by a setuid, and memory-deny-write-execute, in every view and
  *   in views created later;
  * - prctl(PR_SET_MM) refused with views;
- * - /proc/PID/smaps of a view counts the base's pages it maps (mirrors) in Rss, not in Pss.
+ * - /proc/PID/smaps of a view counts the base's pages it maps (mirrors) in Rss, not in Pss;
+ * - the OOM killer kills a process with views as a whole, and its memory comes back.
  *
  * Each case runs in a child process of its own (views_case.h).
  */
@@ -291,11 +292,96 @@ static void case_smaps_mirrors(void)
 	       smaps_kb(mem, "Pss:"));
 }
 
+/* ---- the OOM killer ---- */
+
+#define OOM_CGROUP "/sys/fs/cgroup/mmview-oom"
+
+static long cgroup_value(const char *file, const char *key)
+{
+	char buf[1024], *at;
+	int fd = open(file, O_RDONLY);
+	ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
+
+	if (fd >= 0)
+		close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	if (!key)
+		return atol(buf);
+	at = strstr(buf, key);
+	return at ? atol(at + strlen(key)) : -1;
+}
+
+static void *read_in_view(void *arg)
+{
+	volatile char *mem = arg;
+
+	mmview_migrate(2);
+	for (;;)
+		(void)mem[0];
+	return NULL;
+}
+
+/* In its own process in OOM_CGROUP: views, a reader in view 2, allocation from view 1. */
+static void oom_victim(void)
+{
+	char pid[32], *shared = map_anon(1), *p;
+	long ids[3];
+	pthread_t reader;
+	int i;
+
+	snprintf(pid, sizeof(pid), "%d", getpid());
+	if (write_file(OOM_CGROUP "/cgroup.procs", pid) || !shared || !create_views(ids, 3))
+		_exit(2);
+	pthread_create(&reader, NULL, read_in_view, shared);
+	mmview_migrate(ids[1]);
+	for (;;) {
+		p = map_anon(256); /* replayed in every view; faulted in the base */
+		if (!p)
+			_exit(3);
+		for (i = 0; i < 256; i++)
+			p[i * page] = 1;
+	}
+}
+
+/*
+ * A process with views that outgrows its memory cgroup is killed as a whole (SIGKILL to the
+ * thread group, whichever view the allocating thread is in) and gives all of its memory back.
+ */
+static void case_oom_kill(void)
+{
+	long kills, current;
+	int status = 0;
+	pid_t pid;
+
+	write_file("/sys/fs/cgroup/cgroup.subtree_control", "+memory");
+	mkdir(OOM_CGROUP, 0755);
+	EXPECT(write_file(OOM_CGROUP "/memory.max", "32M") == 0, "memory.max: %s", strerror(errno));
+	write_file(OOM_CGROUP "/memory.swap.max", "0"); /* absent without swap accounting */
+	fflush(stdout);
+	pid = fork();
+	if (pid == 0)
+		oom_victim();
+	waitpid(pid, &status, 0);
+	EXPECT(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL,
+	       "the process was not OOM-killed (status %#x)", status);
+	kills = cgroup_value(OOM_CGROUP "/memory.events", "oom_kill ");
+	usleep(100 * 1000);
+	current = cgroup_value(OOM_CGROUP "/memory.current", NULL);
+	printf("#   %s: oom_kill %ld, memory.current %ld kB after the kill\n", OOM_CGROUP, kills,
+	       current / 1024);
+	EXPECT(kills == 1, "memory.events oom_kill is %ld, not 1", kills);
+	EXPECT(current >= 0 && current < 1024 * 1024, "%ld kB still charged after the kill",
+	       current / 1024);
+	rmdir(OOM_CGROUP);
+}
+
 int main(void)
 {
 	page = sysconf(_SC_PAGESIZE);
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	tap_plan(6);
+	tap_plan(7);
 	run_case("memcg owner: a view whose creator exited is charged to the process's cgroup",
 	         case_memcg_owner);
 	run_case("dumpable: PR_SET_DUMPABLE in one view holds in every view, and in later ones",
@@ -305,5 +391,7 @@ int main(void)
 	         case_mdwe);
 	run_case("refusal: PR_SET_MM with views (EBUSY)", case_refuse_set_mm);
 	run_case("smaps of a view: mirrors count in Rss, not in Pss", case_smaps_mirrors);
+	run_case("OOM: a process with views is killed as a whole and frees its memory",
+	         case_oom_kill);
 	return tap_finish();
 }

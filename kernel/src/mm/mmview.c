@@ -1690,11 +1690,6 @@ static int mmview_group_create(struct mm_struct *mm)
 		goto free;
 
 	set_bit(MMF_DISABLE_THP, &mm->flags);
-	/*
-	 * GUP from any view pins the base's pages, but a fork checks for pins through the
-	 * flag of the mm it copies from: set it on the base, and so in every view.
-	 */
-	set_bit(MMF_HAS_PINNED, &mm->flags);
 	mmget(mm);
 	mm->mmview_id = MMVIEW_BASE_ID;
 	list_add_tail_rcu(&mm->mmview_node, &group->members);
@@ -1820,6 +1815,60 @@ fail:
 	return ret;
 }
 
+/*
+ * Mirror every present base PTE of [@start, @end) in @vma, a mirroring VMA of a view, with
+ * the group's mmap lock held. Base PMDs that were never populated are skipped.
+ * Return: 0, or -ENOMEM.
+ */
+static int mmview_mirror_range(struct mmview_group *group, struct vm_area_struct *vma,
+			       unsigned long start, unsigned long end)
+{
+	struct vm_area_struct *base_vma = vma_lookup(group->base, start);
+	unsigned long addr, next;
+
+	if (WARN_ON_ONCE(!base_vma))
+		return 0;
+	for (addr = start; addr < end; addr = next) {
+		next = pmd_addr_end(addr, end);
+		if (addr >= base_vma->vm_end) {
+			base_vma = vma_lookup(group->base, addr);
+			if (WARN_ON_ONCE(!base_vma))
+				break;
+		}
+		next = min(next, base_vma->vm_end);
+		if (!mm_find_pmd(group->base, addr))
+			continue;
+		if (mmview_mirror_pmd(group, vma->vm_mm, base_vma, addr, next,
+				      false, 0) == -ENOMEM)
+			return -ENOMEM;
+		cond_resched();
+	}
+	return 0;
+}
+
+/**
+ * mmview_populate_mirrors - map a view's mirrors of a range it just populated
+ * @vma: a VMA of the caller's view, with the group's mmap lock held
+ * @start: start of the range populate_vma_page_range() faulted in
+ * @end: its end
+ *
+ * mlock(), mlockall() and MAP_POPULATE fault pages in so that later accesses do not fault.
+ * From a view, GUP faults the base's pages (mmview_gup_vma()); the caller's view maps them
+ * too, or it would still take a fault per page, and show none of them in its smaps Rss.
+ * Best effort: a mirror that cannot be mapped now is mapped by the next fault.
+ */
+void mmview_populate_mirrors(struct vm_area_struct *vma, unsigned long start,
+			     unsigned long end)
+{
+	struct mmview_group *group;
+
+	if (!mmview_vma_mirrors(vma))
+		return;
+	group = vma->vm_mm->mmview_group;
+	if (!test_bit(MMVIEW_GROUP_BASE_GONE, &group->flags))
+		mmview_mirror_range(group, vma, start, end);
+}
+
 /**
  * mmview_fill_mirrors - map a new view's shared private ranges
  * @group: the group
@@ -1837,29 +1886,10 @@ static int mmview_fill_mirrors(struct mmview_group *group, struct mm_struct *vie
 	struct vm_area_struct *vma;
 
 	for_each_vma(vmi, vma) {
-		struct vm_area_struct *base_vma;
-		unsigned long addr, next;
-
 		if (!mmview_vma_mirrors(vma))
 			continue;
-		base_vma = vma_lookup(group->base, vma->vm_start);
-		if (WARN_ON_ONCE(!base_vma))
-			continue;
-		for (addr = vma->vm_start; addr < vma->vm_end; addr = next) {
-			next = pmd_addr_end(addr, vma->vm_end);
-			if (addr >= base_vma->vm_end) {
-				base_vma = vma_lookup(group->base, addr);
-				if (WARN_ON_ONCE(!base_vma))
-					break;
-			}
-			next = min(next, base_vma->vm_end);
-			if (!mm_find_pmd(group->base, addr))
-				continue;
-			if (mmview_mirror_pmd(group, view, base_vma, addr, next,
-					      false, 0) == -ENOMEM)
-				return -ENOMEM;
-			cond_resched();
-		}
+		if (mmview_mirror_range(group, vma, vma->vm_start, vma->vm_end))
+			return -ENOMEM;
 	}
 	return 0;
 }

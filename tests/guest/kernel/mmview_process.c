@@ -9,6 +9,7 @@
  *   in views created later;
  * - prctl(PR_SET_MM) refused with views;
  * - /proc/PID/smaps of a view counts the base's pages it maps (mirrors) in Rss, not in Pss;
+ *   mlock and MAP_POPULATE from a view map them at once;
  * - the OOM killer kills a process with views as a whole, and its memory comes back.
  *
  * Each case runs in a child process of its own (views_case.h).
@@ -292,6 +293,33 @@ static void case_smaps_mirrors(void)
 	       smaps_kb(mem, "Pss:"));
 }
 
+/*
+ * mlock and MAP_POPULATE from a view fault the base's pages in (GUP goes to the base) and map
+ * them in the caller's view too: its smaps shows them at once, before any access.
+ */
+static void case_populate_maps_mirrors(void)
+{
+	long ids[2], kb = SMAPS_PAGES * page / 1024, rss;
+	char *locked, *populated;
+
+	if (!create_views(ids, 2))
+		return;
+	mmview_migrate(ids[1]);
+	locked = map_anon(SMAPS_PAGES);
+	EXPECT(locked && mlock(locked, SMAPS_PAGES * page) == 0, "mlock in view 1: %s",
+	       strerror(errno));
+	rss = smaps_kb(locked, "Rss:");
+	EXPECT(rss == kb, "after mlock, the view's Rss is %ld kB, not %ld", rss, kb);
+	populated = mmap(NULL, SMAPS_PAGES * page, PROT_READ | PROT_WRITE,
+	                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+	EXPECT(populated != MAP_FAILED, "mmap(MAP_POPULATE) in view 1: %s", strerror(errno));
+	rss = smaps_kb(populated, "Rss:");
+	EXPECT(rss == kb, "after MAP_POPULATE, the view's Rss is %ld kB, not %ld", rss, kb);
+	mmview_migrate(0);
+	rss = smaps_kb(locked, "Rss:");
+	EXPECT(rss == kb, "the base holds the locked pages (Rss %ld kB)", rss);
+}
+
 /* ---- the OOM killer ---- */
 
 #define OOM_CGROUP "/sys/fs/cgroup/mmview-oom"
@@ -381,7 +409,7 @@ int main(void)
 {
 	page = sysconf(_SC_PAGESIZE);
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	tap_plan(7);
+	tap_plan(8);
 	run_case("memcg owner: a view whose creator exited is charged to the process's cgroup",
 	         case_memcg_owner);
 	run_case("dumpable: PR_SET_DUMPABLE in one view holds in every view, and in later ones",
@@ -391,6 +419,8 @@ int main(void)
 	         case_mdwe);
 	run_case("refusal: PR_SET_MM with views (EBUSY)", case_refuse_set_mm);
 	run_case("smaps of a view: mirrors count in Rss, not in Pss", case_smaps_mirrors);
+	run_case("mlock and MAP_POPULATE from a view map its mirrors at once",
+	         case_populate_maps_mirrors);
 	run_case("OOM: a process with views is killed as a whole and frees its memory",
 	         case_oom_kill);
 	return tap_finish();

@@ -104,6 +104,8 @@ bool mmview_next_owner(struct mm_struct *mm);
 void mmview_set_mm_flags(struct mm_struct *mm, unsigned long mask,
 			 unsigned long bits);
 struct page *mmview_mirror_page(struct vm_area_struct *vma, pte_t pte);
+void mmview_populate_mirrors(struct vm_area_struct *vma, unsigned long start,
+			     unsigned long end);
 
 /**
  * mmview_refuses_set_mm - whether prctl(PR_SET_MM) must fail with -EBUSY
@@ -256,6 +258,10 @@ static inline bool mmview_refuses_set_mm(struct mm_struct *mm)
 {
 	return false;
 }
+
+static inline void mmview_populate_mirrors(struct vm_area_struct *vma,
+					   unsigned long start,
+					   unsigned long end) {}
 
 static inline int mmview_copy_mm(unsigned long clone_flags,
 				 struct mm_struct *oldmm)

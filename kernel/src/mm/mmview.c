@@ -1852,7 +1852,8 @@ static int mmview_mirror_range(struct mmview_group *group, struct vm_area_struct
  * @start: start of the range populate_vma_page_range() faulted in
  * @end: its end
  *
- * mlock(), mlockall() and MAP_POPULATE fault pages in so that later accesses do not fault.
+ * mlock(), mlockall(), MAP_POPULATE and MADV_POPULATE_* fault pages in so that later accesses
+ * do not fault.
  * From a view, GUP faults the base's pages (mmview_gup_vma()); the caller's view maps them
  * too, or it would still take a fault per page, and show none of them in its smaps Rss.
  * Best effort: a mirror that cannot be mapped now is mapped by the next fault.
@@ -1867,6 +1868,25 @@ void mmview_populate_mirrors(struct vm_area_struct *vma, unsigned long start,
 	group = vma->vm_mm->mmview_group;
 	if (!test_bit(MMVIEW_GROUP_BASE_GONE, &group->flags))
 		mmview_mirror_range(group, vma, start, end);
+}
+
+/**
+ * mmview_populate_range - mmview_populate_mirrors() for every VMA of a range
+ * @mm: the caller's view, with the group's mmap lock held
+ * @start: start of the range faultin_page_range() faulted in (MADV_POPULATE_READ/WRITE)
+ * @end: its end
+ */
+void mmview_populate_range(struct mm_struct *mm, unsigned long start,
+			   unsigned long end)
+{
+	VMA_ITERATOR(vmi, mm, start);
+	struct vm_area_struct *vma;
+
+	if (!test_bit(MMVIEW_MM_MIRRORS, &mm->mmview_flags))
+		return;
+	for_each_vma_range(vmi, vma, end)
+		mmview_populate_mirrors(vma, max(start, vma->vm_start),
+					min(end, vma->vm_end));
 }
 
 /**

@@ -9,7 +9,7 @@
  *   in views created later;
  * - prctl(PR_SET_MM) refused with views;
  * - /proc/PID/smaps of a view counts the base's pages it maps (mirrors) in Rss, not in Pss;
- *   mlock and MAP_POPULATE from a view map them at once;
+ *   mlock, MAP_POPULATE and MADV_POPULATE_* from a view map them at once;
  * - the OOM killer kills a process with views as a whole, and its memory comes back.
  *
  * Each case runs in a child process of its own (views_case.h).
@@ -33,6 +33,11 @@
 #include <atlas/mmview.h>
 
 #include "views_case.h"
+
+#ifndef MADV_POPULATE_READ /* Linux 5.14 */
+#define MADV_POPULATE_READ 22
+#define MADV_POPULATE_WRITE 23
+#endif
 
 #ifndef PR_SET_MDWE /* Linux 6.3; Debian 12's headers predate it */
 #define PR_SET_MDWE 65
@@ -294,13 +299,15 @@ static void case_smaps_mirrors(void)
 }
 
 /*
- * mlock and MAP_POPULATE from a view fault the base's pages in (GUP goes to the base) and map
+ * mlock, MAP_POPULATE and MADV_POPULATE_* from a view fault the base's pages in (GUP goes to
+ * the base) and map
  * them in the caller's view too: its smaps shows them at once, before any access.
  */
 static void case_populate_maps_mirrors(void)
 {
 	long ids[2], kb = SMAPS_PAGES * page / 1024, rss;
 	char *locked, *populated;
+	int advice;
 
 	if (!create_views(ids, 2))
 		return;
@@ -315,6 +322,23 @@ static void case_populate_maps_mirrors(void)
 	EXPECT(populated != MAP_FAILED, "mmap(MAP_POPULATE) in view 1: %s", strerror(errno));
 	rss = smaps_kb(populated, "Rss:");
 	EXPECT(rss == kb, "after MAP_POPULATE, the view's Rss is %ld kB, not %ld", rss, kb);
+	for (advice = MADV_POPULATE_READ; advice <= MADV_POPULATE_WRITE; advice++) {
+		char *advised = map_anon(SMAPS_PAGES);
+		long before;
+
+		if (advised && advice == MADV_POPULATE_READ) {
+			/* reading untouched memory maps the zero page, which Rss leaves out */
+			mmview_migrate(0);
+			memset(advised, 1, SMAPS_PAGES * page);
+			mmview_migrate(ids[1]);
+		}
+		before = smaps_kb(advised, "Rss:"); /* it may merge with its neighbour */
+		EXPECT(advised && madvise(advised, SMAPS_PAGES * page, advice) == 0,
+		       "madvise(%d) in view 1: %s", advice, strerror(errno));
+		rss = smaps_kb(advised, "Rss:") - before;
+		EXPECT(rss == kb, "madvise(%d) added %ld kB to the view's Rss, not %ld", advice,
+		       rss, kb);
+	}
 	mmview_migrate(0);
 	rss = smaps_kb(locked, "Rss:");
 	EXPECT(rss == kb, "the base holds the locked pages (Rss %ld kB)", rss);
@@ -419,7 +443,7 @@ int main(void)
 	         case_mdwe);
 	run_case("refusal: PR_SET_MM with views (EBUSY)", case_refuse_set_mm);
 	run_case("smaps of a view: mirrors count in Rss, not in Pss", case_smaps_mirrors);
-	run_case("mlock and MAP_POPULATE from a view map its mirrors at once",
+	run_case("mlock, MAP_POPULATE and MADV_POPULATE_* from a view map its mirrors at once",
 	         case_populate_maps_mirrors);
 	run_case("OOM: a process with views is killed as a whole and frees its memory",
 	         case_oom_kill);

@@ -11,6 +11,8 @@
  * tested in mmview_replay.c.
  */
 #define _GNU_SOURCE
+#include <asm/prctl.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/aio_abi.h>
@@ -483,6 +485,118 @@ static void case_refuse_uffd(void)
 	EXPECT(fd >= 0 && ioctl(fd, UFFDIO_API, &api) == 0 && ioctl(fd, UFFDIO_REGISTER, &reg) == 0,
 	       "userfaultfd registration (%s)", strerror(errno));
 	refused("a userfaultfd range");
+}
+
+/* Whether the PCI device @dev's sysfs attribute @attr starts with @want. */
+static bool sysfs_id_is(const char *dev, const char *attr, const char *want)
+{
+	char path[300], id[16] = "";
+	int fd;
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/%s", dev, attr);
+	fd = open(path, O_RDONLY);
+	if (fd < 0)
+		return false;
+	n = read(fd, id, sizeof(id) - 1);
+	close(fd);
+	return n > 0 && !strncmp(id, want, strlen(want));
+}
+
+/*
+ * The BAR of QEMU's pci-testdev (vendor 1b36, device 0005; guest/run adds one), mapped
+ * through sysfs: a device mapping (VM_IO | VM_PFNMAP, with a file). NULL if absent.
+ */
+static void *map_test_device(int *fd_out)
+{
+	char path[300];
+	struct dirent *d;
+	DIR *dir = opendir("/sys/bus/pci/devices");
+	void *p = NULL;
+
+	*fd_out = -1;
+	while (dir && !p && (d = readdir(dir))) {
+		if (!sysfs_id_is(d->d_name, "vendor", "0x1b36") ||
+		    !sysfs_id_is(d->d_name, "device", "0x0005"))
+			continue;
+		snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/resource0", d->d_name);
+		*fd_out = open(path, O_RDWR);
+		if (*fd_out < 0)
+			continue;
+		p = mmap(NULL, page, PROT_READ | PROT_WRITE, MAP_SHARED, *fd_out, 0);
+		if (p == MAP_FAILED)
+			p = NULL;
+	}
+	if (dir)
+		closedir(dir);
+	return p;
+}
+
+/* A device mapping refuses CREATE; with views, mapping a device fails. */
+static void case_refuse_device(void)
+{
+	int fd;
+	void *bar = map_test_device(&fd), *again;
+	long v;
+
+	EXPECT(bar, "mapping pci-testdev's BAR 0 through sysfs (%s)", strerror(errno));
+	if (!bar)
+		return;
+	refused("a device mapping");
+	munmap(bar, page);
+	v = mmview_create();
+	EXPECT(v > 0, "CREATE once the device is unmapped (got %s)", err_name(v));
+	mmview_migrate(v);
+	again = mmap(NULL, page, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	EXPECT(again == MAP_FAILED && errno == EOPNOTSUPP,
+	       "mapping the device from a view fails EOPNOTSUPP (%s)",
+	       again == MAP_FAILED ? strerror(errno) : "mapped");
+	close(fd);
+}
+
+/* ARCH_MAP_VDSO_64 (checkpoint/restore) maps special mappings per view: refused with views. */
+static void vdso_range(const char *name, unsigned long *start, unsigned long *end)
+{
+	char line[256];
+	FILE *f = fopen("/proc/self/maps", "r");
+
+	*start = *end = 0;
+	while (f && fgets(line, sizeof(line), f))
+		if (strstr(line, name))
+			sscanf(line, "%lx-%lx", start, end);
+	if (f)
+		fclose(f);
+}
+
+static void unmap_vdso(void)
+{
+	unsigned long start, end;
+
+	vdso_range("[vdso]", &start, &end);
+	munmap((void *)start, end - start);
+	vdso_range("[vvar]", &start, &end);
+	munmap((void *)start, end - start);
+}
+
+static void case_refuse_map_vdso(void)
+{
+	unsigned long start, end;
+	long r;
+
+	/* glibc calls the vDSO it found at startup: no clock or time calls from here on. */
+	unmap_vdso();
+	r = syscall(SYS_arch_prctl, ARCH_MAP_VDSO_64, 0UL);
+	vdso_range("[vdso]", &start, &end);
+	EXPECT(r > 0 && start, "ARCH_MAP_VDSO_64 without views maps it again (got %s)",
+	       err_name(r));
+	r = mmview_create();
+	EXPECT(r > 0, "CREATE (got %s)", err_name(r));
+	unmap_vdso(); /* replayed in every view */
+	r = syscall(SYS_arch_prctl, ARCH_MAP_VDSO_64, 0UL);
+	EXPECT(fails_with(r, EBUSY), "ARCH_MAP_VDSO_64 with views fails EBUSY (got %s)",
+	       err_name(r));
+	vdso_range("[vdso]", &start, &end);
+	EXPECT(!start, "no vDSO mapped after the refusal");
 }
 
 /* ---- threads across views ---- */
@@ -1074,7 +1188,7 @@ int main(void)
 {
 	page = sysconf(_SC_PAGESIZE);
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	tap_plan(23);
+	tap_plan(25);
 	run_case("ids: CREATE, MIGRATE, DELETE, CURRENT and their errnos with views", case_ids);
 	run_case("shared memory is one memory in base and view (contents and PFNs)",
 	         case_coherence);
@@ -1092,6 +1206,8 @@ int main(void)
 	run_case("refusal: aio", case_refuse_aio);
 	run_case("refusal: io_uring", case_refuse_io_uring);
 	run_case("refusal: userfaultfd", case_refuse_uffd);
+	run_case("refusal: device mapping (pci-testdev BAR through sysfs)", case_refuse_device);
+	run_case("refusal: ARCH_MAP_VDSO_64", case_refuse_map_vdso);
 	run_case("condition variables, shared futex and pthread_join across views",
 	         case_threads_across_views);
 	run_case("membarrier: registered process-wide, IPIs reach threads in other views",

@@ -106,6 +106,8 @@ void mmview_set_mm_flags(struct mm_struct *mm, unsigned long mask,
 struct page *mmview_mirror_page(struct vm_area_struct *vma, pte_t pte);
 void mmview_populate_mirrors(struct vm_area_struct *vma, unsigned long start,
 			     unsigned long end);
+void mmview_populate_range(struct mm_struct *mm, unsigned long start,
+			   unsigned long end);
 
 /**
  * mmview_refuses_set_mm - whether prctl(PR_SET_MM) must fail with -EBUSY
@@ -262,6 +264,10 @@ static inline bool mmview_refuses_set_mm(struct mm_struct *mm)
 static inline void mmview_populate_mirrors(struct vm_area_struct *vma,
 					   unsigned long start,
 					   unsigned long end) {}
+
+static inline void mmview_populate_range(struct mm_struct *mm,
+					 unsigned long start,
+					 unsigned long end) {}
 
 static inline int mmview_copy_mm(unsigned long clone_flags,
 				 struct mm_struct *oldmm)

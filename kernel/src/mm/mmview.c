@@ -2078,27 +2078,55 @@ static long mmview_migrate(long id)
 	return old_id;
 }
 
+/*
+ * Once the group's process has ended (MMVIEW_GROUP_DEAD): take the group's reference on the
+ * base out of @group->views, with the group's write lock held, for the caller to mmput(),
+ * when no other view is left. Until then a vfork child of the process may still run in a
+ * view, and its shared private memory is the base's.
+ */
+static struct mm_struct *mmview_take_base_ref(struct mmview_group *group)
+{
+	struct mm_struct *base = group->base;
+
+	if (group->nr_live > 1 || xa_load(&group->views, base->mmview_id) != base)
+		return NULL;
+	xa_erase(&group->views, base->mmview_id);
+	return base;
+}
+
+/* The next creation reference of a view to drop at the group's end, or the base's. */
+static struct mm_struct *mmview_take_ref(struct mmview_group *group)
+{
+	struct mm_struct *view;
+	unsigned long id;
+
+	xa_for_each(&group->views, id, view) {
+		if (view != group->base) {
+			xa_erase(&group->views, id);
+			return view;
+		}
+	}
+	return mmview_take_base_ref(group);
+}
+
 /**
  * mmview_group_end - drop the group's references when its process ends
  * @group: the group
  *
  * Views live no longer than their process: the creation references of the views not yet
- * deleted and the reference on the base are dropped; each view is freed when its last
- * (temporary) user leaves.
+ * deleted are dropped, and each view is freed when its last (temporary) user leaves. The
+ * reference on the base is dropped with them, or by the last other view to leave
+ * (mmview_mm_exit()).
  */
 static void mmview_group_end(struct mmview_group *group)
 {
 	struct mm_struct *view;
-	unsigned long id;
 
 	if (test_and_set_bit(MMVIEW_GROUP_DEAD, &group->flags))
 		return;
 	for (;;) {
-		id = 0;
 		mmap_write_lock(group->lock_mm);
-		view = xa_find(&group->views, &id, ULONG_MAX, XA_PRESENT);
-		if (view)
-			xa_erase(&group->views, id);
+		view = mmview_take_ref(group);
 		mmap_write_unlock(group->lock_mm);
 		if (!view)
 			break;
@@ -2153,11 +2181,13 @@ int mmview_copy_mm(unsigned long clone_flags, struct mm_struct *oldmm)
  *
  * The base stops being mirrored: its notifier is unregistered, which clears every mirror.
  * The view leaves the group's member list, and waits until no notifier walks its page
- * tables, which exit_mmap() is about to free.
+ * tables, which exit_mmap() is about to free. After the group's end, the last view but
+ * the base to leave drops the group's reference on the base.
  */
 void mmview_mm_exit(struct mm_struct *mm)
 {
 	struct mmview_group *group = mm->mmview_group;
+	struct mm_struct *base_ref = NULL;
 
 	if (!group)
 		return;
@@ -2175,8 +2205,12 @@ void mmview_mm_exit(struct mm_struct *mm)
 	group->nr_live--;
 	if (xa_load(&group->views, mm->mmview_id) == mm)
 		xa_erase(&group->views, mm->mmview_id);
+	if (test_bit(MMVIEW_GROUP_DEAD, &group->flags))
+		base_ref = mmview_take_base_ref(group);
 	mmap_write_unlock(mm);
 	synchronize_srcu(&mmview_srcu);
+	if (base_ref)
+		mmput(base_ref);
 }
 
 /**

@@ -19,6 +19,7 @@
 #include <linux/futex.h>
 #include <linux/membarrier.h>
 #include <linux/userfaultfd.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -839,6 +840,77 @@ static void case_exit_from_view(void)
 	/* The child exits here, in view 1, with views 0 and 2 alive: all must be freed. */
 }
 
+/*
+ * A vfork child shares the view of the thread that called vfork(). When its process ends
+ * before the child execs (another thread called exit_group()), the child still runs on that
+ * thread's stack and reaches the process's memory through the view: the base must outlive
+ * the process until the child is gone. The child reports through a pipe.
+ */
+static int vfork_report[2];
+static char *vfork_mem;
+static pid_t vfork_process;
+
+static void *vfork_in_view(void *arg)
+{
+	pid_t pid;
+
+	mmview_migrate(*(long *)arg);
+	pid = vfork();
+	if (pid == 0) {
+		char ok = 'y';
+		int i;
+
+		/* Only system calls here: the child borrows its parent thread's stack. */
+		while (syscall(SYS_getppid) == vfork_process)
+			syscall(SYS_sched_yield);
+		for (i = 0; i < NPAGES; i++)
+			if (vfork_mem[i * page] != (char)i)
+				ok = 'n';
+		if (write(vfork_report[1], &ok, 1) != 1)
+			_exit(1);
+		_exit(0);
+	}
+	return NULL; /* not reached: the process ends while this thread waits in vfork() */
+}
+
+static void case_vfork_child_outlives_process(void)
+{
+	struct pollfd pfd;
+	char got = 0;
+	pid_t pid;
+	int status;
+
+	EXPECT(pipe(vfork_report) == 0, "pipe");
+	prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); /* reap the orphaned vfork child */
+	fflush(stdout);
+	pid = fork();
+	if (pid == 0) {
+		static long view;
+		pthread_t t;
+		int i;
+
+		close(vfork_report[0]);
+		vfork_process = getpid();
+		vfork_mem = map_anon(NPAGES);
+		for (i = 0; i < NPAGES; i++)
+			vfork_mem[i * page] = (char)i;
+		view = mmview_create();
+		pthread_create(&t, NULL, vfork_in_view, &view);
+		usleep(300 * 1000); /* the thread is in vfork() by now */
+		_exit(0);           /* the process ends; its vfork child lives on in view 1 */
+	}
+	close(vfork_report[1]);
+	waitpid(pid, &status, 0);
+	pfd = (struct pollfd){.fd = vfork_report[0], .events = POLLIN};
+	EXPECT(poll(&pfd, 1, 20000) == 1 && read(vfork_report[0], &got, 1) == 1 && got == 'y',
+	       "the vfork child read %s the process's memory after the process ended",
+	       got == 'n' ? "wrong contents of" : "nothing of (killed: SIGBUS?)");
+	while (waitpid(-1, &status, 0) > 0) /* the vfork child, reparented to this process */
+		EXPECT(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+		       "the vfork child ended with status %#x", status);
+	close(vfork_report[0]);
+}
+
 static void case_exec_from_view(void)
 {
 	long v = mmview_create();
@@ -1188,7 +1260,7 @@ int main(void)
 {
 	page = sysconf(_SC_PAGESIZE);
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	tap_plan(25);
+	tap_plan(26);
 	run_case("ids: CREATE, MIGRATE, DELETE, CURRENT and their errnos with views", case_ids);
 	run_case("shared memory is one memory in base and view (contents and PFNs)",
 	         case_coherence);
@@ -1215,6 +1287,8 @@ int main(void)
 	run_case("delete while occupied", case_delete_occupied);
 	run_case("exit from a view frees every view", case_exit_from_view);
 	run_case("exec from a view", case_exec_from_view);
+	run_case("a vfork child in a view outlives its process and still reads its memory",
+	         case_vfork_child_outlives_process);
 	run_case("compaction while two views write: contents and PFNs stay coherent",
 	         case_compaction);
 	run_case("O_DIRECT from a view: pins land on the base's pages", case_odirect);

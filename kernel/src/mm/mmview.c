@@ -103,8 +103,8 @@ struct mmview_group {
 };
 
 /* Bits of mm->flags that are the process's, the same in every view (mmview_set_mm_flags()). */
-#define MMVIEW_PROCESS_FLAGS	(MMF_DUMPABLE_MASK | BIT(MMF_HAS_MDWE) | \
-				 BIT(MMF_HAS_MDWE_NO_INHERIT))
+#define MMVIEW_PROCESS_FLAGS	(MMF_DUMPABLE_MASK | MMF_DUMP_FILTER_MASK | \
+				 BIT(MMF_HAS_MDWE) | BIT(MMF_HAS_MDWE_NO_INHERIT))
 
 /* Walkers of a group's members outside its mmap lock (the MMU notifier) hold this. */
 DEFINE_STATIC_SRCU(mmview_srcu);
@@ -1387,9 +1387,10 @@ static spinlock_t *mmview_flags_lock(struct mm_struct *mm)
  * @mask: the bits to clear
  * @bits: the bits to set
  *
- * Dumpability and memory-deny-write-execute belong to the process: a view left dumpable
- * after setuid() could be ptrace()d and its memory read, and a view without MDWE could map
- * writable code. Each change goes to every view under mmview_flags_lock(), which CREATE
+ * Dumpability, the core dump filter and memory-deny-write-execute belong to the process: a
+ * view left dumpable after setuid() could be ptrace()d and its memory read, a view without
+ * MDWE could map writable code, and a core dump would depend on the view of the thread that
+ * dumps. Each change goes to every view under mmview_flags_lock(), which CREATE
  * holds while it copies these bits into a new view and links it (mmview_link_view()).
  */
 void mmview_set_mm_flags(struct mm_struct *mm, unsigned long mask,

@@ -5,8 +5,8 @@
  *
  * - the memory cgroup owner: a view whose creator exited is still charged to the process's
  *   cgroup (not to a freed task, not to the root cgroup);
- * - dumpability, set by prctl or by a setuid, and memory-deny-write-execute, in every view and
- *   in views created later;
+ * - dumpability, set by prctl or by a setuid, the core dump filter and memory-deny-write-execute,
+ *   in every view and in views created later;
  * - prctl(PR_SET_MM) refused with views;
  * - /proc/PID/smaps of a view counts the base's pages it maps (mirrors) in Rss, not in Pss;
  *   mlock, MAP_POPULATE and MADV_POPULATE_* from a view map them at once;
@@ -158,6 +158,43 @@ static void case_dumpable_after_setuid(void)
 		       "view %ld is dumpable after the process dropped root (ptrace()able by "
 		       "nobody)",
 		       ids[i]);
+}
+
+static long coredump_filter_in(long view)
+{
+	char buf[32] = "";
+	long was = mmview_current();
+	int fd;
+
+	mmview_migrate(view);
+	fd = open("/proc/self/coredump_filter", O_RDONLY);
+	if (fd < 0 || read(fd, buf, sizeof(buf) - 1) <= 0)
+		buf[0] = '\0';
+	if (fd >= 0)
+		close(fd);
+	mmview_migrate(was);
+	return buf[0] ? strtol(buf, NULL, 16) : -1;
+}
+
+/* /proc/PID/coredump_filter: what a core dump of the process contains, in whichever view. */
+static void case_coredump_filter(void)
+{
+	long ids[3], before;
+	int i;
+
+	if (!create_views(ids, 3))
+		return;
+	before = coredump_filter_in(0);
+	mmview_migrate(ids[1]);
+	EXPECT(write_file("/proc/self/coredump_filter", "0x1ff") == 0,
+	       "writing coredump_filter in view 1: %s", strerror(errno));
+	for (i = 0; i < 3; i++)
+		EXPECT(coredump_filter_in(ids[i]) == 0x1ff,
+		       "view %ld reads coredump_filter %#lx, not 0x1ff (was %#lx)", ids[i],
+		       coredump_filter_in(ids[i]), before);
+	ids[2] = mmview_create();
+	EXPECT(coredump_filter_in(ids[2]) == 0x1ff, "a view created later reads %#lx",
+	       coredump_filter_in(ids[2]));
 }
 
 static void case_mdwe(void)
@@ -433,12 +470,14 @@ int main(void)
 {
 	page = sysconf(_SC_PAGESIZE);
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	tap_plan(8);
+	tap_plan(9);
 	run_case("memcg owner: a view whose creator exited is charged to the process's cgroup",
 	         case_memcg_owner);
 	run_case("dumpable: PR_SET_DUMPABLE in one view holds in every view, and in later ones",
 	         case_dumpable);
 	run_case("dumpable: a setuid makes every view non-dumpable", case_dumpable_after_setuid);
+	run_case("coredump_filter written in one view holds in every view, and in later ones",
+	         case_coredump_filter);
 	run_case("MDWE: PR_SET_MDWE in one view refuses W+X in every view, and in later ones",
 	         case_mdwe);
 	run_case("refusal: PR_SET_MM with views (EBUSY)", case_refuse_set_mm);

@@ -10,6 +10,7 @@
  * - prctl(PR_SET_MM) refused with views;
  * - /proc/PID/smaps of a view counts the base's pages it maps (mirrors) in Rss, not in Pss;
  *   mlock, MAP_POPULATE and MADV_POPULATE_* from a view map them at once;
+ * - another process reading a thread's memory sees that thread's view;
  * - the OOM killer kills a process with views as a whole, and its memory comes back.
  *
  * Each case runs in a child process of its own (views_case.h).
@@ -19,6 +20,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -28,6 +30,8 @@
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atlas/mmview.h>
@@ -381,6 +385,110 @@ static void case_populate_maps_mirrors(void)
 	EXPECT(rss == kb, "the base holds the locked pages (Rss %ld kB)", rss);
 }
 
+/* ---- another process looking in: process_vm_readv, /proc/PID/task/TID/mem ---- */
+
+struct looked_at {
+	char *unshared, *shared;
+	int report[2];
+};
+
+static void *write_in_view(void *arg)
+{
+	struct looked_at *l = arg;
+	pid_t tid = gettid();
+
+	mmview_migrate(1);
+	l->unshared[0] = 'V'; /* the view's own copy */
+	l->shared[0] = 'S';   /* one memory for every view */
+	if (write(l->report[1], &tid, sizeof(tid)) != sizeof(tid))
+		_exit(1);
+	for (;;)
+		pause();
+	return NULL;
+}
+
+static char read_other(pid_t tid, const char *addr)
+{
+	char c = 0;
+	struct iovec local = {&c, 1}, remote = {(void *)addr, 1};
+
+	if (process_vm_readv(tid, &local, 1, &remote, 1, 0) == 1)
+		return c;
+	printf("#   process_vm_readv(%d): %s\n", tid, strerror(errno));
+	return '?';
+}
+
+static char read_proc_mem(pid_t pid, pid_t tid, const char *addr)
+{
+	char path[64], c = '?';
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/mem", pid, tid);
+	fd = open(path, O_RDONLY);
+	if (fd >= 0 && pread(fd, &c, 1, (off_t)(uintptr_t)addr) != 1)
+		c = '?';
+	if (fd >= 0)
+		close(fd);
+	return c;
+}
+
+/*
+ * Another process reading a thread's memory (process_vm_readv, /proc/PID/task/TID/mem) sees
+ * that thread's view: its own copy of an unshared range, and the one shared memory, which a
+ * process_vm_writev through the view changes for every view.
+ */
+static void case_other_process_sees_the_thread_s_view(void)
+{
+	static struct looked_at l;
+	pid_t pid, in_view = 0;
+
+	l.unshared = map_anon(1);
+	l.shared = map_anon(1);
+	EXPECT(l.unshared && l.shared && pipe(l.report) == 0, "setup");
+	if (!l.unshared || !l.shared)
+		return;
+	l.unshared[0] = 'B';
+	EXPECT(mmview_unshare(l.unshared, page) == 0, "UNSHARE: %s", strerror(errno));
+	fflush(stdout);
+	pid = fork();
+	if (pid == 0) {
+		pthread_t t;
+
+		if (mmview_create() != 1)
+			_exit(2);
+		pthread_create(&t, NULL, write_in_view, &l);
+		for (;;)
+			pause();
+	}
+	EXPECT(read(l.report[0], &in_view, sizeof(in_view)) == sizeof(in_view), "the thread's tid");
+	EXPECT(read_other(pid, l.unshared) == 'B',
+	       "process_vm_readv of the main thread (base) "
+	       "reads %c, not the base's B",
+	       read_other(pid, l.unshared));
+	EXPECT(read_other(in_view, l.unshared) == 'V',
+	       "process_vm_readv of the thread in view 1 reads %c, not its view's V",
+	       read_other(in_view, l.unshared));
+	EXPECT(read_proc_mem(pid, in_view, l.unshared) == 'V' &&
+	           read_proc_mem(pid, pid, l.unshared) == 'B',
+	       "/proc/PID/task/TID/mem reads %c in view 1 and %c in the base, not V and B",
+	       read_proc_mem(pid, in_view, l.unshared), read_proc_mem(pid, pid, l.unshared));
+	EXPECT(read_other(pid, l.shared) == 'S' && read_other(in_view, l.shared) == 'S',
+	       "shared memory written in view 1 reads %c in the base, %c in the view",
+	       read_other(pid, l.shared), read_other(in_view, l.shared));
+	{
+		char w = 'W';
+		struct iovec local = {&w, 1}, remote = {l.shared, 1};
+
+		EXPECT(process_vm_writev(in_view, &local, 1, &remote, 1, 0) == 1,
+		       "process_vm_writev to the thread in view 1: %s", strerror(errno));
+		EXPECT(read_other(pid, l.shared) == 'W',
+		       "shared memory written through view 1 reads %c in the base",
+		       read_other(pid, l.shared));
+	}
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+}
+
 /* ---- the OOM killer ---- */
 
 #define OOM_CGROUP "/sys/fs/cgroup/mmview-oom"
@@ -470,7 +578,7 @@ int main(void)
 {
 	page = sysconf(_SC_PAGESIZE);
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	tap_plan(9);
+	tap_plan(10);
 	run_case("memcg owner: a view whose creator exited is charged to the process's cgroup",
 	         case_memcg_owner);
 	run_case("dumpable: PR_SET_DUMPABLE in one view holds in every view, and in later ones",
@@ -484,6 +592,8 @@ int main(void)
 	run_case("smaps of a view: mirrors count in Rss, not in Pss", case_smaps_mirrors);
 	run_case("mlock, MAP_POPULATE and MADV_POPULATE_* from a view map its mirrors at once",
 	         case_populate_maps_mirrors);
+	run_case("process_vm_readv and /proc/PID/task/TID/mem see the thread's view",
+	         case_other_process_sees_the_thread_s_view);
 	run_case("OOM: a process with views is killed as a whole and frees its memory",
 	         case_oom_kill);
 	return tap_finish();

@@ -16,7 +16,6 @@
  * Each case runs in a child process of its own (views_case.h).
  */
 #define _GNU_SOURCE
-#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -282,31 +281,9 @@ static void case_refuse_set_mm(void)
 /* Field @name ("Rss:", "Pss:") in kB of the VMA containing @addr in the caller's view. */
 static long smaps_kb(const void *addr, const char *name)
 {
-	static char raw[1 << 17];
-	unsigned long a = (unsigned long)addr;
-	ssize_t n, total = 0;
-	char *line, *save;
-	bool inside = false;
-	int fd = open("/proc/thread-self/smaps", O_RDONLY);
+	const char *field = smaps_field(addr, name);
 
-	if (fd < 0)
-		return -1;
-	while ((n = read(fd, raw + total, sizeof(raw) - 1 - total)) > 0)
-		total += n;
-	close(fd);
-	raw[total] = '\0';
-	for (line = strtok_r(raw, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-		unsigned long start, end;
-
-		if (isxdigit((unsigned char)line[0]) && !isupper((unsigned char)line[0]) &&
-		    sscanf(line, "%lx-%lx ", &start, &end) == 2) {
-			inside = start <= a && a < end;
-			continue;
-		}
-		if (inside && !strncmp(line, name, strlen(name)))
-			return atol(line + strlen(name));
-	}
-	return -1;
+	return field ? atol(field) : -1;
 }
 
 #define SMAPS_PAGES 64

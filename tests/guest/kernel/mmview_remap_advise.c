@@ -10,7 +10,6 @@
  * Each case runs in a child process of its own (views_case.h).
  */
 #define _GNU_SOURCE
-#include <ctype.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 
@@ -30,34 +29,12 @@
  */
 static const char *vm_flags_of(const void *addr)
 {
-	static char raw[1 << 17], flags[256];
-	unsigned long a = (unsigned long)addr;
-	ssize_t n, total = 0;
-	char *line, *save;
-	bool inside = false;
-	int fd = open("/proc/thread-self/smaps", O_RDONLY);
+	static char flags[256];
+	const char *field = smaps_field(addr, "VmFlags:");
 
 	flags[0] = '\0';
-	if (fd < 0)
-		return flags;
-	while ((n = read(fd, raw + total, sizeof(raw) - 1 - total)) > 0)
-		total += n;
-	close(fd);
-	raw[total] = '\0';
-	for (line = strtok_r(raw, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-		unsigned long start, end;
-
-		/* A VMA's first line starts with its range; field lines with a capital. */
-		if (isxdigit((unsigned char)line[0]) && !isupper((unsigned char)line[0]) &&
-		    sscanf(line, "%lx-%lx ", &start, &end) == 2) {
-			inside = start <= a && a < end;
-			continue;
-		}
-		if (inside && !strncmp(line, "VmFlags:", 8)) {
-			snprintf(flags, sizeof(flags), "%s ", line + 8);
-			return flags;
-		}
-	}
+	if (field)
+		snprintf(flags, sizeof(flags), "%s ", field);
 	return flags;
 }
 

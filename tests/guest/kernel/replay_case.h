@@ -32,17 +32,11 @@ struct region {
 static int layout_of_view(struct region *out)
 {
 	static char raw[1 << 16];
-	ssize_t n, total = 0;
 	char *line, *save;
 	int count = 0;
-	int fd = open("/proc/thread-self/maps", O_RDONLY);
 
-	if (fd < 0)
+	if (read_whole("/proc/thread-self/maps", raw, sizeof(raw)) < 0)
 		return -1;
-	while ((n = read(fd, raw + total, sizeof(raw) - 1 - total)) > 0)
-		total += n;
-	close(fd);
-	raw[total] = '\0';
 	for (line = strtok_r(raw, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
 		struct region r = {0};
 

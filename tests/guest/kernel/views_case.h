@@ -8,6 +8,7 @@
 #define ATLAS_TESTS_VIEWS_CASE_H
 
 #define _GNU_SOURCE
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdbool.h>
@@ -115,6 +116,50 @@ static inline uint64_t pfn_of(const void *addr)
 		entry = 0;
 	close(fd);
 	return (entry & (1ULL << 63)) ? entry & ((1ULL << 55) - 1) : 0;
+}
+
+/* Reads all of @path into @buf (NUL-terminated) without allocating; -1 if it cannot be read. */
+static inline ssize_t read_whole(const char *path, char *buf, size_t size)
+{
+	ssize_t n, total = 0;
+	int fd = open(path, O_RDONLY);
+
+	if (fd < 0)
+		return -1;
+	while ((n = read(fd, buf + total, size - 1 - total)) > 0)
+		total += n;
+	close(fd);
+	buf[total] = '\0';
+	return total;
+}
+
+/*
+ * The rest of the line of field @name ("Rss:", "VmFlags:") in /proc/thread-self/smaps for the
+ * VMA of the calling thread's view that contains @addr; NULL if there is none. Valid until the
+ * next call.
+ */
+static inline const char *smaps_field(const void *addr, const char *name)
+{
+	static char raw[1 << 17];
+	unsigned long a = (unsigned long)addr;
+	char *line, *save;
+	bool inside = false;
+
+	if (read_whole("/proc/thread-self/smaps", raw, sizeof(raw)) < 0)
+		return NULL;
+	for (line = strtok_r(raw, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		unsigned long start, end;
+
+		/* A VMA's first line starts with its range; field lines with a capital. */
+		if (isxdigit((unsigned char)line[0]) && !isupper((unsigned char)line[0]) &&
+		    sscanf(line, "%lx-%lx ", &start, &end) == 2) {
+			inside = start <= a && a < end;
+			continue;
+		}
+		if (inside && !strncmp(line, name, strlen(name)))
+			return line + strlen(name);
+	}
+	return NULL;
 }
 
 static inline int write_file(const char *path, const char *text)

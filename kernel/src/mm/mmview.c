@@ -1818,8 +1818,8 @@ fail:
 
 /*
  * Mirror every present base PTE of [@start, @end) in @vma, a mirroring VMA of a view, with
- * the group's mmap lock held. Base PMDs that were never populated are skipped.
- * Return: 0, or -ENOMEM.
+ * the group's mmap lock held. Base PMDs that were never populated are skipped. Returns 0,
+ * or -ENOMEM.
  */
 static int mmview_mirror_range(struct mmview_group *group, struct vm_area_struct *vma,
 			       unsigned long start, unsigned long end)
@@ -1915,14 +1915,6 @@ static int mmview_fill_mirrors(struct mmview_group *group, struct mm_struct *vie
 	return 0;
 }
 
-/**
- * mmview_create - MMVIEW_CREATE
- *
- * Creates a view that is a copy of the caller's; the caller does not move.
- *
- * Return: the new view's id, or -ENOMEM, -ENOSPC (live-view limit), -EOPNOTSUPP (sec.
- * "Refusals" of mmview(2)), -EINTR.
- */
 /*
  * Make @view, a new copy of @src, a member of @group. Process-wide flags are copied again
  * under the lock that orders their changes (mmview_set_mm_flags()): a change made since
@@ -1943,6 +1935,14 @@ static void mmview_link_view(struct mmview_group *group, struct mm_struct *view,
 	set_bit(MMVIEW_MM_LINKED, &view->mmview_flags);
 }
 
+/**
+ * mmview_create - MMVIEW_CREATE
+ *
+ * Creates a view that is a copy of the caller's; the caller does not move.
+ *
+ * Return: the new view's id, or -ENOMEM, -ENOSPC (live-view limit), -EOPNOTSUPP (sec.
+ * "Refusals" of mmview(2)), -EINTR.
+ */
 static long mmview_create(void)
 {
 	struct mm_struct *mm = current->mm, *view;

@@ -53,15 +53,16 @@
 #define CGROUP "/sys/fs/cgroup/mmview-owner"
 #define OWNER_PAGES 4096 /* 16 MiB */
 
-static long cgroup_current_kb(void)
+/* The number in file @path, or the one after @key in it (memory.events); -1 if none. */
+static long file_number(const char *path, const char *key)
 {
-	char buf[64] = "";
-	int fd = open(CGROUP "/memory.current", O_RDONLY);
-	ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
+	char buf[1024], *at = buf;
 
-	if (fd >= 0)
-		close(fd);
-	return n > 0 ? atol(buf) / 1024 : -1;
+	if (read_whole(path, buf, sizeof(buf)) <= 0)
+		return -1;
+	if (key)
+		at = strstr(buf, key);
+	return at ? atol(at + (key ? strlen(key) : 0)) : -1;
 }
 
 static void *create_view_and_exit(void *arg)
@@ -100,15 +101,15 @@ static void case_memcg_owner(void)
 	usleep(200 * 1000); /* the creator's task_struct is freed after an RCU grace period */
 
 	EXPECT(mmview_migrate(view) == 0, "MIGRATE to the view its creator left");
-	before = cgroup_current_kb();
+	before = file_number(CGROUP "/memory.current", NULL);
 	for (i = 0; i < OWNER_PAGES; i++)
 		mem[i * page] = 2; /* the view's own copies */
-	after = cgroup_current_kb();
+	after = file_number(CGROUP "/memory.current", NULL);
 	printf("#   %s/memory.current %ld -> %ld kB over %d pages copied in the view\n", CGROUP,
-	       before, after, OWNER_PAGES);
-	EXPECT(before >= 0 && after - before >= OWNER_PAGES * (page / 1024) * 9 / 10,
+	       before / 1024, after / 1024, OWNER_PAGES);
+	EXPECT(before >= 0 && (after - before) / 1024 >= OWNER_PAGES * (page / 1024) * 9 / 10,
 	       "the view's %ld kB were not charged to the process's cgroup (+%ld kB)",
-	       OWNER_PAGES * (page / 1024), after - before);
+	       OWNER_PAGES * (page / 1024), (after - before) / 1024);
 	mmview_migrate(0);
 	EXPECT(mem[0] == 1, "the base keeps its own copy");
 }
@@ -165,18 +166,14 @@ static void case_dumpable_after_setuid(void)
 
 static long coredump_filter_in(long view)
 {
-	char buf[32] = "";
+	char buf[32];
 	long was = mmview_current();
-	int fd;
+	ssize_t n;
 
 	mmview_migrate(view);
-	fd = open("/proc/self/coredump_filter", O_RDONLY);
-	if (fd < 0 || read(fd, buf, sizeof(buf) - 1) <= 0)
-		buf[0] = '\0';
-	if (fd >= 0)
-		close(fd);
+	n = read_whole("/proc/self/coredump_filter", buf, sizeof(buf));
 	mmview_migrate(was);
-	return buf[0] ? strtol(buf, NULL, 16) : -1;
+	return n > 0 ? strtol(buf, NULL, 16) : -1;
 }
 
 /* /proc/PID/coredump_filter: what a core dump of the process contains, in whichever view. */
@@ -233,15 +230,10 @@ static void case_mdwe(void)
 static unsigned long stat_field(int n)
 {
 	char buf[2048], *p;
-	ssize_t len;
-	int fd = open("/proc/self/stat", O_RDONLY), i;
+	int i;
 
-	len = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
-	if (fd >= 0)
-		close(fd);
-	if (len <= 0)
+	if (read_whole("/proc/self/stat", buf, sizeof(buf)) <= 0)
 		return 0;
-	buf[len] = '\0';
 	p = strrchr(buf, ')'); /* field 2 ends here */
 	for (i = 2; p && i < n; i++)
 		p = strchr(p + 1, ' ');
@@ -470,23 +462,6 @@ static void case_other_process_sees_the_thread_s_view(void)
 
 #define OOM_CGROUP "/sys/fs/cgroup/mmview-oom"
 
-static long cgroup_value(const char *file, const char *key)
-{
-	char buf[1024], *at;
-	int fd = open(file, O_RDONLY);
-	ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
-
-	if (fd >= 0)
-		close(fd);
-	if (n <= 0)
-		return -1;
-	buf[n] = '\0';
-	if (!key)
-		return atol(buf);
-	at = strstr(buf, key);
-	return at ? atol(at + strlen(key)) : -1;
-}
-
 static void *read_in_view(void *arg)
 {
 	volatile char *mem = arg;
@@ -540,9 +515,9 @@ static void case_oom_kill(void)
 	waitpid(pid, &status, 0);
 	EXPECT(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL,
 	       "the process was not OOM-killed (status %#x)", status);
-	kills = cgroup_value(OOM_CGROUP "/memory.events", "oom_kill ");
+	kills = file_number(OOM_CGROUP "/memory.events", "oom_kill ");
 	usleep(100 * 1000);
-	current = cgroup_value(OOM_CGROUP "/memory.current", NULL);
+	current = file_number(OOM_CGROUP "/memory.current", NULL);
 	printf("#   %s: oom_kill %ld, memory.current %ld kB after the kill\n", OOM_CGROUP, kills,
 	       current / 1024);
 	EXPECT(kills == 1, "memory.events oom_kill is %ld, not 1", kills);

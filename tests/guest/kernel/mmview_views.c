@@ -491,17 +491,10 @@ static void case_refuse_uffd(void)
 /* Whether the PCI device @dev's sysfs attribute @attr starts with @want. */
 static bool sysfs_id_is(const char *dev, const char *attr, const char *want)
 {
-	char path[300], id[16] = "";
-	int fd;
-	ssize_t n;
+	char path[300], id[16];
 
 	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/%s", dev, attr);
-	fd = open(path, O_RDONLY);
-	if (fd < 0)
-		return false;
-	n = read(fd, id, sizeof(id) - 1);
-	close(fd);
-	return n > 0 && !strncmp(id, want, strlen(want));
+	return read_whole(path, id, sizeof(id)) > 0 && !strncmp(id, want, strlen(want));
 }
 
 /*

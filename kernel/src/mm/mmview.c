@@ -1415,6 +1415,47 @@ void mmview_set_mm_flags(struct mm_struct *mm, unsigned long mask,
 }
 
 /**
+ * mmview_oom_reap - reap every view of a dying process
+ * @mm: the view the OOM reaper or process_mrelease() chose, with the mmap lock held for
+ *	reading
+ * @reap: reaps one mm (__oom_reap_task_mm()); false if part of it must be retried
+ *
+ * Reaping only @mm would free little: the pages of shared private ranges are the base's,
+ * and the other views only mirror them. Every thread of the process is dying (the caller
+ * checked that no other process uses any of its views), so every view is reaped. All of
+ * them become MMF_UNSTABLE first: a view's fault on a reaped page is a fault in the base,
+ * which must fail rather than map a fresh zero page. The base is reaped last, after the
+ * pages the other views own; its invalidations clear whatever mirrors are left. The lock
+ * keeps every member's page tables: a view leaves the member list under the write lock,
+ * before its exit_mmap(). @mm itself may have left already, on its way to exit_mmap().
+ *
+ * Return: true if every view was reaped.
+ */
+bool mmview_oom_reap(struct mm_struct *mm, mmview_reap_fn reap)
+{
+	struct mmview_group *group = READ_ONCE(mm->mmview_group);
+	struct mm_struct *view, *base = NULL;
+	bool reaped = true;
+
+	if (!group)
+		return reap(mm);
+	mmap_assert_locked(mm);
+	list_for_each_entry(view, &group->members, mmview_node)
+		set_bit(MMF_UNSTABLE, &view->flags);
+	if (!test_bit(MMVIEW_MM_LINKED, &mm->mmview_flags))
+		reaped = reap(mm);
+	list_for_each_entry(view, &group->members, mmview_node) {
+		if (view == group->base)
+			base = view;
+		else if (!test_bit(MMF_OOM_SKIP, &view->flags))
+			reaped &= reap(view);
+	}
+	if (base && !test_bit(MMF_OOM_SKIP, &base->flags))
+		reaped &= reap(base);
+	return reaped;
+}
+
+/**
  * mmview_mirror_page - the page a view's mirror maps, for /proc/PID/smaps
  * @vma: a VMA of a view
  * @pte: a present entry of @vma, read under its page table lock

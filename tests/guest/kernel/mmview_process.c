@@ -11,13 +11,16 @@
  * - /proc/PID/smaps of a view counts the base's pages it maps (mirrors) in Rss, not in Pss;
  *   mlock, MAP_POPULATE and MADV_POPULATE_* from a view map them at once;
  * - another process reading a thread's memory sees that thread's view;
- * - the OOM killer kills a process with views as a whole, and its memory comes back.
+ * - the OOM killer kills a process with views as a whole, and its memory comes back;
+ * - the OOM reaper and process_mrelease() reap every view of a process that cannot finish
+ *   exiting, not only the view of the thread they picked.
  *
  * Each case runs in a child process of its own (views_case.h).
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/userfaultfd.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -25,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
@@ -526,11 +530,295 @@ static void case_oom_kill(void)
 	rmdir(OOM_CGROUP);
 }
 
+/* ---- reaping: a process with views that cannot finish exiting ---- */
+
+#define REAP_CGROUP "/sys/fs/cgroup/mmview-reap"
+#define REAP_PAGES 8192 /* 32 MiB the base owns */
+
+struct inode_lock_holder {
+	int memfd;
+	char *missing; /* a page registered with userfaultfd, never provided */
+};
+
+static void *write_from_missing_page(void *arg)
+{
+	struct inode_lock_holder *h = arg;
+
+	/* shmem takes the inode lock, then faults the source in: the fault waits forever. */
+	if (write(h->memfd, h->missing, page) < 0)
+		_exit(4);
+	return NULL;
+}
+
+/*
+ * Forks a process that holds @memfd's inode lock until it is killed: its write() to @memfd
+ * reads from a page that userfaultfd never provides. Returns once the write waits; -1 if
+ * that could not be set up.
+ */
+static pid_t hold_inode_lock(int memfd)
+{
+	int ready[2];
+	char c = 0;
+	pid_t pid;
+
+	if (pipe(ready))
+		return -1;
+	pid = fork();
+	if (pid == 0) {
+		struct inode_lock_holder h = {memfd, map_anon(1)};
+		struct uffdio_api api = {.api = UFFD_API};
+		struct uffdio_register reg = {.mode = UFFDIO_REGISTER_MODE_MISSING};
+		struct uffd_msg msg;
+		pthread_t writer;
+		int uffd = syscall(SYS_userfaultfd, O_CLOEXEC);
+
+		reg.range.start = (uintptr_t)h.missing;
+		reg.range.len = page;
+		if (uffd < 0 || ioctl(uffd, UFFDIO_API, &api) || !h.missing ||
+		    ioctl(uffd, UFFDIO_REGISTER, &reg))
+			_exit(2);
+		pthread_create(&writer, NULL, write_from_missing_page, &h);
+		if (read(uffd, &msg, sizeof(msg)) != sizeof(msg)) /* the writer faulted */
+			_exit(3);
+		if (write(ready[1], "x", 1) != 1)
+			_exit(3);
+		for (;;)
+			pause();
+	}
+	close(ready[1]);
+	if (pid < 0 || read(ready[0], &c, 1) != 1 || c != 'x') {
+		printf("#   the inode lock holder could not be set up (userfaultfd)\n");
+		if (pid > 0) {
+			kill(pid, SIGKILL);
+			waitpid(pid, NULL, 0);
+		}
+		pid = -1;
+	}
+	close(ready[0]);
+	return pid;
+}
+
+/* The state letter of thread @tid of process @pid (R, S, D, Z...); 0 if it is gone. */
+static char thread_state(pid_t pid, pid_t tid)
+{
+	char path[64], buf[1024], *p;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", pid, tid);
+	if (read_whole(path, buf, sizeof(buf)) <= 0)
+		return 0;
+	p = strrchr(buf, ')');
+	return p && p[1] == ' ' ? p[2] : 0;
+}
+
+/* Waits up to 10 s for thread @tid of @pid to be in state @state. */
+static bool wait_thread_state(pid_t pid, pid_t tid, char state)
+{
+	int i;
+
+	for (i = 0; i < 1000; i++) {
+		if (thread_state(pid, tid) == state)
+			return true;
+		usleep(10 * 1000);
+	}
+	return false;
+}
+
+struct stuck_thread {
+	long view;
+	int memfd;
+	int tid_pipe;
+};
+
+/* Migrates to a view, says its tid, and waits for the held inode lock: uninterruptibly. */
+static void *get_stuck_in_view(void *arg)
+{
+	struct stuck_thread *st = arg;
+	pid_t tid = gettid();
+
+	if (mmview_migrate(st->view) || write(st->tid_pipe, &tid, sizeof(tid)) != sizeof(tid))
+		_exit(5);
+	if (write(st->memfd, "x", 1) < 0)
+		_exit(6);
+	return NULL;
+}
+
+/*
+ * The victim, in REAP_CGROUP: REAP_PAGES faulted by the base, views 1 and 2, a thread stuck in
+ * view 1 (its tid goes to @tid_pipe). The main thread waits in view 2 for a byte on @go_fd,
+ * then allocates from there until the OOM killer kills the process.
+ */
+static void reap_victim(int memfd, int tid_pipe, int go_fd)
+{
+	struct stuck_thread st = {.memfd = memfd, .tid_pipe = tid_pipe};
+	char pid[32], *mem = map_anon(REAP_PAGES), *p, go;
+	pthread_t stuck;
+	long ids[3];
+	int i;
+
+	snprintf(pid, sizeof(pid), "%d", getpid());
+	if (write_file(REAP_CGROUP "/cgroup.procs", pid) || !mem)
+		_exit(2);
+	for (i = 0; i < REAP_PAGES; i++)
+		mem[i * page] = 1;
+	if (!create_views(ids, 3))
+		_exit(2);
+	st.view = ids[1];
+	pthread_create(&stuck, NULL, get_stuck_in_view, &st);
+	if (mmview_migrate(ids[2]) || read(go_fd, &go, 1) != 1)
+		_exit(2);
+	for (;;) {
+		p = map_anon(256); /* replayed in every view; faulted in the base */
+		if (!p)
+			_exit(3);
+		for (i = 0; i < 256; i++)
+			p[i * page] = 1;
+	}
+}
+
+struct reap_setup {
+	pid_t holder, victim, stuck_tid;
+	int go; /* write a byte: the victim allocates */
+};
+
+/*
+ * Sets up REAP_CGROUP with @memory_max, the inode lock holder and the victim; returns once
+ * the victim's thread in view 1 waits, uninterruptibly, for the lock.
+ */
+static bool reap_setup(struct reap_setup *r, const char *memory_max)
+{
+	int memfd = memfd_create("mmview-reap", 0), tids[2], go[2];
+
+	write_file("/sys/fs/cgroup/cgroup.subtree_control", "+memory");
+	mkdir(REAP_CGROUP, 0755);
+	EXPECT(write_file(REAP_CGROUP "/memory.max", memory_max) == 0, "memory.max: %s",
+	       strerror(errno));
+	write_file(REAP_CGROUP "/memory.swap.max", "0"); /* absent without swap accounting */
+	r->holder = hold_inode_lock(memfd);
+	r->victim = -1;
+	EXPECT(memfd >= 0 && r->holder > 0, "memfd_create or the lock holder failed");
+	if (memfd < 0 || r->holder <= 0 || pipe(tids) || pipe(go))
+		return false;
+	fflush(stdout);
+	r->victim = fork();
+	if (r->victim == 0)
+		reap_victim(memfd, tids[1], go[0]);
+	close(tids[1]);
+	close(go[0]);
+	r->go = go[1];
+	EXPECT(read(tids[0], &r->stuck_tid, sizeof(r->stuck_tid)) == sizeof(r->stuck_tid),
+	       "the victim did not start its thread in view 1");
+	close(tids[0]);
+	close(memfd);
+	if (r->victim < 0 || !r->stuck_tid)
+		return false;
+	EXPECT(wait_thread_state(r->victim, r->stuck_tid, 'D'),
+	       "the thread in view 1 does not wait for the inode lock (state %c)",
+	       thread_state(r->victim, r->stuck_tid));
+	return thread_state(r->victim, r->stuck_tid) == 'D';
+}
+
+/* Lets the stuck thread go, reaps the victim (killed by SIGKILL) and checks the cgroup. */
+static void reap_finish(struct reap_setup *r)
+{
+	int status = 0;
+	long current;
+
+	if (r->holder > 0) {
+		kill(r->holder, SIGKILL);
+		waitpid(r->holder, NULL, 0);
+	}
+	if (r->victim > 0) {
+		kill(r->victim, SIGKILL);
+		waitpid(r->victim, &status, 0);
+		EXPECT(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL,
+		       "the victim ended with status %#x, not by SIGKILL", status);
+	}
+	usleep(100 * 1000);
+	current = file_number(REAP_CGROUP "/memory.current", NULL);
+	EXPECT(current >= 0 && current < 1024 * 1024, "%ld kB still charged once it ended",
+	       current / 1024);
+	rmdir(REAP_CGROUP);
+}
+
+/*
+ * process_mrelease() of a killed process whose thread in view 1 cannot exit frees the 32 MiB
+ * the base owns at once, whichever thread's view it picked (before the kernel reaped every
+ * view, it reaped that view's mirrors only, and nothing came back).
+ */
+static void case_mrelease_reaps_every_view(void)
+{
+	struct reap_setup r = {.holder = -1, .victim = -1, .go = -1};
+	long before, after, ret = -1;
+	int pidfd, tries;
+
+	if (!reap_setup(&r, "max"))
+		goto out;
+	pidfd = syscall(SYS_pidfd_open, r.victim, 0);
+	EXPECT(pidfd >= 0, "pidfd_open: %s", strerror(errno));
+	before = file_number(REAP_CGROUP "/memory.current", NULL);
+	EXPECT(syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0) == 0,
+	       "pidfd_send_signal: %s", strerror(errno));
+	for (tries = 0; tries < 10; tries++) {
+		ret = syscall(SYS_process_mrelease, pidfd, 0);
+		if (!fails_with(ret, EAGAIN))
+			break;
+		usleep(10 * 1000);
+	}
+	after = file_number(REAP_CGROUP "/memory.current", NULL);
+	printf("#   process_mrelease: %s; %s/memory.current %ld -> %ld kB, thread in view 1 %c\n",
+	       err_name(ret), REAP_CGROUP, before / 1024, after / 1024,
+	       thread_state(r.victim, r.stuck_tid));
+	EXPECT(ret == 0, "process_mrelease: %s", err_name(ret));
+	EXPECT(before >= 0 && after >= 0 &&
+	           (before - after) / 1024 >= REAP_PAGES * (page / 1024) * 9 / 10,
+	       "process_mrelease gave back %ld kB of the %ld kB the base owns",
+	       (before - after) / 1024, REAP_PAGES * (page / 1024));
+	close(pidfd);
+out:
+	reap_finish(&r);
+}
+
+/*
+ * The OOM reaper frees the memory of a process with views that the OOM killer killed but
+ * whose thread in view 1 cannot exit. The killed thread allocated in view 2; the base owns
+ * the memory.
+ */
+static void case_oom_reaper_reaps_every_view(void)
+{
+	struct reap_setup r = {.holder = -1, .victim = -1, .go = -1};
+	long kills = 0, current = -1;
+	int i;
+
+	if (!reap_setup(&r, "48M"))
+		goto out;
+	EXPECT(write(r.go, "a", 1) == 1, "telling the victim to allocate");
+	for (i = 0; i < 1000 && kills < 1; i++) {
+		usleep(10 * 1000);
+		kills = file_number(REAP_CGROUP "/memory.events", "oom_kill ");
+	}
+	EXPECT(kills == 1, "memory.events oom_kill is %ld, not 1", kills);
+	/* The reaper starts 2 s after the kill. */
+	for (i = 0; i < 1500; i++) {
+		current = file_number(REAP_CGROUP "/memory.current", NULL);
+		if (current >= 0 && current < 8 * 1024 * 1024)
+			break;
+		usleep(10 * 1000);
+	}
+	printf("#   %s: oom_kill %ld; memory.current %ld kB %.1f s later, thread in view 1 %c\n",
+	       REAP_CGROUP, kills, current / 1024, i / 100.0, thread_state(r.victim, r.stuck_tid));
+	EXPECT(thread_state(r.victim, r.stuck_tid) == 'D', "the thread in view 1 stopped waiting");
+	EXPECT(current >= 0 && current < 8 * 1024 * 1024,
+	       "%ld kB still charged 15 s after the OOM kill", current / 1024);
+out:
+	close(r.go);
+	reap_finish(&r);
+}
+
 int main(void)
 {
 	page = sysconf(_SC_PAGESIZE);
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	tap_plan(10);
+	tap_plan(12);
 	run_case("memcg owner: a view whose creator exited is charged to the process's cgroup",
 	         case_memcg_owner);
 	run_case("dumpable: PR_SET_DUMPABLE in one view holds in every view, and in later ones",
@@ -548,5 +836,9 @@ int main(void)
 	         case_other_process_sees_the_thread_s_view);
 	run_case("OOM: a process with views is killed as a whole and frees its memory",
 	         case_oom_kill);
+	run_case("process_mrelease reaps every view of a killed process that cannot exit",
+	         case_mrelease_reaps_every_view);
+	run_case("the OOM reaper reaps every view of a victim that cannot exit",
+	         case_oom_reaper_reaps_every_view);
 	return tap_finish();
 }

@@ -51,6 +51,9 @@ static inline int mmview_replay_result(int got, int expect)
 typedef int (*mmview_advise_fn)(struct mm_struct *mm, unsigned long start,
 				unsigned long end, int behavior);
 
+/* Reaps one mm of a dying process, as the OOM reaper does (mmview_oom_reap()). */
+typedef bool (*mmview_reap_fn)(struct mm_struct *mm);
+
 #ifdef CONFIG_MMVIEW
 
 /**
@@ -108,6 +111,7 @@ void mmview_populate_mirrors(struct vm_area_struct *vma, unsigned long start,
 			     unsigned long end);
 void mmview_populate_range(struct mm_struct *mm, unsigned long start,
 			   unsigned long end);
+bool mmview_oom_reap(struct mm_struct *mm, mmview_reap_fn reap);
 
 /**
  * mmview_refuses_set_mm - whether prctl(PR_SET_MM) must fail with -EBUSY
@@ -264,6 +268,11 @@ static inline bool mmview_refuses_set_mm(struct mm_struct *mm)
 static inline void mmview_populate_mirrors(struct vm_area_struct *vma,
 					   unsigned long start,
 					   unsigned long end) {}
+
+static inline bool mmview_oom_reap(struct mm_struct *mm, mmview_reap_fn reap)
+{
+	return reap(mm);
+}
 
 static inline void mmview_populate_range(struct mm_struct *mm,
 					 unsigned long start,

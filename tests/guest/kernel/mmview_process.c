@@ -272,6 +272,102 @@ static void case_refuse_set_mm(void)
 	       err_name(r));
 }
 
+#define AUXV_RACES 200
+#define AUXV_TAG 0x7fff0000UL /* an a_type no kernel gives: the test's own entry */
+
+/*
+ * A vector {AUXV_TAG, @k, 0, 0} whose second half starts a page of its own VMA that was never
+ * faulted: copying it in faults under the mmap lock (an anonymous VMA without an anon_vma is
+ * not faulted under its VMA lock), which makes a CREATE in between likely. NULL on failure.
+ */
+static unsigned long *auxv_across_a_fault(unsigned long k)
+{
+	char *two = mmap(NULL, 2 * page, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	unsigned long *auxv;
+
+	if (two == MAP_FAILED)
+		return NULL;
+	/* Two VMAs (different protections, so they do not merge). */
+	if (mmap(two, page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1,
+	         0) == MAP_FAILED ||
+	    mmap(two + page, page, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) ==
+	        MAP_FAILED)
+		return NULL;
+	auxv = (unsigned long *)(two + page) - 2;
+	auxv[0] = AUXV_TAG;
+	auxv[1] = k;
+	return auxv;
+}
+
+/* Sets the auxiliary vector to {AUXV_TAG, k} for k = 1, 2... until it is refused. */
+static void *set_auxv_until_refused(void *arg)
+{
+	long *accepted = arg;
+	unsigned long k, *auxv;
+
+	for (k = 1;; k++) {
+		auxv = auxv_across_a_fault(k);
+		if (!auxv ||
+		    prctl(PR_SET_MM, PR_SET_MM_AUXV, (unsigned long)auxv, 4 * sizeof(long), 0))
+			return NULL;
+		__atomic_store_n(accepted, (long)k, __ATOMIC_RELEASE);
+		munmap((char *)(auxv + 2) - page, 2 * page);
+	}
+}
+
+/* The value of the AUXV_TAG entry in /proc/thread-self/auxv; -1 if there is none. */
+static long auxv_tag_value(void)
+{
+	unsigned long auxv[64];
+	ssize_t n = read_whole("/proc/thread-self/auxv", (char *)auxv, sizeof(auxv));
+	int i;
+
+	for (i = 0; n > 0 && (i + 2) * (ssize_t)sizeof(long) <= n; i += 2)
+		if (auxv[i] == AUXV_TAG)
+			return (long)auxv[i + 1];
+	return -1;
+}
+
+/*
+ * PR_SET_MM_AUXV racing CREATE in another thread: the last vector it accepted is the one every
+ * view has. (Before it checked under the mmap lock, an accepted change could land in the
+ * caller's view after CREATE had copied the previous vector.)
+ */
+static void case_set_mm_auxv_races_create(void)
+{
+	int round, mismatches = 0;
+
+	for (round = 0; round < AUXV_RACES && !mismatches; round++) {
+		int status = 0;
+		pid_t pid = fork();
+
+		if (pid == 0) {
+			long accepted = 0, view, in_base, in_view;
+			pthread_t setter;
+
+			pthread_create(&setter, NULL, set_auxv_until_refused, &accepted);
+			while (__atomic_load_n(&accepted, __ATOMIC_ACQUIRE) < round % 8 + 1)
+				;
+			view = mmview_create();
+			pthread_join(setter, NULL);
+			in_base = auxv_tag_value();
+			if (view < 0 || mmview_migrate(view))
+				_exit(2);
+			in_view = auxv_tag_value();
+			if (in_base == accepted && in_view == accepted)
+				_exit(0);
+			printf("#   round %d: last accepted %ld, the base has %ld, the view %ld\n",
+			       round, accepted, in_base, in_view);
+			_exit(1);
+		}
+		waitpid(pid, &status, 0);
+		if (!WIFEXITED(status) || WEXITSTATUS(status))
+			mismatches++;
+	}
+	EXPECT(!mismatches,
+	       "after %d rounds, a view's auxiliary vector is not the last one accepted", round);
+}
+
 /* ---- smaps of a view ---- */
 
 /* Field @name ("Rss:", "Pss:") in kB of the VMA containing @addr in the caller's view. */
@@ -818,7 +914,7 @@ int main(void)
 {
 	page = sysconf(_SC_PAGESIZE);
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	tap_plan(12);
+	tap_plan(13);
 	run_case("memcg owner: a view whose creator exited is charged to the process's cgroup",
 	         case_memcg_owner);
 	run_case("dumpable: PR_SET_DUMPABLE in one view holds in every view, and in later ones",
@@ -829,6 +925,8 @@ int main(void)
 	run_case("MDWE: PR_SET_MDWE in one view refuses W+X in every view, and in later ones",
 	         case_mdwe);
 	run_case("refusal: PR_SET_MM with views (EBUSY)", case_refuse_set_mm);
+	run_case("PR_SET_MM_AUXV racing CREATE: every view has the last vector accepted",
+	         case_set_mm_auxv_races_create);
 	run_case("smaps of a view: mirrors count in Rss, not in Pss", case_smaps_mirrors);
 	run_case("mlock, MAP_POPULATE and MADV_POPULATE_* from a view map its mirrors at once",
 	         case_populate_maps_mirrors);

@@ -115,7 +115,7 @@ bool mmview_oom_reap(struct mm_struct *mm, mmview_reap_fn reap);
 
 /**
  * mmview_refuses_set_mm - whether prctl(PR_SET_MM) must fail with -EBUSY
- * @mm: the caller's mm; the field options check again under its mmap lock, which CREATE
+ * @mm: the caller's mm; every option checks again under its mmap lock, which CREATE
  *	takes for writing
  *
  * The fields it sets (code, data, brk, stack, arguments, environment, auxv, exe_file) are

@@ -12,6 +12,7 @@
  *   mlock, MAP_POPULATE and MADV_POPULATE_* from a view map them at once;
  * - another process reading a thread's memory sees that thread's view;
  * - the OOM killer kills a process with views as a whole, and its memory comes back;
+ * - rseq concurrency ids (mm_cid) are allocated per view: a documented limit, checked as such;
  * - the OOM reaper and process_mrelease() reap every view of a process that cannot finish
  *   exiting, not only the view of the thread they picked.
  *
@@ -31,6 +32,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/rseq.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
@@ -626,6 +628,109 @@ static void case_oom_kill(void)
 	rmdir(OOM_CGROUP);
 }
 
+/* ---- rseq concurrency ids ---- */
+
+/*
+ * The mm_cid field of the calling thread's rseq area (offset 24 since Linux 6.3; Debian 12's
+ * headers predate it). The kernel accepts no area shorter than 32 bytes and updates the field
+ * on the way back to user space; glibc's __rseq_size counts only the fields it knows (20).
+ */
+static uint32_t own_mm_cid(void)
+{
+	return *(const volatile uint32_t *)((char *)__builtin_thread_pointer() + __rseq_offset +
+	                                    24);
+}
+
+struct cid_thread {
+	long view;
+	int go_to_view2; /* set by main: migrate to view 2 and record */
+	int stop;
+	uint32_t cid;      /* published while it spins */
+	uint32_t other;    /* thread B's cid, read right after migrating to view 2 */
+	uint32_t migrated; /* its own cid then */
+};
+
+static struct cid_thread cid_b;
+
+/* Spins in view @arg->view (0: where it started), publishing its id. */
+static void *spin_publishing_cid(void *arg)
+{
+	struct cid_thread *t = arg;
+
+	if (t->view > 0 && mmview_migrate(t->view))
+		return NULL;
+	while (!__atomic_load_n(&t->stop, __ATOMIC_ACQUIRE)) {
+		__atomic_store_n(&t->cid, own_mm_cid(), __ATOMIC_RELEASE);
+		if (__atomic_load_n(&t->go_to_view2, __ATOMIC_ACQUIRE) == 1) {
+			mmview_migrate(cid_b.view);
+			t->migrated = own_mm_cid();
+			t->other = __atomic_load_n(&cid_b.cid, __ATOMIC_ACQUIRE);
+			mmview_migrate(t->view);
+			__atomic_store_n(&t->go_to_view2, 2, __ATOMIC_RELEASE);
+		}
+	}
+	return NULL;
+}
+
+/*
+ * rseq concurrency ids are allocated per view (docs/kernel.md, known limits): two threads, each
+ * alone in its view and running at the same time, both get id 0, where two threads of one
+ * address space get different ids (checked first, which also shows the kernel writes them). A
+ * thread migrating into a view where another thread runs takes an id of that view (MIGRATE puts the
+ * old one and gets a new one, as exec does): at least one of 20 migrations sees an id different
+ * from the running thread's (a stale id would be 0, the same as the other's, every time).
+ */
+static void case_mm_cid_per_view(void)
+{
+	struct cid_thread a = {0};
+	pthread_t ta, tb;
+	long ids[3];
+	int i, distinct = 0;
+
+	EXPECT(__rseq_size > 0, "glibc registered no rseq area");
+	if (!__rseq_size)
+		return;
+	/* Baseline: two threads of one address space, running at the same time. */
+	pthread_create(&ta, NULL, spin_publishing_cid, &a);
+	pthread_create(&tb, NULL, spin_publishing_cid, &cid_b);
+	usleep(200 * 1000);
+	printf("#   one address space, running: mm_cid %u and %u\n", a.cid, cid_b.cid);
+	EXPECT(a.cid != cid_b.cid, "two running threads of one address space share id %u", a.cid);
+	__atomic_store_n(&a.stop, 1, __ATOMIC_RELEASE);
+	__atomic_store_n(&cid_b.stop, 1, __ATOMIC_RELEASE);
+	pthread_join(ta, NULL);
+	pthread_join(tb, NULL);
+	a.stop = cid_b.stop = 0; /* the threads are gone */
+
+	if (!create_views(ids, 3))
+		return;
+	a.view = ids[1];
+	cid_b.view = ids[2];
+	pthread_create(&ta, NULL, spin_publishing_cid, &a);
+	pthread_create(&tb, NULL, spin_publishing_cid, &cid_b);
+	usleep(200 * 1000);
+	printf("#   alone in views 1 and 2, running: mm_cid %u and %u\n", a.cid, cid_b.cid);
+	EXPECT(a.cid == 0 && cid_b.cid == 0,
+	       "two threads alone in two views have ids %u and %u, not 0 and 0 (if ids became "
+	       "process-wide, update the known limits)",
+	       a.cid, cid_b.cid);
+	for (i = 0; i < 20; i++) {
+		__atomic_store_n(&a.go_to_view2, 1, __ATOMIC_RELEASE);
+		while (__atomic_load_n(&a.go_to_view2, __ATOMIC_ACQUIRE) != 2)
+			usleep(1000);
+		distinct += a.migrated != a.other;
+		a.go_to_view2 = 0;
+	}
+	printf("#   migrated into view 2: an id other than the running thread's %d times of 20\n",
+	       distinct);
+	EXPECT(distinct > 0, "a thread that migrated into view 2 kept the id of view 1 (%u)",
+	       a.migrated);
+	__atomic_store_n(&a.stop, 1, __ATOMIC_RELEASE);
+	__atomic_store_n(&cid_b.stop, 1, __ATOMIC_RELEASE);
+	pthread_join(ta, NULL);
+	pthread_join(tb, NULL);
+}
+
 /* ---- reaping: a process with views that cannot finish exiting ---- */
 
 #define REAP_CGROUP "/sys/fs/cgroup/mmview-reap"
@@ -914,7 +1019,7 @@ int main(void)
 {
 	page = sysconf(_SC_PAGESIZE);
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	tap_plan(13);
+	tap_plan(14);
 	run_case("memcg owner: a view whose creator exited is charged to the process's cgroup",
 	         case_memcg_owner);
 	run_case("dumpable: PR_SET_DUMPABLE in one view holds in every view, and in later ones",
@@ -934,6 +1039,9 @@ int main(void)
 	         case_other_process_sees_the_thread_s_view);
 	run_case("OOM: a process with views is killed as a whole and frees its memory",
 	         case_oom_kill);
+	run_case(
+	    "rseq mm_cid: allocated per view (known limit); MIGRATE takes an id of the new view",
+	    case_mm_cid_per_view);
 	run_case("process_mrelease reaps every view of a killed process that cannot exit",
 	         case_mrelease_reaps_every_view);
 	run_case("the OOM reaper reaps every view of a victim that cannot exit",

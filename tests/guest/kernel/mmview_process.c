@@ -22,6 +22,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/userfaultfd.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -628,6 +629,92 @@ static void case_oom_kill(void)
 	rmdir(OOM_CGROUP);
 }
 
+struct vfork_in_view {
+	long view;
+	int pid_pipe; /* the child writes its pid */
+};
+
+/* Migrates, then vforks a child that says its pid and waits (sharing the view's memory). */
+static void *vfork_in_view(void *arg)
+{
+	struct vfork_in_view *v = arg;
+	pid_t child;
+
+	if (mmview_migrate(v->view))
+		_exit(2);
+	child = vfork();
+	if (child == 0) {
+		pid_t self = getpid();
+
+		if (write(v->pid_pipe, &self, sizeof(self)) == sizeof(self))
+			for (;;)
+				pause();
+		_exit(1);
+	}
+	return NULL;
+}
+
+/*
+ * A vfork child that runs in another view of the process is killed with it: it uses the
+ * process's memory, which the OOM reaper is about to take. (process_shares_mm() used to compare
+ * the child's view with the victim thread's only.)
+ */
+static void case_oom_kills_vfork_child_in_other_view(void)
+{
+	int pids[2], alive[2], go[2], status = 0;
+	pid_t victim, child = 0;
+	struct pollfd eof;
+	bool gone;
+
+	write_file("/sys/fs/cgroup/cgroup.subtree_control", "+memory");
+	mkdir(OOM_CGROUP, 0755);
+	EXPECT(write_file(OOM_CGROUP "/memory.max", "32M") == 0, "memory.max: %s", strerror(errno));
+	write_file(OOM_CGROUP "/memory.swap.max", "0");
+	if (pipe(pids) || pipe(alive) || pipe(go))
+		return;
+	fflush(stdout);
+	victim = fork();
+	if (victim == 0) {
+		struct vfork_in_view v = {.pid_pipe = pids[1]};
+		char pid[32], *p, c;
+		pthread_t vforker;
+		long ids[3];
+		int i;
+
+		close(alive[0]); /* alive[1] stays open in this process and in the vfork child */
+		snprintf(pid, sizeof(pid), "%d", getpid());
+		if (write_file(OOM_CGROUP "/cgroup.procs", pid) || !create_views(ids, 3))
+			_exit(2);
+		v.view = ids[1];
+		pthread_create(&vforker, NULL, vfork_in_view, &v);
+		if (mmview_migrate(ids[2]) || read(go[0], &c, 1) != 1)
+			_exit(2);
+		for (;;) {
+			p = map_anon(256);
+			if (!p)
+				_exit(3);
+			for (i = 0; i < 256; i++)
+				p[i * page] = 1;
+		}
+	}
+	close(alive[1]);
+	close(pids[1]);
+	EXPECT(read(pids[0], &child, sizeof(child)) == sizeof(child), "no vfork child in view 1");
+	EXPECT(write(go[1], "a", 1) == 1, "telling the victim to allocate");
+	waitpid(victim, &status, 0);
+	EXPECT(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL,
+	       "the process was not OOM-killed (status %#x)", status);
+	eof = (struct pollfd){.fd = alive[0], .events = POLLIN};
+	gone = poll(&eof, 1, 10 * 1000) == 1 && read(alive[0], &status, 1) == 0;
+	printf("#   vfork child %d in view 1: %s after the OOM kill\n", child,
+	       gone ? "killed" : "still running 10 s");
+	EXPECT(gone, "the vfork child in another view survived the OOM kill of its process");
+	if (!gone && child > 0)
+		kill(child, SIGKILL);
+	usleep(100 * 1000);
+	rmdir(OOM_CGROUP);
+}
+
 /* ---- rseq concurrency ids ---- */
 
 /*
@@ -1019,7 +1106,7 @@ int main(void)
 {
 	page = sysconf(_SC_PAGESIZE);
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	tap_plan(14);
+	tap_plan(15);
 	run_case("memcg owner: a view whose creator exited is charged to the process's cgroup",
 	         case_memcg_owner);
 	run_case("dumpable: PR_SET_DUMPABLE in one view holds in every view, and in later ones",
@@ -1039,6 +1126,8 @@ int main(void)
 	         case_other_process_sees_the_thread_s_view);
 	run_case("OOM: a process with views is killed as a whole and frees its memory",
 	         case_oom_kill);
+	run_case("OOM: a vfork child running in another view is killed with its process",
+	         case_oom_kills_vfork_child_in_other_view);
 	run_case(
 	    "rseq mm_cid: allocated per view (known limit); MIGRATE takes an id of the new view",
 	    case_mm_cid_per_view);

@@ -848,6 +848,25 @@ static const struct mmu_notifier_ops mmview_notifier_ops = {
 };
 
 /**
+ * mmview_refuses_notifier - whether an MMU notifier must not be registered on @mm
+ * @mm: the mm, with its mmap lock held for writing
+ * @subscription: the notifier, or NULL for the interval tree that
+ *	mmu_interval_notifier_insert() sets up
+ *
+ * A secondary MMU (KVM, VFIO, RDMA, HMM) follows the PTEs of one mm: registered on a view,
+ * it would map pages the base owns and never hear of their invalidation. A process with
+ * views has one secondary MMU, its views; CREATE refuses a process that has another.
+ *
+ * Return: true if the registration must fail with -EBUSY.
+ */
+bool mmview_refuses_notifier(struct mm_struct *mm,
+			     struct mmu_notifier *subscription)
+{
+	return mm_has_views(mm) &&
+	       (!subscription || subscription->ops != &mmview_notifier_ops);
+}
+
+/**
  * mmview_notifier_register - make @mm's PTE changes clear the group's mirrors
  * @group: the group
  * @mm: the base, or the view about to become it, with the mmap write lock held

@@ -488,6 +488,44 @@ static void case_refuse_uffd(void)
 	refused("a userfaultfd range");
 }
 
+/*
+ * The facilities CREATE refuses cannot be set up once the process has views either: each fails
+ * EBUSY, leaves nothing behind (CREATE still works), and is refused again after the last view
+ * is deleted (the process keeps its group).
+ */
+static void case_refuse_after_create(void)
+{
+	char *buf = map_anon(1), params[120] = {0};
+	long fd = syscall(SYS_userfaultfd, O_CLOEXEC), ids[2], r, pass;
+	struct uffdio_api api = {.api = UFFD_API};
+	aio_context_t ctx = 0;
+
+	EXPECT(fd >= 0 && ioctl(fd, UFFDIO_API, &api) == 0, "userfaultfd (%s)", strerror(errno));
+	if (!create_views(ids, 2))
+		return;
+	for (pass = 0; pass < 2; pass++) {
+		const char *when = pass ? "after the last view is deleted" : "with a view";
+		struct uffdio_register reg = {.range = {(uintptr_t)buf, page},
+		                              .mode = UFFDIO_REGISTER_MODE_MISSING};
+
+		r = syscall(SYS_io_setup, 1, &ctx);
+		EXPECT(fails_with(r, EBUSY), "io_setup %s (got %s)", when, err_name(r));
+		r = syscall(SYS_io_uring_setup, 1, params);
+		EXPECT(fails_with(r, EBUSY), "io_uring_setup %s (got %s)", when, err_name(r));
+		r = ioctl(fd, UFFDIO_REGISTER, &reg);
+		EXPECT(fails_with(r, EBUSY), "UFFDIO_REGISTER %s (got %s)", when, err_name(r));
+		r = prctl(PR_SET_MEMORY_MERGE, 1, 0, 0, 0);
+		EXPECT(fails_with(r, EBUSY), "PR_SET_MEMORY_MERGE %s (got %s)", when, err_name(r));
+		EXPECT(prctl(PR_SET_MEMORY_MERGE, 0, 0, 0, 0) == 0,
+		       "turning KSM off stays allowed");
+		r = mmview_create();
+		EXPECT(r > 0, "CREATE after the refusals %s (got %s)", when, err_name(r));
+		if (r > 0)
+			mmview_delete(r);
+		mmview_delete(ids[1]);
+	}
+}
+
 /* Whether the PCI device @dev's sysfs attribute @attr starts with @want. */
 static bool sysfs_id_is(const char *dev, const char *attr, const char *want)
 {
@@ -1253,7 +1291,7 @@ int main(void)
 {
 	page = sysconf(_SC_PAGESIZE);
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	tap_plan(26);
+	tap_plan(27);
 	run_case("ids: CREATE, MIGRATE, DELETE, CURRENT and their errnos with views", case_ids);
 	run_case("shared memory is one memory in base and view (contents and PFNs)",
 	         case_coherence);
@@ -1271,6 +1309,8 @@ int main(void)
 	run_case("refusal: aio", case_refuse_aio);
 	run_case("refusal: io_uring", case_refuse_io_uring);
 	run_case("refusal: userfaultfd", case_refuse_uffd);
+	run_case("refusal with views: io_setup, io_uring_setup, UFFDIO_REGISTER, KSM (EBUSY)",
+	         case_refuse_after_create);
 	run_case("refusal: device mapping (pci-testdev BAR through sysfs)", case_refuse_device);
 	run_case("refusal: ARCH_MAP_VDSO_64", case_refuse_map_vdso);
 	run_case("condition variables, shared futex and pthread_join across views",

@@ -25,6 +25,7 @@
 #define MMVIEW_OWN_VIEW		1	/* an unshared range: change the caller's view */
 
 struct mmu_gather;
+struct mmu_notifier;
 
 /* A layout change, replayed by mmview_replay() in a view that is current->mm. */
 typedef int (*mmview_replay_fn)(void *arg);
@@ -112,6 +113,8 @@ void mmview_populate_mirrors(struct vm_area_struct *vma, unsigned long start,
 void mmview_populate_range(struct mm_struct *mm, unsigned long start,
 			   unsigned long end);
 bool mmview_oom_reap(struct mm_struct *mm, mmview_reap_fn reap);
+bool mmview_refuses_notifier(struct mm_struct *mm,
+			     struct mmu_notifier *subscription);
 
 /**
  * mmview_refuses_set_mm - whether prctl(PR_SET_MM) must fail with -EBUSY
@@ -272,6 +275,12 @@ static inline void mmview_populate_mirrors(struct vm_area_struct *vma,
 static inline bool mmview_oom_reap(struct mm_struct *mm, mmview_reap_fn reap)
 {
 	return reap(mm);
+}
+
+static inline bool mmview_refuses_notifier(struct mm_struct *mm,
+					   struct mmu_notifier *subscription)
+{
+	return false;
 }
 
 static inline void mmview_populate_range(struct mm_struct *mm,

@@ -17,6 +17,7 @@
 #include <fcntl.h>
 #include <linux/aio_abi.h>
 #include <linux/futex.h>
+#include <linux/kvm.h>
 #include <linux/membarrier.h>
 #include <linux/userfaultfd.h>
 #include <poll.h>
@@ -524,6 +525,40 @@ static void case_refuse_after_create(void)
 			mmview_delete(r);
 		mmview_delete(ids[1]);
 	}
+}
+
+/*
+ * KVM registers an MMU notifier, a secondary MMU, on the process that creates a VM: a process
+ * with views cannot create one (the notifier would follow one view), and CREATE refuses a
+ * process with one. /dev/kvm needs SVM in the guest's CPU, which guest/run's "-cpu max" under
+ * TCG has; no guest code runs.
+ */
+static void case_refuse_mmu_notifier(void)
+{
+	int kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC), status = 0;
+	long ids[2], r;
+	pid_t pid;
+
+	EXPECT(kvm >= 0, "/dev/kvm: %s", strerror(errno));
+	if (kvm < 0)
+		return;
+	fflush(stdout);
+	pid = fork();
+	if (pid == 0) {
+		r = ioctl(kvm, KVM_CREATE_VM, 0);
+		EXPECT(r >= 0, "KVM_CREATE_VM without views (%s)", strerror(errno));
+		refused("a KVM VM (an MMU notifier)");
+		_exit(child_failures ? 1 : 0);
+	}
+	waitpid(pid, &status, 0);
+	EXPECT(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the VM's process failed");
+	if (!create_views(ids, 2))
+		return;
+	r = ioctl(kvm, KVM_CREATE_VM, 0);
+	EXPECT(fails_with(r, EBUSY), "KVM_CREATE_VM with a view (got %s)", err_name(r));
+	mmview_migrate(ids[1]);
+	r = ioctl(kvm, KVM_CREATE_VM, 0);
+	EXPECT(fails_with(r, EBUSY), "KVM_CREATE_VM from the view (got %s)", err_name(r));
 }
 
 /* Whether the PCI device @dev's sysfs attribute @attr starts with @want. */
@@ -1291,7 +1326,7 @@ int main(void)
 {
 	page = sysconf(_SC_PAGESIZE);
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	tap_plan(27);
+	tap_plan(28);
 	run_case("ids: CREATE, MIGRATE, DELETE, CURRENT and their errnos with views", case_ids);
 	run_case("shared memory is one memory in base and view (contents and PFNs)",
 	         case_coherence);
@@ -1309,6 +1344,8 @@ int main(void)
 	run_case("refusal: aio", case_refuse_aio);
 	run_case("refusal: io_uring", case_refuse_io_uring);
 	run_case("refusal: userfaultfd", case_refuse_uffd);
+	run_case("refusal: MMU notifier (a KVM VM), and KVM_CREATE_VM with views (EBUSY)",
+	         case_refuse_mmu_notifier);
 	run_case("refusal with views: io_setup, io_uring_setup, UFFDIO_REGISTER, KSM (EBUSY)",
 	         case_refuse_after_create);
 	run_case("refusal: device mapping (pci-testdev BAR through sysfs)", case_refuse_device);

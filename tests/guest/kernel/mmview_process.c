@@ -7,7 +7,8 @@
  *   cgroup (not to a freed task, not to the root cgroup);
  * - dumpability, set by prctl or by a setuid, the core dump filter and memory-deny-write-execute,
  *   in every view and in views created later;
- * - prctl(PR_SET_MM) refused with views;
+ * - prctl(PR_SET_MM) refused with views; the LDT and anonymous VMA names copied at CREATE, and
+ *   changing them refused with views;
  * - /proc/PID/smaps of a view counts the base's pages it maps (mirrors) in Rss, not in Pss;
  *   mlock, MAP_POPULATE and MADV_POPULATE_* from a view map them at once;
  * - another process reading a thread's memory sees that thread's view;
@@ -19,6 +20,7 @@
  * Each case runs in a child process of its own (views_case.h).
  */
 #define _GNU_SOURCE
+#include <asm/ldt.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/userfaultfd.h>
@@ -369,6 +371,118 @@ static void case_set_mm_auxv_races_create(void)
 	}
 	EXPECT(!mismatches,
 	       "after %d rounds, a view's auxiliary vector is not the last one accepted", round);
+}
+
+/* ---- the LDT and anonymous VMA names ---- */
+
+/*
+ * modify_ldt() returns an int in 32 bits (its historical ABI), so syscall() cannot see its
+ * errors: -errno comes back as a positive long.
+ */
+static int modify_ldt(int func, void *ptr, unsigned long bytecount)
+{
+	return (int)syscall(SYS_modify_ldt, func, ptr, bytecount);
+}
+
+/* Entry 0 of the LDT, as modify_ldt(0) reads it in the calling thread's view; 0 if none. */
+static uint64_t ldt_entry0(void)
+{
+	uint64_t entries[8] = {0};
+
+	return modify_ldt(0, entries, sizeof(entries)) > 0 ? entries[0] : 0;
+}
+
+/* Loads LDT selector 0 (TI=1, RPL 3) into %es, which faults if the view's LDT lacks it. */
+static void load_ldt_selector(void)
+{
+	unsigned short sel = 0 << 3 | 4 | 3, null = 0;
+
+	__asm__ volatile("mov %0, %%es\n\tmov %1, %%es" : : "r"(sel), "r"(null) : "memory");
+}
+
+/*
+ * The LDT is the process's: an entry written before CREATE is in every view (CREATE copies
+ * it, and a view's threads can load it), and with views modify_ldt() writes fail EBUSY rather
+ * than change one view's copy.
+ */
+static void case_ldt(void)
+{
+	struct user_desc d = {.entry_number = 0,
+	                      .base_addr = 0,
+	                      .limit = 0xfffff,
+	                      .seg_32bit = 1,
+	                      .limit_in_pages = 1,
+	                      .useable = 1};
+	uint64_t in_base;
+	long ids[2], r;
+
+	r = modify_ldt(1, &d, sizeof(d));
+	EXPECT(r == 0, "modify_ldt write without views (got %ld)", r);
+	in_base = ldt_entry0();
+	EXPECT(in_base != 0, "entry 0 reads back in the base");
+	if (!create_views(ids, 2))
+		return;
+	EXPECT(mmview_migrate(ids[1]) == 0, "MIGRATE");
+	EXPECT(ldt_entry0() == in_base, "the view's entry 0 is %#llx, the base's %#llx",
+	       (unsigned long long)ldt_entry0(), (unsigned long long)in_base);
+	load_ldt_selector(); /* SIGSEGV if the view's LDT were not loaded */
+	d.entry_number = 1;
+	r = modify_ldt(1, &d, sizeof(d));
+	EXPECT(r == -EBUSY, "modify_ldt write from a view (got %ld)", r);
+	mmview_migrate(0);
+	r = modify_ldt(0x11, &d, sizeof(d));
+	EXPECT(r == -EBUSY, "modify_ldt write from the base (got %ld)", r);
+	load_ldt_selector();
+}
+
+/* The name of @addr's VMA in /proc/thread-self/maps ("" if unnamed); NULL if not found. */
+static const char *vma_name(const void *addr)
+{
+	static char maps[1 << 16];
+	char *line, *save, *name;
+
+	if (read_whole("/proc/thread-self/maps", maps, sizeof(maps)) < 0)
+		return NULL;
+	for (line = strtok_r(maps, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		unsigned long start, end;
+		int n = 0;
+
+		if (sscanf(line, "%lx-%lx %*s %*s %*s %*s %n", &start, &end, &n) < 2 || !n)
+			continue;
+		if (start <= (uintptr_t)addr && (uintptr_t)addr < end) {
+			name = line + n;
+			return name;
+		}
+	}
+	return NULL;
+}
+
+/*
+ * prctl(PR_SET_VMA_ANON_NAME): a name given before CREATE is in every view (CREATE copies the
+ * VMAs); with views naming fails EBUSY, as it would split VMAs in the caller's view only.
+ */
+static void case_anon_vma_name(void)
+{
+	char *mem = map_anon(4);
+	const char *name;
+	long ids[2], r;
+
+	r = prctl(PR_SET_VMA, PR_SET_VMA_ANON_NAME, (unsigned long)mem, 4 * page,
+	          (unsigned long)"atlas-named");
+	EXPECT(r == 0, "PR_SET_VMA_ANON_NAME without views (got %s)", err_name(r));
+	if (!mem || !create_views(ids, 2))
+		return;
+	EXPECT(mmview_migrate(ids[1]) == 0, "MIGRATE");
+	name = vma_name(mem);
+	EXPECT(name && !strcmp(name, "[anon:atlas-named]"), "the view's VMA is named '%s'",
+	       name ? name : "(none)");
+	r = prctl(PR_SET_VMA, PR_SET_VMA_ANON_NAME, (unsigned long)mem, page,
+	          (unsigned long)"other");
+	EXPECT(fails_with(r, EBUSY), "PR_SET_VMA_ANON_NAME with views (got %s)", err_name(r));
+	mmview_migrate(0);
+	name = vma_name(mem);
+	EXPECT(name && !strcmp(name, "[anon:atlas-named]"), "the base's VMA is named '%s'",
+	       name ? name : "(none)");
 }
 
 /* ---- smaps of a view ---- */
@@ -1106,7 +1220,7 @@ int main(void)
 {
 	page = sysconf(_SC_PAGESIZE);
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	tap_plan(15);
+	tap_plan(17);
 	run_case("memcg owner: a view whose creator exited is charged to the process's cgroup",
 	         case_memcg_owner);
 	run_case("dumpable: PR_SET_DUMPABLE in one view holds in every view, and in later ones",
@@ -1119,6 +1233,10 @@ int main(void)
 	run_case("refusal: PR_SET_MM with views (EBUSY)", case_refuse_set_mm);
 	run_case("PR_SET_MM_AUXV racing CREATE: every view has the last vector accepted",
 	         case_set_mm_auxv_races_create);
+	run_case("LDT: copied at CREATE and loadable in a view; modify_ldt with views (EBUSY)",
+	         case_ldt);
+	run_case("anonymous VMA names: copied at CREATE; PR_SET_VMA_ANON_NAME with views (EBUSY)",
+	         case_anon_vma_name);
 	run_case("smaps of a view: mirrors count in Rss, not in Pss", case_smaps_mirrors);
 	run_case("mlock, MAP_POPULATE and MADV_POPULATE_* from a view map its mirrors at once",
 	         case_populate_maps_mirrors);

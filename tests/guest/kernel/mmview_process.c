@@ -74,6 +74,47 @@ static long file_number(const char *path, const char *key)
 	return at ? atol(at + (key ? strlen(key) : 0)) : -1;
 }
 
+/*
+ * Creates the memory cgroup @dir with memory.max @max ("max": no limit) and no swap; a failed
+ * expectation if the limit cannot be set.
+ */
+static void make_memory_cgroup(const char *dir, const char *max)
+{
+	char path[128];
+
+	write_file("/sys/fs/cgroup/cgroup.subtree_control", "+memory");
+	mkdir(dir, 0755);
+	snprintf(path, sizeof(path), "%s/memory.max", dir);
+	EXPECT(write_file(path, max) == 0, "%s: %s", path, strerror(errno));
+	snprintf(path, sizeof(path), "%s/memory.swap.max", dir);
+	write_file(path, "0"); /* absent without swap accounting */
+}
+
+/* Moves the calling process into the cgroup @dir; -1 on failure. */
+static int join_cgroup(const char *dir)
+{
+	char path[128], pid[32];
+
+	snprintf(path, sizeof(path), "%s/cgroup.procs", dir);
+	snprintf(pid, sizeof(pid), "%d", getpid());
+	return write_file(path, pid);
+}
+
+/* Maps and touches memory, 1 MiB at a time, until the OOM killer kills the process. */
+static void __attribute__((noreturn)) allocate_until_killed(void)
+{
+	char *p;
+	int i;
+
+	for (;;) {
+		p = map_anon(256); /* replayed in every view; faulted in the base */
+		if (!p)
+			_exit(3);
+		for (i = 0; i < 256; i++)
+			p[i * page] = 1;
+	}
+}
+
 static void *create_view_and_exit(void *arg)
 {
 	*(long *)arg = mmview_create();
@@ -88,16 +129,13 @@ static void *create_view_and_exit(void *arg)
  */
 static void case_memcg_owner(void)
 {
-	char pid[32], *mem = map_anon(OWNER_PAGES);
+	char *mem = map_anon(OWNER_PAGES);
 	long view = -1, before, after;
 	pthread_t creator;
 	int i;
 
-	write_file("/sys/fs/cgroup/cgroup.subtree_control", "+memory");
-	mkdir(CGROUP, 0755);
-	snprintf(pid, sizeof(pid), "%d", getpid());
-	EXPECT(write_file(CGROUP "/cgroup.procs", pid) == 0, "joining %s: %s", CGROUP,
-	       strerror(errno));
+	make_memory_cgroup(CGROUP, "max");
+	EXPECT(join_cgroup(CGROUP) == 0, "joining %s: %s", CGROUP, strerror(errno));
 	EXPECT(mem, "mmap of %d pages", OWNER_PAGES);
 	if (!mem)
 		return;
@@ -692,23 +730,15 @@ static void *read_in_view(void *arg)
 /* In its own process in OOM_CGROUP: views, a reader in view 2, allocation from view 1. */
 static void oom_victim(void)
 {
-	char pid[32], *shared = map_anon(1), *p;
+	char *shared = map_anon(1);
 	long ids[3];
 	pthread_t reader;
-	int i;
 
-	snprintf(pid, sizeof(pid), "%d", getpid());
-	if (write_file(OOM_CGROUP "/cgroup.procs", pid) || !shared || !create_views(ids, 3))
+	if (join_cgroup(OOM_CGROUP) || !shared || !create_views(ids, 3))
 		_exit(2);
 	pthread_create(&reader, NULL, read_in_view, shared);
 	mmview_migrate(ids[1]);
-	for (;;) {
-		p = map_anon(256); /* replayed in every view; faulted in the base */
-		if (!p)
-			_exit(3);
-		for (i = 0; i < 256; i++)
-			p[i * page] = 1;
-	}
+	allocate_until_killed();
 }
 
 /*
@@ -721,10 +751,7 @@ static void case_oom_kill(void)
 	int status = 0;
 	pid_t pid;
 
-	write_file("/sys/fs/cgroup/cgroup.subtree_control", "+memory");
-	mkdir(OOM_CGROUP, 0755);
-	EXPECT(write_file(OOM_CGROUP "/memory.max", "32M") == 0, "memory.max: %s", strerror(errno));
-	write_file(OOM_CGROUP "/memory.swap.max", "0"); /* absent without swap accounting */
+	make_memory_cgroup(OOM_CGROUP, "32M");
 	fflush(stdout);
 	pid = fork();
 	if (pid == 0)
@@ -780,36 +807,25 @@ static void case_oom_kills_vfork_child_in_other_view(void)
 	struct pollfd eof;
 	bool gone;
 
-	write_file("/sys/fs/cgroup/cgroup.subtree_control", "+memory");
-	mkdir(OOM_CGROUP, 0755);
-	EXPECT(write_file(OOM_CGROUP "/memory.max", "32M") == 0, "memory.max: %s", strerror(errno));
-	write_file(OOM_CGROUP "/memory.swap.max", "0");
+	make_memory_cgroup(OOM_CGROUP, "32M");
 	if (pipe(pids) || pipe(alive) || pipe(go))
 		return;
 	fflush(stdout);
 	victim = fork();
 	if (victim == 0) {
 		struct vfork_in_view v = {.pid_pipe = pids[1]};
-		char pid[32], *p, c;
 		pthread_t vforker;
 		long ids[3];
-		int i;
+		char c;
 
 		close(alive[0]); /* alive[1] stays open in this process and in the vfork child */
-		snprintf(pid, sizeof(pid), "%d", getpid());
-		if (write_file(OOM_CGROUP "/cgroup.procs", pid) || !create_views(ids, 3))
+		if (join_cgroup(OOM_CGROUP) || !create_views(ids, 3))
 			_exit(2);
 		v.view = ids[1];
 		pthread_create(&vforker, NULL, vfork_in_view, &v);
 		if (mmview_migrate(ids[2]) || read(go[0], &c, 1) != 1)
 			_exit(2);
-		for (;;) {
-			p = map_anon(256);
-			if (!p)
-				_exit(3);
-			for (i = 0; i < 256; i++)
-				p[i * page] = 1;
-		}
+		allocate_until_killed();
 	}
 	close(alive[1]);
 	close(pids[1]);
@@ -1052,13 +1068,12 @@ static void *get_stuck_in_view(void *arg)
 static void reap_victim(int memfd, int tid_pipe, int go_fd)
 {
 	struct stuck_thread st = {.memfd = memfd, .tid_pipe = tid_pipe};
-	char pid[32], *mem = map_anon(REAP_PAGES), *p, go;
+	char *mem = map_anon(REAP_PAGES), go;
 	pthread_t stuck;
 	long ids[3];
 	int i;
 
-	snprintf(pid, sizeof(pid), "%d", getpid());
-	if (write_file(REAP_CGROUP "/cgroup.procs", pid) || !mem)
+	if (join_cgroup(REAP_CGROUP) || !mem)
 		_exit(2);
 	for (i = 0; i < REAP_PAGES; i++)
 		mem[i * page] = 1;
@@ -1068,13 +1083,7 @@ static void reap_victim(int memfd, int tid_pipe, int go_fd)
 	pthread_create(&stuck, NULL, get_stuck_in_view, &st);
 	if (mmview_migrate(ids[2]) || read(go_fd, &go, 1) != 1)
 		_exit(2);
-	for (;;) {
-		p = map_anon(256); /* replayed in every view; faulted in the base */
-		if (!p)
-			_exit(3);
-		for (i = 0; i < 256; i++)
-			p[i * page] = 1;
-	}
+	allocate_until_killed();
 }
 
 struct reap_setup {
@@ -1090,11 +1099,7 @@ static bool reap_setup(struct reap_setup *r, const char *memory_max)
 {
 	int memfd = memfd_create("mmview-reap", 0), tids[2], go[2];
 
-	write_file("/sys/fs/cgroup/cgroup.subtree_control", "+memory");
-	mkdir(REAP_CGROUP, 0755);
-	EXPECT(write_file(REAP_CGROUP "/memory.max", memory_max) == 0, "memory.max: %s",
-	       strerror(errno));
-	write_file(REAP_CGROUP "/memory.swap.max", "0"); /* absent without swap accounting */
+	make_memory_cgroup(REAP_CGROUP, memory_max);
 	r->holder = hold_inode_lock(memfd);
 	r->victim = -1;
 	EXPECT(memfd >= 0 && r->holder > 0, "memfd_create or the lock holder failed");

@@ -1440,8 +1440,10 @@ void mmview_set_mm_flags(struct mm_struct *mm, unsigned long mask,
  * @reap: reaps one mm (__oom_reap_task_mm()); false if part of it must be retried
  *
  * Reaping only @mm would free little: the pages of shared private ranges are the base's,
- * and the other views only mirror them. Every thread of the process is dying (the caller
- * checked that no other process uses any of its views), so every view is reaped. All of
+ * and the other views only mirror them. Every thread of the process is dying, and so is every
+ * other process using one of its views (a vfork child): the OOM killer kills them with it,
+ * and process_mrelease() reaps only when task_will_free_mem() found them all exiting
+ * (both compare groups through process_shares_mm()). So every view is reaped. All of
  * them become MMF_UNSTABLE first: a view's fault on a reaped page is a fault in the base,
  * which must fail rather than map a fresh zero page. The base is reaped last, after the
  * pages the other views own; its invalidations clear whatever mirrors are left. The lock

@@ -273,18 +273,32 @@ static void case_mdwe(void)
 
 /* ---- PR_SET_MM ---- */
 
-/* Field @n (1-based) of /proc/self/stat; the fields after the command name are numbers. */
-static unsigned long stat_field(int n)
+/*
+ * Field @n (1-based, 3 or later) of the stat file @path (/proc/self/stat,
+ * /proc/PID/task/TID/stat), read into @buf: the text from its first character. NULL if the
+ * file cannot be read or is shorter. The command name, field 2, may hold spaces and ')', so
+ * fields are counted from the last ')'.
+ */
+static const char *proc_stat_field(const char *path, int n, char *buf, size_t size)
 {
-	char buf[2048], *p;
+	char *p;
 	int i;
 
-	if (read_whole("/proc/self/stat", buf, sizeof(buf)) <= 0)
-		return 0;
+	if (read_whole(path, buf, size) <= 0)
+		return NULL;
 	p = strrchr(buf, ')'); /* field 2 ends here */
 	for (i = 2; p && i < n; i++)
 		p = strchr(p + 1, ' ');
-	return p ? strtoul(p + 1, NULL, 10) : 0;
+	return p ? p + 1 : NULL;
+}
+
+/* Field @n of /proc/self/stat; the fields after the command name are numbers. */
+static unsigned long stat_field(int n)
+{
+	char buf[2048];
+	const char *field = proc_stat_field("/proc/self/stat", n, buf, sizeof(buf));
+
+	return field ? strtoul(field, NULL, 10) : 0;
 }
 
 static void case_refuse_set_mm(void)
@@ -477,7 +491,7 @@ static void case_ldt(void)
 static const char *vma_name(const void *addr)
 {
 	static char maps[1 << 16];
-	char *line, *save, *name;
+	char *line, *save;
 
 	if (read_whole("/proc/thread-self/maps", maps, sizeof(maps)) < 0)
 		return NULL;
@@ -487,10 +501,8 @@ static const char *vma_name(const void *addr)
 
 		if (sscanf(line, "%lx-%lx %*s %*s %*s %*s %n", &start, &end, &n) < 2 || !n)
 			continue;
-		if (start <= (uintptr_t)addr && (uintptr_t)addr < end) {
-			name = line + n;
-			return name;
-		}
+		if (start <= (uintptr_t)addr && (uintptr_t)addr < end)
+			return line + n;
 	}
 	return NULL;
 }
@@ -1019,13 +1031,12 @@ static pid_t hold_inode_lock(int memfd)
 /* The state letter of thread @tid of process @pid (R, S, D, Z...); 0 if it is gone. */
 static char thread_state(pid_t pid, pid_t tid)
 {
-	char path[64], buf[1024], *p;
+	char path[64], buf[1024];
+	const char *state;
 
 	snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", pid, tid);
-	if (read_whole(path, buf, sizeof(buf)) <= 0)
-		return 0;
-	p = strrchr(buf, ')');
-	return p && p[1] == ' ' ? p[2] : 0;
+	state = proc_stat_field(path, 3, buf, sizeof(buf));
+	return state ? state[0] : 0;
 }
 
 /* Waits up to 10 s for thread @tid of @pid to be in state @state. */

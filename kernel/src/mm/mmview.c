@@ -20,8 +20,7 @@
  *
  * Layout changes are replayed: an operation runs in the caller's view, then, under the same
  * write lock, once in every other view with the calling thread switched into it (see
- * mmview_replay()). Operations not replayed yet fail with -EBUSY while a process has more than
- * one live view (mmview_layout_frozen()).
+ * mmview_replay()).
  */
 
 #include <linux/hugetlb.h>
@@ -164,22 +163,6 @@ void mmview_lock_seqcount_end(struct mm_struct *mm)
 		do_raw_write_seqcount_end(&view->mm_lock_seq);
 	if (!test_bit(MMVIEW_MM_LINKED, &mm->mmview_flags))
 		do_raw_write_seqcount_end(&mm->mm_lock_seq);
-}
-
-/**
- * mmview_layout_frozen - refuse a layout change while several views exist
- * @mm: the caller's view, with its mmap lock held
- *
- * The VMA operations that are not replayed on every view yet are refused while the process
- * has more than one live view: the views' layouts must never differ.
- *
- * Return: 0, or -EBUSY.
- */
-int mmview_layout_frozen(struct mm_struct *mm)
-{
-	if (!mm_has_views(mm))
-		return 0;
-	return READ_ONCE(mm->mmview_group->nr_live) > 1 ? -EBUSY : 0;
 }
 
 /**
@@ -1411,6 +1394,8 @@ static spinlock_t *mmview_flags_lock(struct mm_struct *mm)
  * MDWE could map writable code, and a core dump would depend on the view of the thread that
  * dumps. Each change goes to every view under mmview_flags_lock(), which CREATE
  * holds while it copies these bits into a new view and links it (mmview_link_view()).
+ * Uprobes set MMF_HAS_UPROBES here: a breakpoint written into the base's text shows in
+ * every view that mirrors it, and a thread that hits it must find its view marked.
  */
 void mmview_set_mm_flags(struct mm_struct *mm, unsigned long mask,
 			 unsigned long bits)
@@ -1688,10 +1673,6 @@ static int mmview_create_check(struct mm_struct *mm)
 		return -EOPNOTSUPP;
 #ifdef CONFIG_AIO
 	if (rcu_access_pointer(mm->ioctx_table))
-		return -EOPNOTSUPP;
-#endif
-#ifdef CONFIG_UPROBES
-	if (READ_ONCE(mm->uprobes_state.xol_area))
 		return -EOPNOTSUPP;
 #endif
 #ifdef CONFIG_IO_URING
@@ -2042,6 +2023,8 @@ static long mmview_create(void)
 	ret = mmview_copy_vmas(view, mm);
 	if (!ret)
 		ret = arch_dup_mmap(mm, view);
+	if (!ret)
+		ret = uprobe_copy_xol_area(view, mm);
 	if (!ret) {
 		view->mmview_id = group->next_id;
 		ret = xa_insert(&group->views, view->mmview_id, view,

@@ -95,7 +95,6 @@ vm_fault_t mmview_fault(struct vm_area_struct *vma, unsigned long address,
 struct vm_area_struct *mmview_gup_vma(struct vm_area_struct *vma,
 				      unsigned long address,
 				      unsigned int gup_flags);
-int mmview_layout_frozen(struct mm_struct *mm);
 struct mm_struct *mmview_futex_mm(struct mm_struct *mm);
 int mmview_copy_mm(unsigned long clone_flags, struct mm_struct *oldmm);
 int mmview_fork_prepare(struct mm_struct *view);
@@ -211,11 +210,6 @@ mmview_gup_vma(struct vm_area_struct *vma, unsigned long address,
 	       unsigned int gup_flags)
 {
 	return vma;
-}
-
-static inline int mmview_layout_frozen(struct mm_struct *mm)
-{
-	return 0;
 }
 
 static inline struct mm_struct *mmview_futex_mm(struct mm_struct *mm)

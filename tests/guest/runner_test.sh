@@ -17,7 +17,7 @@ expect() {
 		cat "$out"
 		exit 1
 	fi
-	if [ -n "$pattern" ] && ! grep -Eq "$pattern" "$out" "$log"; then
+	if [ -n "$pattern" ] && ! grep -Eq -e "$pattern" "$out" "$log"; then
 		echo "FAIL: output lacks /$pattern/ for: guest/run $*"
 		cat "$out"
 		exit 1
@@ -49,6 +49,15 @@ directories)
 	echo 'echo from-a-script; exit 3' >"$dir/sub/script.sh"
 	expect 3 "from-a-script" --add "$dir:/atlas/data" -- 'sh /atlas/data/sub/script.sh'
 	rm -rf "$dir"
+	;;
+numa)
+	# Two nodes, one vCPU and half the memory each; bad values fail before any boot.
+	expect 0 "" --cpus 2 --numa 2 -- 'test "$(cat /sys/devices/system/node/online)" = 0-1 &&
+		test "$(cat /sys/devices/system/node/node1/cpulist)" = 1 &&
+		grep -Eq "Node 1 MemTotal: +[0-9]{6,} kB" /sys/devices/system/node/node1/meminfo'
+	expect 250 "--numa must be a positive number" --numa 0 -- true
+	expect 250 "needs at least 2 vCPUs" --cpus 1 --numa 2 -- true
+	expect 250 "needs --mem in whole megabytes" --numa 2 --mem 1.5G -- true
 	;;
 *)
 	echo "unknown case $case_name"

@@ -33,6 +33,7 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -1092,6 +1093,62 @@ static void case_odirect(void)
 	close(fd);
 }
 
+/*
+ * vmsplice from a view: the pipe holds the base's pages (fast GUP cannot take a mirror, the
+ * slow path takes the base's page), so writes made after the splice, from the base and from
+ * another view, are what the pipe delivers; compaction meanwhile keeps every view on the
+ * base's frames.
+ */
+static void case_vmsplice(void)
+{
+	const int pages = 8;
+	char *buf = map_anon(pages), *out = malloc(pages * page);
+	struct iovec iov = {.iov_base = buf, .iov_len = pages * page};
+	long ids[3];
+	int pfd[2], i, bad = 0;
+	ssize_t n, got = 0;
+
+	if (!buf || !out || pipe(pfd)) {
+		EXPECT(false, "set-up (%s)", strerror(errno));
+		return;
+	}
+	memset(buf, 'a', pages * page);
+	if (!create_views(ids, 3))
+		return;
+	mmview_migrate(ids[1]);
+	n = vmsplice(pfd[1], &iov, 1, 0);
+	mmview_migrate(0);
+	EXPECT(n == pages * page, "vmsplice of %d pages from view 1 (got %s)", pages, err_name(n));
+	for (i = 0; i < 3; i++)
+		EXPECT(write_file("/proc/sys/vm/compact_memory", "1") == 0, "compact_memory");
+	memset(buf, 'b', pages / 2 * page);
+	mmview_migrate(ids[2]);
+	memset(buf + pages / 2 * page, 'c', pages / 2 * page);
+	mmview_migrate(0);
+	while (got < pages * page && (n = read(pfd[0], out + got, pages * page - got)) > 0)
+		got += n;
+	EXPECT(got == pages * page, "read back %zd of %ld bytes", got, pages * page);
+	for (i = 0; i < got; i++)
+		bad += out[i] != (i < pages / 2 * page ? 'b' : 'c');
+	EXPECT(bad == 0, "the pipe delivers the later writes of the base and view 2 (%d wrong)",
+	       bad);
+	for (i = 0; i < pages; i++) {
+		uint64_t base_pfn = pfn_of(buf + i * page);
+		int v;
+
+		for (v = 1; v < 3; v++) {
+			mmview_migrate(ids[v]);
+			if (pfn_of(buf + i * page) != base_pfn)
+				bad++;
+			mmview_migrate(0);
+		}
+	}
+	EXPECT(bad == 0, "PFN checker: views map the base's frames (%d mismatches)", bad);
+	close(pfd[0]);
+	close(pfd[1]);
+	free(out);
+}
+
 /* ---- SWITCH_BASE ---- */
 
 static void case_switch_base(void)
@@ -1326,7 +1383,7 @@ int main(void)
 {
 	page = sysconf(_SC_PAGESIZE);
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	tap_plan(28);
+	tap_plan(29);
 	run_case("ids: CREATE, MIGRATE, DELETE, CURRENT and their errnos with views", case_ids);
 	run_case("shared memory is one memory in base and view (contents and PFNs)",
 	         case_coherence);
@@ -1362,6 +1419,8 @@ int main(void)
 	run_case("compaction while two views write: contents and PFNs stay coherent",
 	         case_compaction);
 	run_case("O_DIRECT from a view: pins land on the base's pages", case_odirect);
+	run_case("vmsplice from a view: the pipe holds the base's pages, compaction meanwhile",
+	         case_vmsplice);
 	run_case("SWITCH_BASE: the caller's view owns the memory, the old base can be deleted",
 	         case_switch_base);
 	run_case("SWITCH_BASE 20 times while a thread in a third view keeps counting",

@@ -107,8 +107,8 @@ static bool add_probe(const char *name)
 	return true;
 }
 
-/* Disables event @name, which unregisters it; removes it too if @remove. */
-static bool drop_probe(const char *name, bool remove)
+/* Disables event @name, which unregisters it, and removes it. */
+static bool drop_probe(const char *name)
 {
 	char path[256], text[128];
 
@@ -116,7 +116,22 @@ static bool drop_probe(const char *name, bool remove)
 	if (write_file(path, "0"))
 		return false;
 	snprintf(text, sizeof(text), "-:%s/%s\n", EVENT_GROUP, name);
-	return !remove || !write_file(TRACEFS "/uprobe_events", text);
+	return !write_file(TRACEFS "/uprobe_events", text);
+}
+
+/* Drops event @name, then checks that views @ids[0..n-1] read probed()'s first byte @orig. */
+static void drop_probe_and_expect_restored(const char *name, const long *ids, int n, uint8_t orig)
+{
+	int v;
+
+	EXPECT(drop_probe(name), "the probe could be removed");
+	for (v = 0; v < n; v++) {
+		mmview_migrate(ids[v]);
+		EXPECT(first_byte() == orig, "view %ld reads the original byte %#x again (got %#x)",
+		       ids[v], orig, first_byte());
+		EXPECT(call_probed(1) == 2, "probed(1) in view %ld returns 2", ids[v]);
+	}
+	mmview_migrate(0);
 }
 
 /* How often event @name fired, from uprobe_profile; -1 if it is not listed. */
@@ -193,14 +208,7 @@ static void case_probe_on_mirrored_text(void)
 	mmview_migrate(0);
 	EXPECT(probe_hits("mirrored") == 3, "3 hits, one per view (got %ld)",
 	       probe_hits("mirrored"));
-	EXPECT(drop_probe("mirrored", true), "the probe could be removed");
-	for (v = 0; v < 3; v++) {
-		mmview_migrate(ids[v]);
-		EXPECT(first_byte() == orig, "view %ld reads the original byte %#x again (got %#x)",
-		       ids[v], orig, first_byte());
-		EXPECT(call_probed(1) == 2, "probed(1) in view %ld returns 2", ids[v]);
-	}
-	mmview_migrate(0);
+	drop_probe_and_expect_restored("mirrored", ids, 3, orig);
 }
 
 /* ---- the XOL area ---- */
@@ -270,7 +278,7 @@ static void case_xol_area_in_every_view(void)
 	       "each view steps in a page of its own (PFNs %#llx, %#llx, %#llx)",
 	       (unsigned long long)xol_pfn[0], (unsigned long long)xol_pfn[1],
 	       (unsigned long long)xol_pfn[2]);
-	EXPECT(drop_probe("xol", true), "the probe could be removed");
+	EXPECT(drop_probe("xol"), "the probe could be removed");
 }
 
 /* A process that has stepped a probe out of line can still create views. */
@@ -296,7 +304,7 @@ static void case_create_after_a_hit(void)
 		mmview_migrate(0);
 	}
 	EXPECT(probe_hits("create") == 2, "2 hits (got %ld)", probe_hits("create"));
-	EXPECT(drop_probe("create", true), "the probe could be removed");
+	EXPECT(drop_probe("create"), "the probe could be removed");
 }
 
 /* ---- a probe on unshared text ---- */
@@ -334,13 +342,7 @@ static void case_probe_on_unshared_text(void)
 	       (unsigned long long)pfn[0], (unsigned long long)pfn[1]);
 	EXPECT(probe_hits("unshared") == 2, "2 hits, one per view (got %ld)",
 	       probe_hits("unshared"));
-	EXPECT(drop_probe("unshared", true), "the probe could be removed");
-	for (v = 0; v < 2; v++) {
-		mmview_migrate(ids[v]);
-		EXPECT(first_byte() == orig, "view %ld reads the original byte again (got %#x)",
-		       ids[v], first_byte());
-	}
-	mmview_migrate(0);
+	drop_probe_and_expect_restored("unshared", ids, 2, orig);
 }
 
 int main(void)

@@ -59,26 +59,6 @@ static int node_of(void *addr)
 	return node;
 }
 
-/* How many VMAs of the calling thread's view lie in [@p, @p + @len). */
-static int vmas_in(const char *p, size_t len)
-{
-	char line[512];
-	int n = 0;
-	FILE *maps = fopen("/proc/thread-self/maps", "r");
-
-	if (!maps)
-		return -1;
-	while (fgets(line, sizeof(line), maps)) {
-		unsigned long start, end;
-
-		if (sscanf(line, "%lx-%lx", &start, &end) == 2 && start >= (unsigned long)p &&
-		    end <= (unsigned long)p + len)
-			n++;
-	}
-	fclose(maps);
-	return n;
-}
-
 static bool run_on_cpu(int cpu)
 {
 	cpu_set_t set;

@@ -229,24 +229,6 @@ static void case_fork_no_leak(void)
 	EXPECT(i == NPAGES, "the parent's base sees its view's writes");
 }
 
-/* Number of VMAs of the calling thread's view that lie in [p, p + len). */
-static int vmas_in(const char *p, size_t len)
-{
-	FILE *f = fopen("/proc/thread-self/maps", "r");
-	unsigned long start, end;
-	char line[512];
-	int n = 0;
-
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "%lx-%lx", &start, &end) == 2 && start >= (uintptr_t)p &&
-		    end <= (uintptr_t)p + len)
-			n++;
-	fclose(f);
-	return n;
-}
-
 static bool all(const char *p, size_t pages, char c)
 {
 	for (size_t i = 0; i < pages; i++)

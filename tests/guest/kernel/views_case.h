@@ -162,6 +162,26 @@ static inline const char *smaps_field(const void *addr, const char *name)
 	return NULL;
 }
 
+/* How many VMAs of the calling thread's view lie in [@p, @p + @len); -1 if maps cannot be read. */
+static inline int vmas_in(const char *p, size_t len)
+{
+	char line[512];
+	int n = 0;
+	FILE *maps = fopen("/proc/thread-self/maps", "r");
+
+	if (!maps)
+		return -1;
+	while (fgets(line, sizeof(line), maps)) {
+		unsigned long start, end;
+
+		if (sscanf(line, "%lx-%lx", &start, &end) == 2 && start >= (uintptr_t)p &&
+		    end <= (uintptr_t)p + len)
+			n++;
+	}
+	fclose(maps);
+	return n;
+}
+
 static inline int write_file(const char *path, const char *text)
 {
 	int fd = open(path, O_WRONLY);

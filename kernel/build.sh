@@ -49,6 +49,8 @@ main() {
 	[ -r "$src_tar" ] || die "$src_tar is missing: run 'make deps' (installs linux-source-6.12)"
 	pkg_version=$(dpkg-query -W -f='${Version}' linux-source-6.12 2>/dev/null) ||
 		die "cannot read the version of package linux-source-6.12: run 'make deps'"
+	# The version the series was exported on and is tested on (kernel/export-series.sh writes it).
+	tested_version=$(sed -e 's/#.*//' -e '/^[[:space:]]*$/d' "$kdir/linux-source.version" | head -n1)
 
 	# The patch series: kernel/patches/series lists patch files in order; '#' starts a comment.
 	mapfile -t series < <(sed -e 's/#.*//' -e 's/[[:space:]]*$//' -e '/^$/d' "$kdir/patches/series")
@@ -71,6 +73,9 @@ main() {
 			return
 		fi
 		echo "kernel: extracting linux-source-6.12 $pkg_version to ${srcdir#$root/}"
+		if [ "$pkg_version" != "$tested_version" ] && [ "$stock" = 0 ]; then
+			echo "kernel: note: the series is tested on linux-source-6.12 $tested_version (kernel/linux-source.version), not $pkg_version"
+		fi
 		rm -rf "$srcdir" "$srcdir.tmp"
 		mkdir -p "$srcdir.tmp"
 		tar -xf "$src_tar" -C "$srcdir.tmp" --strip-components=1
@@ -81,7 +86,11 @@ main() {
 			echo "kernel: applying $p"
 			# No fuzz: a hunk that only applies with fuzz may be applied in the wrong place.
 			if ! patch -d "$srcdir.tmp" -p1 --batch --forward --fuzz=0 --quiet <"$kdir/patches/$p"; then
-				die "patch $p does not apply to linux-source-6.12 $pkg_version; rebase the series (docs/building.md, 'When the series stops applying')"
+				die "patch $p does not apply to linux-source-6.12 $pkg_version.
+The series is tested on $tested_version (kernel/linux-source.version); 'make deps' installs that
+version while Debian's archive has it, and this machine has $pkg_version. Rebase the series onto
+$pkg_version: kernel/dev-tree.sh --rebase DIR, review the commits it lists, build and test, then
+kernel/export-series.sh DIR (docs/building.md, 'When the series stops applying')."
 			fi
 		done
 		echo "$source_hash" >"$srcdir.tmp/.atlas-source"

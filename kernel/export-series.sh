@@ -5,13 +5,17 @@
 #
 # Files that do not exist upstream (atlas-base) are copied, at their final version, to
 # kernel/src/<path>; every commit in atlas-base..HEAD that changes upstream files becomes one
-# patch in kernel/patches/ (only those files), listed in order in kernel/patches/series.
+# patch in kernel/patches/ (only those files), listed in order in kernel/patches/series; the
+# source version of atlas-base goes to kernel/linux-source.version (the version the series is
+# tested on, which `make deps` installs).
 # Afterwards it checks everything with checkpatch.pl --strict and says what it found.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 dir=$(cd "${1:?usage: kernel/export-series.sh DIR}" && pwd)
 cd "$dir"
 git rev-parse -q --verify atlas-base >/dev/null || { echo "kernel/export-series.sh: $dir has no tag atlas-base (make it with kernel/dev-tree.sh)" >&2; exit 1; }
+base_version=$(git log -1 --format=%s atlas-base | sed -n 's/^linux-source-6\.12 //p')
+[ -n "$base_version" ] || { echo "kernel/export-series.sh: atlas-base's subject does not name the linux-source-6.12 version (make the tree with kernel/dev-tree.sh)" >&2; exit 1; }
 [ -z "$(git status --porcelain)" ] || { echo "kernel/export-series.sh: $dir has uncommitted changes; commit them first" >&2; exit 1; }
 
 mapfile -t new_files < <(git diff --name-only --diff-filter=A atlas-base HEAD)
@@ -31,7 +35,12 @@ git format-patch -q --no-signature --zero-commit -o "$root/kernel/patches" atlas
 	(cd "$root/kernel/patches" && ls -1 ./*.patch 2>/dev/null | sed 's|^\./||')
 } >"$root/kernel/patches/series"
 
-echo "exported ${#new_files[@]} new files to kernel/src and $(grep -c '\.patch$' "$root/kernel/patches/series") patches to kernel/patches"
+echo "$base_version" >"$root/kernel/linux-source.version"
+
+echo "exported ${#new_files[@]} new files to kernel/src and $(grep -c '\.patch$' "$root/kernel/patches/series") patches to kernel/patches, tested-on version $base_version"
+# checkpatch's SPDX check runs python3 with the ply module: Debian's python3-ply, so Debian's
+# python3 first (a python3 of pyenv or a venv lacks it).
+export PATH=/usr/bin:$PATH
 status=0
 for p in "$root"/kernel/patches/*.patch; do
 	[ -e "$p" ] || continue

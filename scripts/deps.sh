@@ -21,25 +21,54 @@ packages=(
 	qemu-system-x86 busybox-static cpio
 )
 
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# The kernel series is tested on one version of linux-source-6.12 (kernel/linux-source.version);
+# Debian's point releases replace the package, so that version is installed while the archive
+# has it, and the newest otherwise (kernel/build.sh then says whether the series applies).
+source_pkg=linux-source-6.12
+source_version=$(sed -e 's/#.*//' -e '/^[[:space:]]*$/d' "$root/kernel/linux-source.version" | head -n1)
+installed() { dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null; }
+as_root() {
+	if [ "$(id -u)" = 0 ]; then
+		"$@"
+	elif command -v sudo >/dev/null; then
+		sudo "$@"
+	else
+		echo "deps: installing needs root: run as root: apt-get update && apt-get install ${missing[*]}" >&2
+		exit 1
+	fi
+}
+source_installed=$(dpkg-query -W -f='${Version}' "$source_pkg" 2>/dev/null || true)
+[ "$(installed "$source_pkg")" = installed ] || source_installed=
+
 missing=()
 for p in "${packages[@]}"; do
-	[ "$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null)" = installed ] || missing+=("$p")
+	[ "$p" != "$source_pkg" ] || continue
+	[ "$(installed "$p")" = installed ] || missing+=("$p")
 done
+
+available() { # is $source_version in the package lists?
+	apt-cache madison "$source_pkg" 2>/dev/null |
+		awk -F'|' -v v="$source_version" '{ gsub(/ /, "", $2) } $2 == v { found = 1 } END { exit !found }'
+}
+lists_updated=0
+if [ "$source_installed" != "$source_version" ]; then
+	if [ -z "$source_installed" ] && ! available; then
+		# Not installed and perhaps stale lists: read the archive's index once.
+		as_root apt-get update -qq
+		lists_updated=1
+	fi
+	if available; then
+		missing+=("$source_pkg=$source_version")
+	else
+		[ -n "$source_installed" ] || missing+=("$source_pkg")
+		echo "deps: $source_pkg $source_version, the version the kernel series is tested on (kernel/linux-source.version), is not in the archive; using ${source_installed:-the newest}" >&2
+	fi
+fi
 [ ${#missing[@]} -gt 0 ] || exit 0
 
 echo "deps: installing ${missing[*]}"
-if [ "$(id -u)" != 0 ]; then
-	if command -v sudo >/dev/null; then
-		as_root=(sudo)
-	else
-		echo "deps: missing packages: ${missing[*]}" >&2
-		echo "deps: run as root: apt-get update && apt-get install ${missing[*]}" >&2
-		exit 1
-	fi
-else
-	as_root=()
-fi
 export DEBIAN_FRONTEND=noninteractive
-"${as_root[@]}" apt-get update -qq
-"${as_root[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+[ $lists_updated = 1 ] || as_root apt-get update -qq
+as_root apt-get install -y -qq --no-install-recommends --allow-downgrades "${missing[@]}" >/dev/null
 echo "deps: done"

@@ -21,6 +21,26 @@
  * Layout changes are replayed: an operation runs in the caller's view, then, under the same
  * write lock, once in every other view with the calling thread switched into it (see
  * mmview_replay()).
+ *
+ * Lock ordering (outermost first):
+ *
+ * group mmap lock (the first view's __mmap_lock; never taken twice: a queued writer
+ *		    would deadlock the second reader)
+ *   mapping->i_mmap_rwsem, anon_vma->rwsem	(mm_take_all_locks() in SWITCH_BASE)
+ *     base PTE table lock
+ *       view PTE table lock	(spin_lock_nested(SINGLE_DEPTH_NESTING); the view's page
+ *				 tables are allocated before the base's lock is taken)
+ *   xa_lock of group->views	(a lookup and mmget_not_zero() only)
+ *   mmview_srcu read side
+ *     the first view's arg_lock	(process-wide mm->flags bits; nothing nests inside;
+ *				 CREATE takes it under the mmap lock without mmview_srcu)
+ *     rcu_read_lock
+ *       task_lock	(mmview_next_owner())
+ *
+ * The MMU notifier on the base is called under whatever its caller holds (rmap locks, the
+ * base's PTE table lock for the young callbacks); it takes view PTE table locks only, inside
+ * mmview_srcu. MMVIEW_MIGRATE takes task_lock and then disables interrupts, without the
+ * mmap lock. A view is never mmput() with the mmap lock held: its exit_mmap() takes it.
  */
 
 #include <linux/hugetlb.h>
@@ -33,6 +53,7 @@
 #include <linux/mempolicy.h>
 #include <linux/sched/mm.h>
 #include <linux/sched/signal.h>
+#include <linux/sched/task.h>
 #include <linux/security.h>
 #include <linux/srcu.h>
 #include <linux/swapops.h>
@@ -133,6 +154,10 @@ static inline bool mmview_is_base(struct mm_struct *mm)
 	return !mm_has_views(mm) || mm->mmview_group->base == mm;
 }
 
+/*
+ * The group's mmap lock and futex keys.
+ */
+
 /**
  * mmview_lock_seqcount_begin - begin the VMA lock sequence of every view
  * @mm: the view whose mmap write lock was taken, i.e. the group's
@@ -185,7 +210,8 @@ struct mm_struct *mmview_futex_mm(struct mm_struct *mm)
 
 /**
  * __mmview_replays - whether a layout change of @mm must be replayed on other views
- * @mm: the caller's view, in a group, with the group's mmap write lock held
+ * @mm: the caller's view, in a group, with the group's mmap lock held (reading suffices:
+ *	what this reads changes under the write lock; madvise() asks under the read lock)
  *
  * Return: true if another view is live and no replay is running already.
  */
@@ -193,6 +219,7 @@ bool __mmview_replays(struct mm_struct *mm)
 {
 	struct mmview_group *group = mm->mmview_group;
 
+	mmap_assert_locked(mm);
 	return group->nr_live > 1 && !group->replaying;
 }
 
@@ -282,6 +309,7 @@ int mmview_replay_check(struct mm_struct *mm)
 {
 	struct mm_struct *view;
 
+	mmap_assert_write_locked(mm);
 	list_for_each_entry(view, &mm->mmview_group->members, mmview_node)
 		if (view->map_count + 2 > sysctl_max_map_count)
 			return -ENOMEM;
@@ -405,6 +433,7 @@ int mmview_munmap(struct vma_iterator *vmi, struct mm_struct *mm,
 	struct vm_area_struct *vma;
 	int ret;
 
+	mmap_assert_write_locked(mm);
 	if (WARN_ON_ONCE(mm != current->mm))
 		return -EINVAL;
 	ret = mmview_replay_check(mm);
@@ -471,6 +500,7 @@ int mmview_mprotect_scope(struct mm_struct *mm, unsigned long start,
 	struct vm_area_struct *vma;
 	int shared = 0, unshared = 0;
 
+	mmap_assert_write_locked(mm);
 	for_each_vma_range(vmi, vma, end) {
 		if (vma->vm_flags & VM_MMVIEW_UNSHARED)
 			unshared = 1;
@@ -548,6 +578,10 @@ int mmview_advise_owners(struct mm_struct *mm, unsigned long start,
 	/* A hole anywhere in the range, as madvise_walk_vmas() reports it. */
 	return hole || addr != end ? -ENOMEM : 0;
 }
+
+/*
+ * Page tables a view keeps until it exits.
+ */
 
 /**
  * __mmview_keeps_page_tables - whether free_pgtables() must leave @mm's page tables in place
@@ -845,6 +879,8 @@ static const struct mmu_notifier_ops mmview_notifier_ops = {
 bool mmview_refuses_notifier(struct mm_struct *mm,
 			     struct mmu_notifier *subscription)
 {
+	mmap_assert_write_locked(mm);
+
 	return mm_has_views(mm) &&
 	       (!subscription || subscription->ops != &mmview_notifier_ops);
 }
@@ -862,6 +898,7 @@ static int mmview_notifier_register(struct mmview_group *group,
 	struct mmview_notifier *n = kzalloc(sizeof(*n), GFP_KERNEL_ACCOUNT);
 	int ret;
 
+	mmap_assert_write_locked(mm);
 	if (!n)
 		return -ENOMEM;
 	n->mn.ops = &mmview_notifier_ops;
@@ -922,6 +959,7 @@ static int mmview_mirror_pmd(struct mmview_group *group, struct mm_struct *view,
 	pud_t *pud;
 	int ret = 0;
 
+	mmap_assert_locked(view);
 	bpmd = mm_find_pmd(base, addr);
 	if (!bpmd)
 		return -ENOENT;
@@ -1054,6 +1092,7 @@ vm_fault_t mmview_fault(struct vm_area_struct *vma, unsigned long address,
 	vm_fault_t ret;
 	int tries;
 
+	mmap_assert_locked(view);
 	address &= PAGE_MASK;
 	base_vma = vma_lookup(base, address);
 	/* Shared ranges have one layout and one protection in every view. */
@@ -1112,6 +1151,7 @@ struct vm_area_struct *mmview_gup_vma(struct vm_area_struct *vma,
 	struct mmview_group *group;
 	struct vm_area_struct *base_vma;
 
+	mmap_assert_locked(vma->vm_mm);
 	if (!mmview_vma_mirrors(vma))
 		return vma;
 	group = vma->vm_mm->mmview_group;
@@ -1124,6 +1164,10 @@ struct vm_area_struct *mmview_gup_vma(struct vm_area_struct *vma,
 		set_bit(MMF_HAS_PINNED, &group->base->flags);
 	return base_vma;
 }
+
+/*
+ * Fork from any view.
+ */
 
 /*
  * Splits @vma of @mm at @addr so that a VMA starts there (split_vma() allocates: -ENOMEM).
@@ -1205,6 +1249,7 @@ struct vm_area_struct *mmview_fork_source(struct vm_area_struct *vma)
 {
 	struct vm_area_struct *bvma;
 
+	mmap_assert_write_locked(vma->vm_mm);
 	if (!mmview_vma_mirrors(vma))
 		return vma;
 	bvma = vma_lookup(vma->vm_mm->mmview_group->base, vma->vm_start);
@@ -1226,9 +1271,15 @@ struct vm_area_struct *mmview_fork_source(struct vm_area_struct *vma)
  */
 void mmview_fork_flush(struct mm_struct *view)
 {
+	mmap_assert_write_locked(view);
+
 	if (!mmview_is_base(view))
 		flush_tlb_mm(view->mmview_group->base);
 }
+
+/*
+ * Process-wide state kept in each mm_struct.
+ */
 
 /**
  * mmview_sync_pkeys - give every view the caller's protection-key allocation
@@ -1303,10 +1354,6 @@ void mmview_membarrier_sync(struct mm_struct *mm)
 				  &view->membarrier_state);
 	mmap_read_unlock(mm);
 }
-
-/*
- * Process-wide state kept in each mm_struct.
- */
 
 #ifdef CONFIG_MEMCG
 /*
@@ -1461,6 +1508,10 @@ bool mmview_oom_reap(struct mm_struct *mm, mmview_reap_fn reap)
 	return reaped;
 }
 
+/*
+ * Mirrors and replays seen from other mm code: smaps, mremap.
+ */
+
 /**
  * mmview_mirror_page - the page a view's mirror maps, for /proc/PID/smaps
  * @vma: a VMA of a view
@@ -1532,6 +1583,8 @@ int mmview_mremap_prepare(struct mm_struct *mm, unsigned long addr,
  */
 bool mmview_replay_defer(struct mm_struct *mm)
 {
+	mmap_assert_write_locked(mm);
+
 	if (!mmview_replays(mm))
 		return false;
 	mm->mmview_group->replaying = true;
@@ -1546,6 +1599,10 @@ void mmview_replay_resume(struct mm_struct *mm)
 {
 	mm->mmview_group->replaying = false;
 }
+
+/*
+ * Unshared ranges: MMVIEW_UNSHARE and MMVIEW_SHARE.
+ */
 
 /**
  * mmview_range_check - check that a range may change its view sharing
@@ -1566,6 +1623,7 @@ static int mmview_range_check(struct mm_struct *mm, unsigned long start,
 	struct vm_area_struct *vma;
 	unsigned long covered = start;
 
+	mmap_assert_locked(mm);
 	for_each_vma_range(vmi, vma, end) {
 		if (vma->vm_start > covered)
 			return -EINVAL;
@@ -1665,6 +1723,7 @@ static int mmview_create_check(struct mm_struct *mm)
 	struct task_struct *t;
 	int ret = 0;
 
+	mmap_assert_write_locked(mm);
 	/* KSM merges pages behind the base's back; secondary MMUs would pin a view. */
 	if (test_bit(MMF_VM_MERGEABLE, &mm->flags) ||
 	    test_bit(MMF_VM_MERGE_ANY, &mm->flags))
@@ -1690,9 +1749,13 @@ static int mmview_create_check(struct mm_struct *mm)
 	for_each_vma(vmi, vma) {
 		if (is_vm_hugetlb_page(vma) || userfaultfd_armed(vma))
 			return -EOPNOTSUPP;
-		/* Device mappings; the vvar page has no file and refaults per view. */
-		if ((vma->vm_flags & (VM_IO | VM_PFNMAP | VM_MIXEDMAP)) &&
-		    vma->vm_file)
+		/*
+		 * What the mmap replay refuses: device mappings and mappings of other
+		 * files than regular ones (a perf ring buffer, whose pinned_vm charge is
+		 * per mm, a socket's ring). The vvar page and the vDSO have no file and
+		 * refault per view.
+		 */
+		if (vma->vm_file && mmview_mmap_refused(vma))
 			return -EOPNOTSUPP;
 	}
 	return 0;
@@ -1716,6 +1779,7 @@ static int mmview_group_create(struct mm_struct *mm)
 	struct mmview_group *group;
 	int ret;
 
+	mmap_assert_write_locked(mm);
 	group = kzalloc(sizeof(*group), GFP_KERNEL_ACCOUNT);
 	if (!group)
 		return -ENOMEM;
@@ -1771,6 +1835,7 @@ static int mmview_copy_vmas(struct mm_struct *view, struct mm_struct *src)
 	struct vm_area_struct *mpnt, *tmp;
 	int ret;
 
+	mmap_assert_write_locked(src);
 	view->total_vm = src->total_vm;
 	view->data_vm = src->data_vm;
 	view->exec_vm = src->exec_vm;
@@ -1785,6 +1850,11 @@ static int mmview_copy_vmas(struct mm_struct *view, struct mm_struct *src)
 	for_each_vma(vmi, mpnt) {
 		struct file *file;
 
+		/* As dup_mmap(): a killed caller stops copying under the group's lock. */
+		if (fatal_signal_pending(current)) {
+			ret = -EINTR;
+			goto fail;
+		}
 		vma_start_write(mpnt);
 		if ((mpnt->vm_flags & VM_ACCOUNT) &&
 		    security_vm_enough_memory_mm(src, vma_pages(mpnt))) {
@@ -1870,6 +1940,7 @@ static int mmview_mirror_range(struct mmview_group *group, struct vm_area_struct
 	struct vm_area_struct *base_vma = vma_lookup(group->base, start);
 	unsigned long addr, next;
 
+	mmap_assert_locked(vma->vm_mm);
 	if (WARN_ON_ONCE(!base_vma))
 		return 0;
 	for (addr = start; addr < end; addr = next) {
@@ -1907,6 +1978,7 @@ void mmview_populate_mirrors(struct vm_area_struct *vma, unsigned long start,
 {
 	struct mmview_group *group;
 
+	mmap_assert_locked(vma->vm_mm);
 	if (!mmview_vma_mirrors(vma))
 		return;
 	group = vma->vm_mm->mmview_group;
@@ -1926,6 +1998,7 @@ void mmview_populate_range(struct mm_struct *mm, unsigned long start,
 	VMA_ITERATOR(vmi, mm, start);
 	struct vm_area_struct *vma;
 
+	mmap_assert_locked(mm);
 	if (!test_bit(MMVIEW_MM_MIRRORS, &mm->mmview_flags))
 		return;
 	for_each_vma_range(vmi, vma, end)
@@ -1949,6 +2022,7 @@ static int mmview_fill_mirrors(struct mmview_group *group, struct mm_struct *vie
 	VMA_ITERATOR(vmi, view, 0);
 	struct vm_area_struct *vma;
 
+	mmap_assert_write_locked(view);
 	for_each_vma(vmi, vma) {
 		if (!mmview_vma_mirrors(vma))
 			continue;
@@ -1983,26 +2057,47 @@ static void mmview_link_view(struct mmview_group *group, struct mm_struct *view,
  *
  * Creates a view that is a copy of the caller's; the caller does not move.
  *
+ * Only a thread of the group's process creates views: the group ends with that process, and
+ * with it the creation references of the views. A vfork child, another process sharing the
+ * mm (CLONE_VM) and a task still running in a view after its process ended are refused, or
+ * the views they made would never be freed.
+ *
+ * Like dup_mm(), it holds uprobes' dup_mmap_sem, so that a probe registered or removed
+ * meanwhile finds the new view's VMAs, and it flushes the caller's TLB once the copy of the
+ * unshared ranges has write-protected their pages, so that no thread keeps writing through a
+ * stale entry into a page the new view now shares.
+ *
  * Return: the new view's id, or -ENOMEM, -ENOSPC (live-view limit), -EOPNOTSUPP (sec.
- * "Refusals" of mmview(2)), -EINTR.
+ * "Refusals" of mmview(2)), -EBUSY (not a thread of the group's process), -EINTR.
  */
 static long mmview_create(void)
 {
-	struct mm_struct *mm = current->mm, *view;
+	struct mm_struct *mm = current->mm, *view = NULL;
 	struct mmview_group *group;
 	long ret;
 
-	if (mmap_write_lock_killable(mm))
+	uprobe_start_dup_mmap();
+	if (mmap_write_lock_killable(mm)) {
+		uprobe_end_dup_mmap();
 		return -EINTR;
+	}
 	ret = mmview_create_check(mm);
 	if (ret)
 		goto unlock;
 	if (!mm_has_views(mm)) {
+		ret = -EBUSY;
+		if (current->vfork_done || test_bit(MMF_MULTIPROCESS, &mm->flags))
+			goto unlock;
 		ret = mmview_group_create(mm);
 		if (ret)
 			goto unlock;
 	}
 	group = mm->mmview_group;
+	if (group->signal != current->signal ||
+	    test_bit(MMVIEW_GROUP_DEAD, &group->flags)) {
+		ret = -EBUSY;
+		goto unlock;
+	}
 	if (group->nr_live >= READ_ONCE(sysctl_mmview_max_views)) {
 		ret = -ENOSPC;
 		goto unlock;
@@ -2021,6 +2116,8 @@ static long mmview_create(void)
 	set_bit(MMVIEW_MM_MIRRORS, &view->mmview_flags);
 
 	ret = mmview_copy_vmas(view, mm);
+	/* As dup_mmap(): the copy write-protected the caller's COW pages. */
+	flush_tlb_mm(mm);
 	if (!ret)
 		ret = arch_dup_mmap(mm, view);
 	if (!ret)
@@ -2030,11 +2127,8 @@ static long mmview_create(void)
 		ret = xa_insert(&group->views, view->mmview_id, view,
 				GFP_KERNEL_ACCOUNT);
 	}
-	if (ret) {
-		mmap_write_unlock(mm);
-		mmput(view);
-		return ret;
-	}
+	if (ret)
+		goto unlock;
 	group->next_id++;
 	group->nr_live++;
 	view->hiwater_rss = get_mm_rss(view);
@@ -2044,13 +2138,16 @@ static long mmview_create(void)
 	ret = mmview_fill_mirrors(group, view);
 	if (ret) {
 		xa_erase(&group->views, view->mmview_id);
-		mmap_write_unlock(mm);
-		mmput(view);
-		return ret;
+		goto unlock;
 	}
 	ret = view->mmview_id;
+	view = NULL;	/* its creation reference is the group's now */
 unlock:
 	mmap_write_unlock(mm);
+	uprobe_end_dup_mmap();
+	/* Not under the lock: the view's exit_mmap() takes it. */
+	if (view)
+		mmput(view);
 	return ret;
 }
 
@@ -2080,7 +2177,6 @@ static long mmview_delete(long id)
 		return view ? -EPERM : -EINVAL;
 	}
 	xa_erase(&group->views, id);
-	set_bit(MMVIEW_MM_DELETED, &view->mmview_flags);
 	mmap_write_unlock(mm);
 	mmput(view);
 	return 0;
@@ -2134,6 +2230,7 @@ static struct mm_struct *mmview_take_base_ref(struct mmview_group *group)
 {
 	struct mm_struct *base = group->base;
 
+	mmap_assert_write_locked(group->lock_mm);
 	if (group->nr_live > 1 || xa_load(&group->views, base->mmview_id) != base)
 		return NULL;
 	xa_erase(&group->views, base->mmview_id);
@@ -2280,6 +2377,10 @@ void mmview_mm_free(struct mm_struct *mm)
 	kfree(group);
 }
 
+/*
+ * MMVIEW_SWITCH_BASE.
+ */
+
 /* A range whose pages the base owns and other views mirror. */
 static bool mmview_vma_shared_private(const struct vm_area_struct *vma)
 {
@@ -2304,6 +2405,7 @@ static int mmview_switch_link(struct mm_struct *new, struct vm_area_struct *ovma
 {
 	unsigned long addr = ovma->vm_start;
 
+	mmap_assert_write_locked(new);
 	while (addr < ovma->vm_end) {
 		VMA_ITERATOR(vmi, new, addr);
 		struct vm_area_struct *nvma = vma_find(&vmi, addr + 1);
@@ -2354,6 +2456,7 @@ static int mmview_switch_prepare(struct mm_struct *old, struct mm_struct *new)
 	unsigned long addr;
 	int ret;
 
+	mmap_assert_write_locked(old);
 	for_each_vma(vmi, ovma) {
 		if (!mmview_vma_shared_private(ovma))
 			continue;
@@ -2482,8 +2585,8 @@ static void mmview_switch_pmd(struct vm_area_struct *ovma, struct mm_struct *new
  * base held (mm_take_all_locks()), so reclaim and migration see either the old owner or the
  * new one.
  *
- * Return: the id of the caller's view, now the base; -EINVAL if it is deleted; -ENOMEM;
- * -EINTR.
+ * Return: the id of the caller's view, now the base; -EINVAL if it is deleted (or its
+ * process has ended); -ENOMEM; -EINTR.
  */
 static long mmview_switch_base(void)
 {
@@ -2494,14 +2597,24 @@ static long mmview_switch_base(void)
 	struct vm_area_struct *ovma;
 	long ret;
 
-	if (mmview_is_base(new))
+	if (!mm_has_views(new))
 		return new->mmview_id;
-	if (test_bit(MMVIEW_MM_DELETED, &new->mmview_flags))
-		return -EINVAL;
 	group = new->mmview_group;
 	if (mmap_write_lock_killable(new))
 		return -EINTR;
 	old = group->base;
+	ret = new->mmview_id;
+	if (new == old)
+		goto unlock;
+	/*
+	 * The caller's creation reference becomes the group's reference on the base: the
+	 * view must still hold it, i.e. be in @group->views. Checked under the lock: a DELETE
+	 * from another thread, or the end of the group (a vfork child outliving its process),
+	 * drops it.
+	 */
+	ret = -EINVAL;
+	if (xa_load(&group->views, new->mmview_id) != new)
+		goto unlock;
 	old_notifier = group->notifier;
 
 	ret = mmview_switch_prepare(old, new);
@@ -2522,6 +2635,17 @@ static long mmview_switch_base(void)
 		goto unlock;
 	}
 
+	/*
+	 * Swap entries move to @new: swapoff finds them through mmlist, which holds every
+	 * mm that swapped (as copy_nonpresent_pte() keeps it). Reclaim cannot swap more
+	 * of @old out meanwhile: every rmap lock is held.
+	 */
+	if (!list_empty(&old->mmlist) && list_empty(&new->mmlist)) {
+		spin_lock(&mmlist_lock);
+		if (list_empty(&new->mmlist))
+			list_add(&new->mmlist, &old->mmlist);
+		spin_unlock(&mmlist_lock);
+	}
 	vma_iter_init(&vmi, old, 0);
 	for_each_vma(vmi, ovma) {
 		unsigned long addr, next;
@@ -2558,16 +2682,36 @@ unlock:
 	return ret;
 }
 
+/*
+ * The system call.
+ */
+
 /**
  * sys_mmview - the mmview(2) system call
  * @op: one of the MMVIEW_* operations of <uapi/linux/mmview.h>
  * @arg1: first argument of @op (a view id or an address)
  * @arg2: second argument of @op (a length)
  *
- * Return: as documented for each operation in mmview(2); -EINVAL for an unknown @op.
+ * Return: as documented for each operation in mmview(2); -EINVAL for an unknown @op or a
+ * nonzero argument @op does not use.
  */
 SYSCALL_DEFINE3(mmview, long, op, unsigned long, arg1, unsigned long, arg2)
 {
+	/* Arguments an operation does not use must be 0, so that they can be given a meaning. */
+	switch (op) {
+	case MMVIEW_CREATE:
+	case MMVIEW_CURRENT:
+	case MMVIEW_SWITCH_BASE:
+		if (arg1 || arg2)
+			return -EINVAL;
+		break;
+	case MMVIEW_DELETE:
+	case MMVIEW_MIGRATE:
+		if (arg2)
+			return -EINVAL;
+		break;
+	}
+
 	switch (op) {
 	case MMVIEW_CREATE:
 		return mmview_create();

@@ -8,7 +8,9 @@
  * number 1000 on x86-64, `long mmview(long op, ...)`.
  *
  * Every wrapper follows the libc convention of syscall(2): it returns the kernel's
- * non-negative result, or -1 with errno set. On a kernel without views every call fails with
+ * non-negative result, or -1 with errno set. Arguments an operation does not use are passed as
+ * 0: the project's kernel refuses anything else with EINVAL (syscall(2) with fewer arguments
+ * would pass whatever the registers hold). On a kernel without views every call fails with
  * errno ENOSYS; probe with mmview_current() once.
  *
  * Valid C (C99 and later) and C++.
@@ -56,7 +58,7 @@ extern "C" {
  */
 static inline long mmview_create(void)
 {
-	return syscall(__NR_mmview, (long)MMVIEW_CREATE);
+	return syscall(__NR_mmview, (long)MMVIEW_CREATE, 0L, 0L);
 }
 
 /*
@@ -65,13 +67,13 @@ static inline long mmview_create(void)
  */
 static inline long mmview_delete(long id)
 {
-	return syscall(__NR_mmview, (long)MMVIEW_DELETE, id);
+	return syscall(__NR_mmview, (long)MMVIEW_DELETE, id, 0L);
 }
 
 /* The id of the caller's view. Fails only with ENOSYS (kernel without views). */
 static inline long mmview_current(void)
 {
-	return syscall(__NR_mmview, (long)MMVIEW_CURRENT);
+	return syscall(__NR_mmview, (long)MMVIEW_CURRENT, 0L, 0L);
 }
 
 /*
@@ -80,7 +82,7 @@ static inline long mmview_current(void)
  */
 static inline long mmview_migrate(long id)
 {
-	return syscall(__NR_mmview, (long)MMVIEW_MIGRATE, id);
+	return syscall(__NR_mmview, (long)MMVIEW_MIGRATE, id, 0L);
 }
 
 /*
@@ -106,7 +108,7 @@ static inline long mmview_share(void *addr, size_t len)
  */
 static inline long mmview_switch_base(void)
 {
-	return syscall(__NR_mmview, (long)MMVIEW_SWITCH_BASE);
+	return syscall(__NR_mmview, (long)MMVIEW_SWITCH_BASE, 0L, 0L);
 }
 
 #ifdef __cplusplus

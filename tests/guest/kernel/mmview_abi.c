@@ -114,6 +114,33 @@ static void test_ids_and_errnos(void)
 	/* CREATE and everything with several views: mmview_views.c. */
 }
 
+/* Arguments an operation does not use must be 0 (mmview(2)): nothing was done when refused. */
+static void test_unused_arguments(void)
+{
+	static const struct {
+		long op, arg1, arg2;
+		const char *what;
+	} calls[] = {
+	    {MMVIEW_CREATE, 1, 0, "CREATE with arg1 1"},
+	    {MMVIEW_CREATE, 0, 4096, "CREATE with arg2 4096"},
+	    {MMVIEW_CURRENT, 0, 1, "CURRENT with arg2 1"},
+	    {MMVIEW_SWITCH_BASE, -1, 0, "SWITCH_BASE with arg1 -1"},
+	    {MMVIEW_DELETE, 0, 1, "DELETE 0 with arg2 1 (EPERM without it)"},
+	    {MMVIEW_MIGRATE, 0, 1, "MIGRATE 0 with arg2 1"},
+	};
+	long r;
+
+	for (size_t i = 0; i < sizeof(calls) / sizeof(calls[0]); i++) {
+		r = syscall(__NR_mmview, calls[i].op, calls[i].arg1, calls[i].arg2);
+		tap_check(fails_with(r, EINVAL), "%s fails EINVAL (got %s)", calls[i].what,
+		          outcome(r));
+	}
+	r = mmview_current();
+	tap_check(r == 0, "no view was created: CURRENT is still the base, 0 (got %s)", outcome(r));
+	r = mmview_migrate(1);
+	tap_check(fails_with(r, EINVAL), "and view 1 does not exist (MIGRATE: %s)", outcome(r));
+}
+
 static void test_unshare_splits_and_share_merges(void)
 {
 	char *p = map_pages(4, PROT_READ | PROT_WRITE, MAP_PRIVATE);
@@ -290,8 +317,9 @@ static void test_fork_inherits_flag(void)
 int main(void)
 {
 	page = sysconf(_SC_PAGESIZE);
-	tap_plan(31);
+	tap_plan(39);
 	test_ids_and_errnos();
+	test_unused_arguments();
 	test_unshare_splits_and_share_merges();
 	test_unshare_errors();
 	test_unshare_refuses_special_and_hugetlb();

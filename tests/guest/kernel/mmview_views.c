@@ -19,6 +19,7 @@
 #include <linux/futex.h>
 #include <linux/kvm.h>
 #include <linux/membarrier.h>
+#include <linux/perf_event.h>
 #include <linux/userfaultfd.h>
 #include <poll.h>
 #include <pthread.h>
@@ -32,9 +33,11 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/swap.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <atlas/mmview.h>
@@ -442,6 +445,159 @@ static void case_refuse_thp(void)
 	EXPECT(prctl(PR_GET_THP_DISABLE, 0, 0, 0, 0) == 1, "THP stays off");
 }
 
+#define THP_DIR "/sys/kernel/mm/transparent_hugepage/"
+#define HPAGE (2UL << 20)
+
+/* The chosen value of a THP sysfs setting ("always [madvise] never" -> "madvise"). */
+static bool thp_setting(const char *name, char *value, size_t size)
+{
+	char raw[128], path[128];
+	const char *open_, *close_;
+
+	snprintf(path, sizeof(path), THP_DIR "%s", name);
+	if (read_whole(path, raw, sizeof(raw)) < 0)
+		return false;
+	open_ = strchr(raw, '[');
+	close_ = open_ ? strchr(open_, ']') : NULL;
+	if (!close_ || (size_t)(close_ - open_) > size)
+		return false;
+	snprintf(value, size, "%.*s", (int)(close_ - open_ - 1), open_ + 1);
+	return true;
+}
+
+/* Whether @pfn is the huge zero page (/proc/kpageflags: KPF_ZERO_PAGE and KPF_THP). */
+static bool is_huge_zero_pfn(uint64_t pfn)
+{
+	uint64_t flags = 0;
+	int fd = open("/proc/kpageflags", O_RDONLY);
+
+	if (fd < 0)
+		return false;
+	if (pread(fd, &flags, sizeof(flags), pfn * sizeof(flags)) != sizeof(flags))
+		flags = 0;
+	close(fd);
+	return (flags & (1ULL << 24)) && (flags & (1ULL << 22));
+}
+
+/*
+ * The huge zero page mapped before CREATE (issue 13's crash): MMF_HUGE_ZERO_PAGE stands for
+ * the base's reference on it; a view that copied the flag put that reference a second time
+ * when it was freed, and the base's exit then hit the BUG in put_huge_zero_page(). Reads and
+ * a write from the view go through the base's huge zero PMD.
+ */
+static void case_huge_zero_page(void)
+{
+	char enabled[32];
+	char *m, *p;
+	long v;
+
+	EXPECT(thp_setting("enabled", enabled, sizeof(enabled)), "read THP 'enabled'");
+	EXPECT(write_file(THP_DIR "enabled", "madvise") == 0 &&
+	           write_file(THP_DIR "use_zero_page", "1") == 0,
+	       "THP madvise with the huge zero page (%s)", strerror(errno));
+	m = mmap(NULL, 4 * HPAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	EXPECT(m != MAP_FAILED, "mmap 8 MiB (%s)", strerror(errno));
+	if (m == MAP_FAILED)
+		return;
+	p = (char *)(((uintptr_t)m + HPAGE - 1) & ~(HPAGE - 1));
+	EXPECT(madvise(p, 2 * HPAGE, MADV_HUGEPAGE) == 0, "MADV_HUGEPAGE (%s)", strerror(errno));
+	EXPECT(*(volatile char *)p == 0 && *(volatile char *)(p + HPAGE) == 0, "zero reads");
+	EXPECT(is_huge_zero_pfn(pfn_of(p)),
+	       "the read mapped the huge zero page (PFN %#llx), the condition this case tests",
+	       (unsigned long long)pfn_of(p));
+
+	v = mmview_create();
+	EXPECT(v > 0, "CREATE (got %s)", err_name(v));
+	if (v > 0) {
+		EXPECT(mmview_migrate(v) == 0, "MIGRATE into the view (%s)", strerror(errno));
+		EXPECT(*(volatile char *)(p + page) == 0, "the view reads zero");
+		p[HPAGE + 3 * page] = 7;
+		EXPECT(mmview_migrate(0) == v, "MIGRATE back (%s)", strerror(errno));
+		EXPECT(p[HPAGE + 3 * page] == 7, "the view's write is the base's");
+		EXPECT(mmview_delete(v) == 0, "DELETE (%s)", strerror(errno));
+	}
+	/* A second view, created and deleted without ever being entered. */
+	v = mmview_create();
+	EXPECT(v > 0 && mmview_delete(v) == 0, "CREATE and DELETE (got %s)", err_name(v));
+	munmap(m, 4 * HPAGE);
+	EXPECT(write_file(THP_DIR "enabled", enabled) == 0, "restore THP '%s'", enabled);
+	/* The process exits with its views freed: the base's exit puts the reference. */
+}
+
+/*
+ * Memory THP mapped before CREATE (THP madvise or always): every view reads what the base
+ * wrote, writes from a view reach the base, the PFNs agree (the base's huge pages are split
+ * when a view first mirrors them), and a fork from the view and SWITCH_BASE keep contents.
+ */
+static void case_thp_before_create(void)
+{
+	char enabled[32];
+	char *m, *p;
+	long v;
+	int bad = 0, status = 0;
+	size_t i, n;
+	const char *huge;
+	pid_t pid;
+
+	EXPECT(thp_setting("enabled", enabled, sizeof(enabled)), "read THP 'enabled'");
+	EXPECT(write_file(THP_DIR "enabled", "madvise") == 0, "THP madvise (%s)", strerror(errno));
+	m = mmap(NULL, 4 * HPAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	EXPECT(m != MAP_FAILED, "mmap 8 MiB (%s)", strerror(errno));
+	if (m == MAP_FAILED)
+		return;
+	p = (char *)(((uintptr_t)m + HPAGE - 1) & ~(HPAGE - 1));
+	n = 2 * HPAGE / page;
+	EXPECT(madvise(p, 2 * HPAGE, MADV_HUGEPAGE) == 0, "MADV_HUGEPAGE (%s)", strerror(errno));
+	for (i = 0; i < n; i++)
+		p[i * page] = (char)i;
+	huge = smaps_field(p, "AnonHugePages:");
+	EXPECT(huge && atol(huge) >= 2048,
+	       "the writes were backed by huge pages (AnonHugePages:%s), the condition this "
+	       "case tests",
+	       huge ? huge : " none");
+
+	v = mmview_create();
+	EXPECT(v > 0, "CREATE (got %s)", err_name(v));
+	if (v <= 0)
+		return;
+	EXPECT(mmview_migrate(v) == 0, "MIGRATE into the view (%s)", strerror(errno));
+	for (i = 0; i < n; i++) {
+		bad += p[i * page] != (char)i;
+		p[i * page + 1] = (char)(i + 1);
+	}
+	EXPECT(bad == 0, "%d of %zu pages written before CREATE read wrong in the view", bad, n);
+	mmview_migrate(0);
+	bad = 0;
+	for (i = 0; i < n; i++) {
+		uint64_t in_base = pfn_of(p + i * page), in_view;
+
+		bad += p[i * page + 1] != (char)(i + 1);
+		mmview_migrate(v);
+		in_view = pfn_of(p + i * page);
+		mmview_migrate(0);
+		bad += !in_base || in_base != in_view;
+	}
+	EXPECT(bad == 0, "%d pages: a view's write not in the base, or different frames", bad);
+
+	mmview_migrate(v);
+	pid = fork();
+	if (pid == 0) {
+		for (i = 0; i < n; i++)
+			bad += p[i * page] != (char)i || p[i * page + 1] != (char)(i + 1);
+		_exit(bad ? 1 : 0);
+	}
+	EXPECT(pid > 0 && waitpid(pid, &status, 0) == pid && WIFEXITED(status) &&
+	           WEXITSTATUS(status) == 0,
+	       "a child forked from the view reads every page");
+	EXPECT(mmview_switch_base() == v, "SWITCH_BASE (%s)", strerror(errno));
+	EXPECT(mmview_delete(0) == 0, "DELETE of the old base (%s)", strerror(errno));
+	bad = 0;
+	for (i = 0; i < n; i++)
+		bad += p[i * page] != (char)i || p[i * page + 1] != (char)(i + 1);
+	EXPECT(bad == 0, "%d pages read wrong after SWITCH_BASE", bad);
+	EXPECT(write_file(THP_DIR "enabled", enabled) == 0, "restore THP '%s'", enabled);
+}
+
 static void case_refuse_aio(void)
 {
 	aio_context_t ctx = 0;
@@ -626,6 +782,29 @@ static void unmap_vdso(void)
 	munmap((void *)start, end - start);
 	vdso_range("[vvar]", &start, &end);
 	munmap((void *)start, end - start);
+}
+
+/* A perf ring buffer: its locked pages are charged to one mm (perf marks it VM_DONTCOPY). */
+static void case_refuse_perf_buffer(void)
+{
+	struct perf_event_attr attr = {
+	    .type = PERF_TYPE_SOFTWARE,
+	    .size = sizeof(attr),
+	    .config = PERF_COUNT_SW_DUMMY,
+	    .disabled = 1,
+	};
+	long fd = syscall(SYS_perf_event_open, &attr, 0, -1, -1, 0L);
+	void *rb;
+
+	EXPECT(fd >= 0, "perf_event_open (%s)", strerror(errno));
+	if (fd < 0)
+		return;
+	rb = mmap(NULL, 2 * page, PROT_READ | PROT_WRITE, MAP_SHARED, (int)fd, 0);
+	EXPECT(rb != MAP_FAILED, "mmap of the ring buffer (%s)", strerror(errno));
+	refused("a perf ring buffer mapped");
+	if (rb != MAP_FAILED)
+		munmap(rb, 2 * page);
+	EXPECT(mmview_create() > 0, "CREATE once the buffer is unmapped (%s)", strerror(errno));
 }
 
 static void case_refuse_map_vdso(void)
@@ -844,6 +1023,36 @@ static void *occupant_thread(void *arg)
 	return NULL;
 }
 
+/* A thread alone in a deleted view exits: pthread_join() from the base returns. */
+static void *exit_in_view(void *arg)
+{
+	mmview_migrate(*(long *)arg);
+	usleep(200 * 1000); /* meanwhile the view is deleted */
+	return arg;
+}
+
+static void case_join_from_deleted_view(void)
+{
+	struct timespec deadline;
+	pthread_t t;
+	long v = mmview_create();
+	void *ret = NULL;
+	int r;
+
+	EXPECT(v > 0, "CREATE (got %s)", err_name(v));
+	pthread_create(&t, NULL, exit_in_view, &v);
+	usleep(50 * 1000);
+	EXPECT(mmview_delete(v) == 0, "DELETE of the thread's view (%s)", strerror(errno));
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += 20;
+	r = pthread_timedjoin_np(t, &ret, &deadline);
+	EXPECT(r == 0 && ret == &v,
+	       "pthread_join of a thread that exited alone in a deleted view (%s)",
+	       r ? strerror(r) : "ok");
+	if (r)
+		_exit(1); /* the thread's stack may still be in use: leave */
+}
+
 static void case_delete_occupied(void)
 {
 	pthread_barrier_t ready, in_view;
@@ -915,6 +1124,9 @@ static void *vfork_in_view(void *arg)
 		for (i = 0; i < NPAGES; i++)
 			if (vfork_mem[i * page] != (char)i)
 				ok = 'n';
+		/* The group ended with the process: no view may be created into it. */
+		if (syscall(__NR_mmview, (long)MMVIEW_CREATE, 0L, 0L) != -1)
+			ok = 'c';
 		if (write(vfork_report[1], &ok, 1) != 1)
 			_exit(1);
 		_exit(0);
@@ -953,11 +1165,80 @@ static void case_vfork_child_outlives_process(void)
 	pfd = (struct pollfd){.fd = vfork_report[0], .events = POLLIN};
 	EXPECT(poll(&pfd, 1, 20000) == 1 && read(vfork_report[0], &got, 1) == 1 && got == 'y',
 	       "the vfork child read %s the process's memory after the process ended",
-	       got == 'n' ? "wrong contents of" : "nothing of (killed: SIGBUS?)");
+	       got == 'n'   ? "wrong contents of"
+	       : got == 'c' ? "(and CREATE succeeded into the ended group)"
+	                    : "nothing of (killed: SIGBUS?)");
 	while (waitpid(-1, &status, 0) > 0) /* the vfork child, reparented to this process */
 		EXPECT(WIFEXITED(status) && WEXITSTATUS(status) == 0,
 		       "the vfork child ended with status %#x", status);
 	close(vfork_report[0]);
+}
+
+/*
+ * Only a thread of the group's process creates views: a view made by a vfork child, or by a
+ * process sharing the mm through CLONE_VM, would outlive the group that drops its reference.
+ */
+static volatile long vfork_create_result;
+static volatile int vfork_create_errno;
+
+static void create_in_vfork_child(void)
+{
+	pid_t pid;
+
+	vfork_create_result = 0;
+	pid = vfork();
+	if (pid == 0) {
+		vfork_create_result = syscall(__NR_mmview, (long)MMVIEW_CREATE, 0L, 0L);
+		vfork_create_errno = errno;
+		_exit(0);
+	}
+	waitpid(pid, NULL, 0);
+}
+
+static int clone_vm_child(void *arg)
+{
+	(void)arg;
+	return 0;
+}
+
+static void case_create_only_in_process(void)
+{
+	static char stack[64 << 10];
+	int status = 0;
+	long v;
+	pid_t pid;
+
+	create_in_vfork_child();
+	EXPECT(vfork_create_result == -1 && vfork_create_errno == EBUSY,
+	       "CREATE in a vfork child, no views yet, fails EBUSY (got %ld, %s)",
+	       vfork_create_result, strerrorname_np(vfork_create_errno));
+	v = mmview_create();
+	EXPECT(v > 0, "the process itself creates a view (got %s)", err_name(v));
+	mmview_migrate(v);
+	create_in_vfork_child();
+	EXPECT(vfork_create_result == -1 && vfork_create_errno == EBUSY,
+	       "CREATE in a vfork child of a thread in view %ld fails EBUSY (got %ld, %s)", v,
+	       vfork_create_result, strerrorname_np(vfork_create_errno));
+	EXPECT(mmview_create() > v, "the process still creates views (%s)", strerror(errno));
+
+	/* A process that shared its mm with another process (clone CLONE_VM, not a thread). */
+	fflush(stdout);
+	pid = fork();
+	if (pid == 0) {
+		pid_t c = clone(clone_vm_child, stack + sizeof(stack), CLONE_VM | SIGCHLD, NULL);
+
+		child_failures = 0;
+		EXPECT(c > 0 && waitpid(c, NULL, 0) == c, "clone(CLONE_VM) (%s)", strerror(errno));
+		v = mmview_create();
+		EXPECT(fails_with(v, EBUSY),
+		       "CREATE in a process whose mm another process shared fails EBUSY (got %s)",
+		       err_name(v));
+		fflush(stdout);
+		_exit(child_failures ? 1 : 0);
+	}
+	EXPECT(pid > 0 && waitpid(pid, &status, 0) == pid && WIFEXITED(status) &&
+	           WEXITSTATUS(status) == 0,
+	       "the CLONE_VM process's checks (status %#x)", status);
 }
 
 static void case_exec_from_view(void)
@@ -1132,6 +1413,217 @@ static void case_vmsplice(void)
 }
 
 /* ---- SWITCH_BASE ---- */
+
+/* A new zram device (/sys/class/zram-control/hot_add) of @size as swap; its path, or NULL. */
+static const char *zram_swap(const char *size)
+{
+	static char path[32];
+	char id[16], sysfs[64], cmd[96];
+
+	if (read_whole("/sys/class/zram-control/hot_add", id, sizeof(id)) <= 0)
+		return NULL;
+	id[strcspn(id, "\n")] = '\0';
+	snprintf(sysfs, sizeof(sysfs), "/sys/block/zram%s/disksize", id);
+	snprintf(path, sizeof(path), "/dev/zram%s", id);
+	snprintf(cmd, sizeof(cmd), "mkswap %s >/dev/null 2>&1", path);
+	if (write_file(sysfs, size) || system(cmd) || swapon(path, 0))
+		return NULL;
+	return path;
+}
+
+/*
+ * SWITCH_BASE moves swap entries into the new base: swapoff must still find them (the new
+ * base on mmlist). On the previous kernel swapoff retried until its alarm.
+ */
+static void case_swapoff_after_switch_base(void)
+{
+	const char *swap = zram_swap("16M");
+	char *buf = map_anon(NPAGES);
+	const char *swapped;
+	int i, bad = 0, status = 0;
+	long v;
+	pid_t pid;
+
+	EXPECT(swap, "zram swap (%s)", strerror(errno));
+	if (!swap || !buf)
+		return;
+	for (i = 0; i < NPAGES; i++)
+		buf[i * page] = (char)(i + 5);
+	EXPECT(madvise(buf, NPAGES * page, MADV_PAGEOUT) == 0, "MADV_PAGEOUT (%s)",
+	       strerror(errno));
+	swapped = smaps_field(buf, "Swap:");
+	EXPECT(swapped && atol(swapped) > 0, "pages swapped out before the switch (Swap:%s)",
+	       swapped ? swapped : " none");
+	v = mmview_create();
+	EXPECT(v > 0 && mmview_migrate(v) == 0, "CREATE and MIGRATE (%s)", strerror(errno));
+	EXPECT(mmview_switch_base() == v, "SWITCH_BASE (%s)", strerror(errno));
+	fflush(stdout);
+	pid = fork();
+	if (pid == 0) {
+		alarm(60);
+		_exit(swapoff(swap) == 0 ? 0 : 1);
+	}
+	EXPECT(pid > 0 && waitpid(pid, &status, 0) == pid && WIFEXITED(status) &&
+	           WEXITSTATUS(status) == 0,
+	       "swapoff after SWITCH_BASE finishes (status %#x%s)", status,
+	       WIFSIGNALED(status) && WTERMSIG(status) == SIGALRM ? ": still retrying after 60 s"
+	                                                          : "");
+	for (i = 0; i < NPAGES; i++)
+		bad += buf[i * page] != (char)(i + 5);
+	EXPECT(bad == 0, "%d of %d pages read wrong after swapoff", bad, NPAGES);
+}
+
+/*
+ * CREATE write-protects the caller's unshared pages to share them copy-on-write with the new
+ * view; another thread still writing through its TLB would write into the view's copy. The
+ * writer runs on the other CPU; a view's copy must never change once it exists.
+ */
+static volatile bool tlb_writer_stop;
+
+static void *tlb_writer(void *arg)
+{
+	volatile long *counter = arg;
+	cpu_set_t one;
+
+	CPU_ZERO(&one);
+	CPU_SET(1, &one);
+	sched_setaffinity(0, sizeof(one), &one);
+	while (!tlb_writer_stop)
+		(*counter)++;
+	return NULL;
+}
+
+static void case_create_flushes_tlb(void)
+{
+	volatile long *counter = (volatile long *)map_anon(1);
+	cpu_set_t zero;
+	pthread_t t;
+	int round, changed = 0;
+
+	EXPECT(counter && mmview_unshare((void *)counter, page) == 0, "UNSHARE a page (%s)",
+	       strerror(errno));
+	if (!counter)
+		return;
+	CPU_ZERO(&zero);
+	CPU_SET(0, &zero);
+	sched_setaffinity(0, sizeof(zero), &zero);
+	*counter = 1;
+	pthread_create(&t, NULL, tlb_writer, (void *)counter);
+	while (*counter < 1000000)
+		; /* the writer runs, its TLB entry writable */
+	for (round = 0; round < 100; round++) {
+		long v = mmview_create(), first, later;
+
+		if (v <= 0)
+			break;
+		mmview_migrate(v);
+		first = *counter;
+		for (int spin = 0; spin < 200000; spin++)
+			__asm__ volatile("" ::: "memory");
+		later = *counter;
+		mmview_migrate(0);
+		mmview_delete(v);
+		changed += first != later;
+	}
+	tlb_writer_stop = true;
+	pthread_join(t, NULL);
+	EXPECT(round == 100, "100 CREATEs (%s)", strerror(errno));
+	EXPECT(changed == 0,
+	       "in %d of %d new views the unshared copy changed after CREATE: the base's writer "
+	       "wrote through a stale TLB entry",
+	       changed, round);
+}
+
+/*
+ * SWITCH_BASE from a view while another thread DELETEs that view: exactly one of them may
+ * succeed. On the kernel that checked for deletion before taking the lock both could, and
+ * the group then kept a base it held no reference on (KASAN: use-after-free once the view's
+ * last thread left). A third thread keeps taking the write lock (mmap and munmap), so that
+ * the two often queue for it.
+ */
+static _Atomic long race_view;
+static _Atomic int race_round, race_done;
+static _Atomic long race_switch_result;
+static volatile bool race_stop;
+
+static void *race_switcher(void *arg)
+{
+	(void)arg;
+	for (int round = 1;; round++) {
+		while (atomic_load(&race_round) != round)
+			if (race_stop)
+				return NULL;
+		mmview_migrate(atomic_load(&race_view));
+		atomic_store(&race_done, round * 3 - 2); /* in the view */
+		while (atomic_load(&race_done) != round * 3 - 1)
+			;
+		/* A varying head start for DELETE: each may queue for the lock first. */
+		for (int spin = round * 7919 % 3000; spin > 0; spin--)
+			__asm__ volatile("" ::: "memory");
+		atomic_store(&race_switch_result, mmview_switch_base());
+		atomic_store(&race_done, round * 3);
+	}
+}
+
+static void *race_locker(void *arg)
+{
+	(void)arg;
+	while (!race_stop) {
+		void *p = mmap(NULL, page, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+		munmap(p, page);
+	}
+	return NULL;
+}
+
+static void case_switch_base_races_delete(void)
+{
+	pthread_t switcher, locker;
+	long base = 0, v, del = 0;
+	int round, both = 0, switched = 0, deleted = 0;
+
+	alarm(120); /* a hang fails the case rather than the whole run */
+	pthread_create(&switcher, NULL, race_switcher, NULL);
+	pthread_create(&locker, NULL, race_locker, NULL);
+	for (round = 1; round <= 500 && !both; round++) {
+		v = mmview_create();
+		if (v <= 0)
+			break;
+		atomic_store(&race_view, v);
+		atomic_store(&race_round, round);
+		while (atomic_load(&race_done) != round * 3 - 2)
+			sched_yield();
+		atomic_store(&race_done, round * 3 - 1); /* go */
+		del = mmview_delete(v);
+		while (atomic_load(&race_done) != round * 3)
+			sched_yield();
+		if (atomic_load(&race_switch_result) == v && del == 0) {
+			both++;
+		} else if (atomic_load(&race_switch_result) == v) {
+			switched++;
+			mmview_migrate(v); /* the new base; the old one is a view to delete */
+			mmview_delete(base);
+			base = v;
+		} else if (del == 0) {
+			deleted++;
+		} else {
+			break; /* neither: reported below */
+		}
+	}
+	race_stop = true;
+	atomic_store(&race_round, -1);
+	EXPECT(both == 0, "round %d: SWITCH_BASE and DELETE of the same view both succeeded",
+	       round - 1);
+	EXPECT(
+	    round > 500,
+	    "500 rounds, each won by one of them (round %d: SWITCH_BASE returned %ld, DELETE %ld)",
+	    round, atomic_load(&race_switch_result), del);
+	printf("# %d rounds: SWITCH_BASE won %d, DELETE won %d\n", round - 1, switched, deleted);
+	if (both)
+		_exit(1); /* the switcher's view is the unreferenced base: leave it alone */
+	pthread_join(locker, NULL);
+	pthread_join(switcher, NULL);
+}
 
 static void case_switch_base(void)
 {
@@ -1387,11 +1879,13 @@ static void case_no_leak(void)
 	EXPECT(vma1 <= vma0 + 64, "vm_area_struct objects grew from %ld to %ld", vma0, vma1);
 }
 
-int main(void)
+/* mmview_views [PATTERN]: all cases, or those whose name contains PATTERN. */
+int main(int argc, char **argv)
 {
+	case_filter = argc > 1 ? argv[1] : NULL;
 	page = sysconf(_SC_PAGESIZE);
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	tap_plan(29);
+	tap_plan(37);
 	run_case("ids: CREATE, MIGRATE, DELETE, CURRENT and their errnos with views", case_ids);
 	run_case("shared memory is one memory in base and view (contents and PFNs)",
 	         case_coherence);
@@ -1406,6 +1900,10 @@ int main(void)
 	run_case("refusal: hugetlb", case_refuse_hugetlb);
 	run_case("refusal: KSM", case_refuse_ksm);
 	run_case("refusal: re-enabling THP (PR_SET_THP_DISABLE 0)", case_refuse_thp);
+	run_case("the huge zero page mapped before CREATE: a view, deleted, and exit",
+	         case_huge_zero_page);
+	run_case("memory THP-mapped before CREATE: contents, PFNs, fork and SWITCH_BASE",
+	         case_thp_before_create);
 	run_case("refusal: aio", case_refuse_aio);
 	run_case("refusal: io_uring", case_refuse_io_uring);
 	run_case("refusal: userfaultfd", case_refuse_uffd);
@@ -1415,13 +1913,18 @@ int main(void)
 	         case_refuse_after_create);
 	run_case("refusal: device mapping (pci-testdev BAR through sysfs)", case_refuse_device);
 	run_case("refusal: ARCH_MAP_VDSO_64", case_refuse_map_vdso);
+	run_case("refusal: a perf ring buffer", case_refuse_perf_buffer);
 	run_case("condition variables, shared futex and pthread_join across views",
 	         case_threads_across_views);
 	run_case("membarrier: registered process-wide, IPIs reach threads in other views",
 	         case_membarrier);
+	run_case("pthread_join of a thread that exited alone in a deleted view",
+	         case_join_from_deleted_view);
 	run_case("delete while occupied", case_delete_occupied);
 	run_case("exit from a view frees every view", case_exit_from_view);
 	run_case("exec from a view", case_exec_from_view);
+	run_case("CREATE only in the group's process: not in a vfork child, not after CLONE_VM",
+	         case_create_only_in_process);
 	run_case("a vfork child in a view outlives its process and still reads its memory",
 	         case_vfork_child_outlives_process);
 	run_case("compaction while two views write: contents and PFNs stay coherent",
@@ -1429,8 +1932,13 @@ int main(void)
 	run_case("O_DIRECT from a view: pins land on the base's pages", case_odirect);
 	run_case("vmsplice from a view: the pipe holds the base's pages, compaction meanwhile",
 	         case_vmsplice);
+	run_case("swapoff after SWITCH_BASE moved swap entries", case_swapoff_after_switch_base);
+	run_case("CREATE flushes the TLB of the caller's view (a writer on the other CPU)",
+	         case_create_flushes_tlb);
 	run_case("SWITCH_BASE: the caller's view owns the memory, the old base can be deleted",
 	         case_switch_base);
+	run_case("SWITCH_BASE racing DELETE of the caller's view: exactly one wins",
+	         case_switch_base_races_delete);
 	run_case("SWITCH_BASE 20 times while a thread in a third view keeps counting",
 	         case_switch_base_under_load);
 	run_case("no leak: 10,000 view lifetimes, 1,000 processes exiting with views",

@@ -16,9 +16,8 @@
 
 /* mm->mmview_flags */
 #define MMVIEW_MM_MIRRORS	0	/* shared private ranges mirror the base */
-#define MMVIEW_MM_DELETED	1	/* MMVIEW_DELETE dropped its reference */
-#define MMVIEW_MM_LINKED	2	/* on the group's list of views */
-#define MMVIEW_MM_KEPT_TABLES	3	/* munmap() left page tables for exit_mmap() */
+#define MMVIEW_MM_LINKED	1	/* on the group's list of views */
+#define MMVIEW_MM_KEPT_TABLES	2	/* munmap() left page tables for exit_mmap() */
 
 /* mmview_mprotect_scope() */
 #define MMVIEW_ALL_VIEWS	0	/* a shared range: change every view */

@@ -5,10 +5,12 @@
 #
 # Files that do not exist upstream (atlas-base) are copied, at their final version, to
 # kernel/src/<path>; every commit in atlas-base..HEAD that changes upstream files becomes one
-# patch in kernel/patches/ (only those files), listed in order in kernel/patches/series; the
+# patch in kernel/patches/ (only those files), listed in order in kernel/patches/series, with a
+# cover letter (0000-cover-letter.patch, its text from kernel/cover-letter.txt); the
 # source version of atlas-base goes to kernel/linux-source.version (the version the series is
 # tested on, which `make deps` installs).
-# Afterwards it checks everything with checkpatch.pl --strict and says what it found.
+# Afterwards it checks everything with checkpatch.pl --strict and the kernel-doc of every C file
+# the series touches with kernel-doc -Wall, and says what it found.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 dir=$(cd "${1:?usage: kernel/export-series.sh DIR}" && pwd)
@@ -28,11 +30,19 @@ done
 rm -f "$root/kernel/patches/"*.patch
 excludes=()
 for f in "${new_files[@]}"; do excludes+=(":(exclude)$f"); done
-git format-patch -q --no-signature --zero-commit -o "$root/kernel/patches" atlas-base..HEAD -- . "${excludes[@]}"
+git -c user.name="atlas developer" -c user.email=dev@atlas.invalid format-patch -q --no-signature --zero-commit --cover-letter -o "$root/kernel/patches" atlas-base..HEAD -- . "${excludes[@]}"
+# The cover letter's subject and text: kernel/cover-letter.txt (first line, then the rest).
+python3 - "$root/kernel/patches/0000-cover-letter.patch" "$root/kernel/cover-letter.txt" <<'PY'
+import sys
+letter, text = sys.argv[1], open(sys.argv[2]).read().split('\n', 1)
+body = open(letter).read()
+body = body.replace('*** SUBJECT HERE ***', text[0]).replace('*** BLURB HERE ***', text[1].strip('\n'))
+open(letter, 'w').write(body)
+PY
 {
 	echo "# atlas kernel patch series, applied in this order by kernel/build.sh (patch -p1, no fuzz)."
 	echo "# Exported from a development tree by kernel/export-series.sh; new files are in kernel/src/."
-	(cd "$root/kernel/patches" && ls -1 ./*.patch 2>/dev/null | sed 's|^\./||')
+	(cd "$root/kernel/patches" && ls -1 ./*.patch 2>/dev/null | sed 's|^\./||' | grep -v '^0000-cover-letter')
 } >"$root/kernel/patches/series"
 
 echo "$base_version" >"$root/kernel/linux-source.version"
@@ -44,10 +54,26 @@ export PATH=/usr/bin:$PATH
 status=0
 for p in "$root"/kernel/patches/*.patch; do
 	[ -e "$p" ] || continue
+	case "$p" in */0000-cover-letter.patch) continue ;; esac
 	scripts/checkpatch.pl --strict -q "$p" || status=1
 done
 for f in "${new_files[@]}"; do
 	case "$f" in *.c | *.h) scripts/checkpatch.pl --strict -q -f "$f" || status=1 ;; esac
 done
 [ $status = 0 ] && echo "checkpatch --strict: clean" || echo "checkpatch --strict: see above"
+# kernel-doc of every C file the series touches (tools/ has none), and with -Wall of the files
+# it adds (upstream files have -Wall warnings of their own).
+mapfile -t c_files < <(git diff --name-only atlas-base HEAD -- '*.c' '*.h' ':(exclude)tools/**')
+mapfile -t new_c_files < <(git diff --name-only --diff-filter=A atlas-base HEAD -- '*.c' '*.h' ':(exclude)tools/**')
+doc_warnings=$( {
+	scripts/kernel-doc -none "${c_files[@]}"
+	scripts/kernel-doc -none -Wall "${new_c_files[@]}"
+} 2>&1)
+if [ -z "$doc_warnings" ]; then
+	echo "kernel-doc: clean (${#c_files[@]} files; -Wall on the ${#new_c_files[@]} new ones)"
+else
+	echo "$doc_warnings"
+	echo "kernel-doc: see above"
+	status=1
+fi
 exit $status

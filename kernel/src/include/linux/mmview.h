@@ -80,6 +80,8 @@ static inline void mmview_mm_init(struct mm_struct *mm)
  * VM_IO is not tested: a process with views maps no I/O memory (CREATE and
  * mmap() refuse it), and mlock_vma_pages_range() sets VM_IO on a VMA for a
  * moment, while its mirrors must still be known as such.
+ *
+ * Return: true if @vma's present PTEs are mirrors.
  */
 static inline bool mmview_vma_mirrors(const struct vm_area_struct *vma)
 {
@@ -122,6 +124,8 @@ bool mmview_refuses_notifier(struct mm_struct *mm,
  * The fields it sets (code, data, brk, stack, arguments, environment, auxv, exe_file) are
  * the process's: each view holds a copy made at CREATE, and changing one copy would make
  * the views disagree.
+ *
+ * Return: true while @mm has views.
  */
 static inline bool mmview_refuses_set_mm(struct mm_struct *mm)
 {
@@ -171,9 +175,10 @@ void mmview_free_kept_tables(struct mmu_gather *tlb, struct mm_struct *mm);
 
 /**
  * mmview_replays - whether a layout change of @mm must be replayed on its other views
- * @mm: the caller's view (current->mm), with the mmap write lock held
+ * @mm: the caller's view (current->mm), with the mmap lock held
  *
- * False for a process without views, with a single live view, and inside a replay.
+ * Return: false for a process without views, with a single live view, and inside a
+ * replay; true otherwise.
  */
 static inline bool mmview_replays(struct mm_struct *mm)
 {
@@ -183,6 +188,8 @@ static inline bool mmview_replays(struct mm_struct *mm)
 /**
  * mmview_keeps_page_tables - whether free_pgtables() must leave @mm's page tables in place
  * @mm: any mm
+ *
+ * Return: true for a view that mirrors the base or has kept its tables before.
  */
 static inline bool mmview_keeps_page_tables(struct mm_struct *mm)
 {

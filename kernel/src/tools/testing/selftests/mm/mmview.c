@@ -51,6 +51,25 @@ static char *map_pages(void)
 	return p == MAP_FAILED ? NULL : p;
 }
 
+/* PAGES pages, the first byte of page i holding i. */
+static char *map_numbered(void)
+{
+	char *p = map_pages();
+	int i;
+
+	for (i = 0; p && i < PAGES; i++)
+		p[i * getpagesize()] = i;
+	return p;
+}
+
+/* Create a view and move the calling thread into it: its id, or -1. */
+static long enter_new_view(void)
+{
+	long v = mmview(MMVIEW_CREATE, 0, 0);
+
+	return v > 0 && mmview(MMVIEW_MIGRATE, v, 0) == 0 ? v : -1;
+}
+
 TEST_F(views, operations_and_errors)
 {
 	long v;
@@ -81,15 +100,12 @@ TEST_F(views, operations_and_errors)
 TEST_F(views, shared_memory_is_one_memory)
 {
 	int page = getpagesize(), i;
-	char *p = map_pages();
+	char *p = map_numbered();
 	long v;
 
 	ASSERT_NE(NULL, p);
-	for (i = 0; i < PAGES; i++)
-		p[i * page] = i;
-	v = mmview(MMVIEW_CREATE, 0, 0);
+	v = enter_new_view();
 	ASSERT_GT(v, 0);
-	ASSERT_EQ(0, mmview(MMVIEW_MIGRATE, v, 0));
 	for (i = 0; i < PAGES; i++) {
 		EXPECT_EQ(i, p[i * page]);
 		p[i * page] = i + 1;
@@ -128,9 +144,8 @@ TEST_F(views, layout_changes_reach_every_view)
 	char *p;
 	long v;
 
-	v = mmview(MMVIEW_CREATE, 0, 0);
+	v = enter_new_view();
 	ASSERT_GT(v, 0);
-	ASSERT_EQ(0, mmview(MMVIEW_MIGRATE, v, 0));
 	p = map_pages();			/* mapped from the view */
 	ASSERT_NE(NULL, p);
 	p[0] = 'x';
@@ -152,9 +167,8 @@ TEST_F(views, fork_from_a_view)
 
 	ASSERT_NE(NULL, p);
 	p[0] = 'a';
-	v = mmview(MMVIEW_CREATE, 0, 0);
+	v = enter_new_view();
 	ASSERT_GT(v, 0);
-	ASSERT_EQ(0, mmview(MMVIEW_MIGRATE, v, 0));
 	p[page] = 'b';
 	pid = fork();
 	ASSERT_GE(pid, 0);
@@ -169,15 +183,12 @@ TEST_F(views, fork_from_a_view)
 TEST_F(views, switch_base)
 {
 	int page = getpagesize(), i;
-	char *p = map_pages();
+	char *p = map_numbered();
 	long v;
 
 	ASSERT_NE(NULL, p);
-	for (i = 0; i < PAGES; i++)
-		p[i * page] = i;
-	v = mmview(MMVIEW_CREATE, 0, 0);
+	v = enter_new_view();
 	ASSERT_GT(v, 0);
-	ASSERT_EQ(0, mmview(MMVIEW_MIGRATE, v, 0));
 	EXPECT_EQ(v, mmview(MMVIEW_SWITCH_BASE, 0, 0));
 	/* The old base is a view like any other now: it can go. */
 	EXPECT_EQ(0, mmview(MMVIEW_DELETE, 0, 0));

@@ -375,8 +375,19 @@ static bool op_process(enum op op, unsigned long *s)
 		return pid > 0 && waitpid(pid, NULL, 0) == pid;
 	case OP_EXEC:
 		/* Rare: the victim ends here, through exec from whatever view this thread is in. */
-		if (pick(s, 128) == 0)
+		if (pick(s, 128) == 0) {
+			sigset_t usr1;
+
+			/*
+			 * The exec target starts with the default action for SIGUSR1: one that
+			 * another thread sent meanwhile stays blocked (the mask survives exec).
+			 */
+			sigemptyset(&usr1);
+			sigaddset(&usr1, SIGUSR1);
+			pthread_sigmask(SIG_BLOCK, &usr1, NULL);
 			execl(self_path, "mmview_fuzz", "--exec-target", (char *)NULL);
+			pthread_sigmask(SIG_UNBLOCK, &usr1, NULL);
+		}
 		return false;
 	case OP_SIGNAL:
 		if (pick(s, 2))

@@ -50,7 +50,7 @@ main() {
 	pkg_version=$(dpkg-query -W -f='${Version}' linux-source-6.12 2>/dev/null) ||
 		die "cannot read the version of package linux-source-6.12: run 'make deps'"
 	# The version the series was exported on and is tested on (kernel/export-series.sh writes it).
-	tested_version=$(sed -e 's/#.*//' -e '/^[[:space:]]*$/d' "$kdir/linux-source.version" | head -n1)
+	tested_version=$(<"$kdir/linux-source.version")
 
 	# The patch series: kernel/patches/series lists patch files in order; '#' starts a comment.
 	mapfile -t series < <(sed -e 's/#.*//' -e 's/[[:space:]]*$//' -e '/^$/d' "$kdir/patches/series")

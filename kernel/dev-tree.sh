@@ -23,7 +23,7 @@ die() { echo "kernel/dev-tree.sh: $*" >&2; exit 1; }
 src_tar=/usr/src/linux-source-6.12.tar.xz
 [ -r "$src_tar" ] || die "$src_tar missing: run 'make deps'"
 version=$(dpkg-query -W -f='${Version}' linux-source-6.12)
-tested=$(sed -e 's/#.*//' -e '/^[[:space:]]*$/d' "$root/kernel/linux-source.version" | head -n1)
+tested=$(<"$root/kernel/linux-source.version")
 if [ "$version" != "$tested" ] && [ $rebase = 0 ]; then
 	echo "kernel/dev-tree.sh: note: the series was exported on linux-source-6.12 $tested, this is $version; if a patch does not apply, start again with --rebase" >&2
 fi

@@ -26,7 +26,7 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # Debian's point releases replace the package, so that version is installed while the archive
 # has it, and the newest otherwise (kernel/build.sh then says whether the series applies).
 source_pkg=linux-source-6.12
-source_version=$(sed -e 's/#.*//' -e '/^[[:space:]]*$/d' "$root/kernel/linux-source.version" | head -n1)
+source_version=$(<"$root/kernel/linux-source.version")
 installed() { dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null; }
 as_root() {
 	if [ "$(id -u)" = 0 ]; then

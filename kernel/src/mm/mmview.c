@@ -526,57 +526,64 @@ int mmview_mprotect_scope(struct mm_struct *mm, unsigned long start,
  * ranges, shared mappings, the base's own ranges) is advised in @mm. @mm need not be
  * current->mm (process_madvise()).
  *
+ * @fn may drop and retake the mmap lock (MADV_REMOVE, MADV_WILLNEED on files, as
+ * madvise_walk_vmas() allows): the layout, and even which view is the base, may then have
+ * changed. So the range is cut into runs one at a time, each found afresh after the last
+ * was advised, and nothing found before a call to @fn is used after it.
+ *
  * Return: 0, @fn's first error, or -ENOMEM if part of the range is unmapped (the mapped
  * parts are advised all the same, as madvise() does).
  */
 int mmview_advise_owners(struct mm_struct *mm, unsigned long start,
 			 unsigned long end, int behavior, mmview_advise_fn fn)
 {
-	VMA_ITERATOR(vmi, mm, start);
-	struct mm_struct *base = mm->mmview_group->base, *run_mm = NULL;
-	unsigned long addr = start, run_start = 0;
-	struct vm_area_struct *vma;
+	unsigned long addr = start;
 	bool hole = false;
 	int err;
 
 	mmap_assert_locked(mm);
-	if (mm == base)
-		return fn(mm, start, end, behavior);
-	/* Runs of consecutive mapped pages with one owner, each advised at once. */
-	for_each_vma_range(vmi, vma, end) {
-		unsigned long from = max(vma->vm_start, start);
-		struct mm_struct *owner = mmview_vma_mirrors(vma) ? base : mm;
+	while (addr < end) {
+		VMA_ITERATOR(vmi, mm, addr);
+		struct mm_struct *base = mm->mmview_group->base, *owner = NULL;
+		unsigned long run_start = addr, run_end = addr;
+		struct vm_area_struct *vma;
 
-		if (from != addr)
+		if (mm == base)
+			return fn(mm, addr, end, behavior) ?: (hole ? -ENOMEM : 0);
+		/* The next run of consecutive mapped pages with one owner. */
+		for_each_vma_range(vmi, vma, end) {
+			struct mm_struct *vma_owner = mmview_vma_mirrors(vma) ? base : mm;
+
+			if (owner && (vma_owner != owner || vma->vm_start != run_end))
+				break;
+			/*
+			 * mseal() decides on the caller's VMA: its protection key checks
+			 * see the caller's mm, to which the base's VMAs are foreign.
+			 * Like madvise_walk_vmas(), what came before is still advised:
+			 * the run ends here, and the next one starts with this VMA.
+			 */
+			if (vma_owner == base && !can_modify_vma_madv(vma, behavior)) {
+				if (!owner)
+					return -EPERM;
+				break;
+			}
+			if (!owner) {
+				owner = vma_owner;
+				run_start = max(vma->vm_start, addr);
+			}
+			run_end = min(vma->vm_end, end);
+		}
+		if (!owner)
+			return -ENOMEM;	/* nothing mapped in [addr, end) */
+		/* A hole anywhere in the range, as madvise_walk_vmas() reports it. */
+		if (run_start != addr)
 			hole = true;
-		/*
-		 * mseal() decides on the caller's VMA: its protection key checks
-		 * see the caller's mm, to which the base's VMAs are foreign.
-		 * Like madvise_walk_vmas(), what came before is still advised.
-		 */
-		if (owner == base && !can_modify_vma_madv(vma, behavior)) {
-			err = run_mm ? fn(run_mm, run_start, addr, behavior) : 0;
-			return err ?: -EPERM;
-		}
-		if (run_mm && (owner != run_mm || from != addr)) {
-			err = fn(run_mm, run_start, addr, behavior);
-			if (err)
-				return err;
-			run_mm = NULL;
-		}
-		if (!run_mm) {
-			run_mm = owner;
-			run_start = from;
-		}
-		addr = min(vma->vm_end, end);
-	}
-	if (run_mm) {
-		err = fn(run_mm, run_start, addr, behavior);
+		err = fn(owner, run_start, run_end, behavior);
 		if (err)
 			return err;
+		addr = run_end;
 	}
-	/* A hole anywhere in the range, as madvise_walk_vmas() reports it. */
-	return hole || addr != end ? -ENOMEM : 0;
+	return hole ? -ENOMEM : 0;
 }
 
 /*

@@ -10,6 +10,8 @@
  * Each case runs in a child process of its own (views_case.h).
  */
 #define _GNU_SOURCE
+#include <pthread.h>
+#include <stdatomic.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 
@@ -355,6 +357,70 @@ static void case_madvise_content(void)
 	EXPECT(shared[3 * page] == 0, "the mapped part after the hole was advised");
 }
 
+/* Splits and merges VMAs in the base until told to stop: every view's VMA tree changes. */
+static void *churn_layout(void *arg)
+{
+	atomic_bool *stop = arg;
+	char *p = map_anon(64);
+	int i = 0;
+
+	if (!p)
+		return NULL;
+	while (!atomic_load(stop)) {
+		/* Every other page read-only, then all writable again: 32 splits, then merges. */
+		mprotect(p + (i % 2) * page, page, PROT_READ);
+		if (++i % 64 == 0)
+			mprotect(p, 64 * page, PROT_READ | PROT_WRITE);
+	}
+	munmap(p, 64 * page);
+	return NULL;
+}
+
+/*
+ * MADV_REMOVE drops the mmap lock while it punches the hole in a shared file: the walk over
+ * the owners of a range must not go on with what it found before. Here, from a view, over
+ * [shared memfd | private (the base's) | shared memfd], while another thread keeps changing
+ * the layout: the first part is punched, the private part refuses (EINVAL) and stops the walk,
+ * every time.
+ */
+static void case_madvise_remove_racing_layout(void)
+{
+	const size_t part = 256;
+	long ids[2] = {0}, r;
+	atomic_bool stop = false;
+	pthread_t churn;
+	int fd, i, wrong = 0;
+	char *p;
+
+	fd = memfd_create("remove", 0);
+	EXPECT(fd >= 0 && ftruncate(fd, 2 * part * page) == 0, "memfd (%s)", strerror(errno));
+	p = map_anon(3 * part);
+	EXPECT(p, "mmap");
+	if (fd < 0 || !p)
+		return;
+	EXPECT(mmap(p, part * page, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd, 0) == p &&
+		       mmap(p + 2 * part * page, part * page, PROT_READ | PROT_WRITE,
+			    MAP_SHARED | MAP_FIXED, fd, part * page) == p + 2 * part * page,
+	       "map the memfd around the private part (%s)", strerror(errno));
+	create_views(ids, 2);
+	EXPECT(pthread_create(&churn, NULL, churn_layout, &stop) == 0, "pthread_create");
+	mmview_migrate(ids[1]);
+	for (i = 0; i < 50 && !wrong; i++) {
+		memset(p, 'r', part * page);
+		p[2 * part * page] = 'k';
+		r = madvise(p, 3 * part * page, MADV_REMOVE);
+		if (!fails_with(r, EINVAL) || p[0] != 0 || p[(part - 1) * page] != 0 ||
+		    p[2 * part * page] != 'k') {
+			EXPECT(false, "round %d: MADV_REMOVE got %s, first part %d %d, last part %d",
+			       i, err_name(r), p[0], p[(part - 1) * page], p[2 * part * page]);
+			wrong = 1;
+		}
+	}
+	atomic_store(&stop, true);
+	pthread_join(churn, NULL);
+	EXPECT(layouts_equal(ids, 2), "one layout after the churn");
+}
+
 static void case_madvise_flags(void)
 {
 	long ids[3] = {0}, r;
@@ -523,7 +589,7 @@ static void case_single_view_again(void)
 int main(void)
 {
 	page = sysconf(_SC_PAGESIZE);
-	tap_plan(9);
+	tap_plan(10);
 	run_case("mremap from views moves, shrinks and grows every view; one memory after",
 	         case_mremap_moves_every_view);
 	run_case("MREMAP_FIXED over a mapping and MREMAP_DONTUNMAP from a view",
@@ -533,6 +599,8 @@ int main(void)
 	         case_mremap_churn);
 	run_case("content advice on shared memory acts on the base; unshared on the view",
 	         case_madvise_content);
+	run_case("MADV_REMOVE from a view over three owners while the layout changes",
+	         case_madvise_remove_racing_layout);
 	run_case("flag advice (DONTFORK, WIPEONFORK, DONTDUMP, RANDOM) holds in every view",
 	         case_madvise_flags);
 	run_case("mlock, munlock, mlock2, mlockall, munlockall from views", case_mlock);

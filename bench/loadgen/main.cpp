@@ -128,7 +128,8 @@ int main(int argc, char **argv)
 		long_keys,
 		no_setup,
 		log,
-		json_opt
+		json_opt,
+		help
 	};
 	static const option longopts[] = {{"server", required_argument, nullptr, server},
 	                                  {"rate", required_argument, nullptr, rate},
@@ -147,6 +148,7 @@ int main(int argc, char **argv)
 	                                  {"no-setup", no_argument, nullptr, no_setup},
 	                                  {"log", required_argument, nullptr, log},
 	                                  {"json", no_argument, nullptr, json_opt},
+	                                  {"help", no_argument, nullptr, help},
 	                                  {nullptr, 0, nullptr, 0}};
 	optind = 2;
 	for (int c; (c = getopt_long(argc, argv, "", longopts, nullptr)) != -1;) {

@@ -19,6 +19,8 @@ packages=(
 	python3 python3-ply python3-git  # checkpatch.pl (spdxcheck)
 	# guest runner (guest/run)
 	qemu-system-x86 busybox-static cpio
+	# benchmark scripts (bench/)
+	jq
 )
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)

@@ -4,8 +4,9 @@
 // At load it creates the process's Runtime (with the stack check as its quiescence check) and
 // the control socket server. It interposes pthread_create (threads register before the start
 // routine and unregister at exit) and the calls where threads idle. Each wrapper records the
-// thread's stack, announces "blocked", makes the real call and, in blocking_exit(), completes
-// the handshake before the application runs again. Nothing here exits, aborts or throws.
+// thread's registers (for the patcher to unwind its stack if it must), announces "blocked",
+// makes the real call and, in blocking_exit(), completes the handshake before the application
+// runs again. Nothing here exits, aborts or throws.
 //
 // Kicks (wait-free mode only): the runtime's patcher sends the kick signal (a real-time signal
 // this library owns) to threads blocked in a wrapped call outside the target view. The signal
@@ -285,6 +286,23 @@ struct ErrnoEintr {
 	}
 };
 
+// Application signal handlers running on this thread (handler_trampoline). A handler that
+// leaves by longjmp does not count itself out; in_signal_handler() then finds out by
+// unwinding, which only such a thread pays.
+thread_local volatile sig_atomic_t tl_handler_depth ATLAS_TLS_IE = 0;
+
+bool in_signal_handler() noexcept
+{
+	if (tl_handler_depth == 0)
+		return false;
+	preload::StackTrace trace;
+	preload::capture_current(trace);
+	if (trace.signal_frame || trace.failed)
+		return true;
+	tl_handler_depth = 0; // left by longjmp
+	return false;
+}
+
 // A blocking call made by a registered thread outside signal handlers: bracketed.
 //
 // `attempt(kicks)` makes the real call once; `kicks` says whether the kick signal may
@@ -303,13 +321,14 @@ auto bracketed(Kick kick, bool restartable, Attempt &&attempt, Eintr eintr = {})
 	if (!ctx.stack || ctx.inside || !active.load(std::memory_order_relaxed))
 		return attempt(false);
 	ctx.inside = true;
-	preload::StackTrace trace;
-	preload::capture_current(trace);
-	if (trace.signal_frame) { // never a quiescence point: just the call
+	if (in_signal_handler()) { // never a quiescence point: just the call
 		ctx.inside = false;
 		return attempt(false);
 	}
-	ctx.stack->publish(trace);
+	// Only the registers: the patcher unwinds from them if a transition needs this thread
+	// while it is blocked (BlockedStack); the scope ends the record on every way out.
+	ctx.stack->enter();
+	preload::BlockedScope blocked_scope(ctx.stack);
 	atlas::blocking_enter();
 	ctx.blocked = true;
 	const bool kicks = kick_signal != 0 && kick != Kick::none;
@@ -341,7 +360,7 @@ auto bracketed(Kick kick, bool restartable, Attempt &&attempt, Eintr eintr = {})
 			errno = saved;
 			return result;
 		}
-		// Kicked: migrate now (the stack is the one published on entry), then go back into
+		// Kicked: migrate now (the stack is the one recorded on entry), then go back into
 		// the call.
 		ctx.blocked = false;
 		atlas::blocking_exit();
@@ -819,9 +838,12 @@ void handler_trampoline(int sig, siginfo_t *info, void *ucontext)
 	ThreadContext &ctx = tl_context;
 	const bool was_blocked = ctx.blocked;
 	if (was_blocked) {
+		// The handler may leave by longjmp: the blocked frame's record ends here.
+		ctx.stack->leave();
 		ctx.blocked = false;
 		atlas::blocking_exit();
 	}
+	tl_handler_depth = tl_handler_depth + 1;
 	void *fn = app_handlers[sig].fn.load(std::memory_order_acquire);
 	const int flags = app_handlers[sig].flags.load(std::memory_order_relaxed);
 	// Tells an interrupted wrapper that this EINTR would be the application's own.
@@ -834,8 +856,10 @@ void handler_trampoline(int sig, siginfo_t *info, void *ucontext)
 	else if (fn)
 		reinterpret_cast<void (*)(int)>(fn)(sig);
 	saved = errno;
+	tl_handler_depth = tl_handler_depth - 1;
 	if (was_blocked) {
-		// Back into the interrupted call: its stack snapshot is valid again.
+		// Back into the interrupted call: its frame, recorded on entry, is intact.
+		ctx.stack->reenter();
 		atlas::blocking_enter();
 		ctx.blocked = true;
 	}

@@ -3,15 +3,24 @@
 #include "stack_check.hpp"
 
 #include <algorithm>
+#include <climits>
 #include <cstdio>
+#include <cstring>
 #include <dlfcn.h>
 #include <fmt/format.h>
 #include <libunwind.h>
+#include <linux/futex.h>
 #include <mutex>
 #include <new>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 namespace atlas::preload
 {
+
+std::atomic<int (*)(void *)> detail::getcontext_fn{nullptr};
+static_assert(sizeof(unw_context_t) <= detail::context_size && alignof(unw_context_t) <= 16,
+              "BlockedStack's room for a context is too small for this libunwind");
 
 namespace
 {
@@ -69,6 +78,8 @@ void open_unwinder() noexcept
 	if (!u.dyn_register || !u.dyn_cancel)
 		u.dyn_register = nullptr, u.dyn_cancel = nullptr;
 	unwinder = u;
+	detail::getcontext_fn.store(reinterpret_cast<int (*)(void *)>(u.getcontext),
+	                            std::memory_order_relaxed);
 }
 
 } // namespace
@@ -120,16 +131,18 @@ void cancel_frames(void *registration) noexcept
 	delete di;
 }
 
-void capture_current(StackTrace &out) noexcept
+namespace
+{
+
+// Unwinds from `context` (the calling thread's, or a blocked thread's: BlockedStack).
+void walk(unw_context_t *context, StackTrace &out) noexcept
 {
 	out.depth = 0;
 	out.signal_frame = false;
 	out.truncated = false;
 	out.failed = false;
-	unw_context_t context;
 	unw_cursor_t cursor;
-	if (!init_unwinder(nullptr) || unwinder.getcontext(&context) != 0 ||
-	    unwinder.init_local(&cursor, &context) != 0) {
+	if (unwinder.init_local(&cursor, context) != 0) {
 		out.failed = true;
 		return;
 	}
@@ -154,6 +167,25 @@ void capture_current(StackTrace &out) noexcept
 			break;
 		}
 	}
+}
+
+long futex(std::atomic<std::uint32_t> *word, int op, std::uint32_t value) noexcept
+{
+	return syscall(SYS_futex, reinterpret_cast<std::uint32_t *>(word), op, value, nullptr,
+	               nullptr, 0);
+}
+
+} // namespace
+
+void capture_current(StackTrace &out) noexcept
+{
+	unw_context_t context;
+	if (!init_unwinder(nullptr) || unwinder.getcontext(&context) != 0) {
+		out = StackTrace{};
+		out.failed = true;
+		return;
+	}
+	walk(&context, out);
 }
 
 std::string check(const StackTrace &trace, const std::vector<AddressRange> &ranges)
@@ -193,33 +225,44 @@ std::string check_current(const std::vector<AddressRange> &ranges)
 	return check(trace, ranges);
 }
 
-// A sequence lock without fences (TSan does not model them): the data stores are releases
-// ordered after the odd sequence number, the data loads acquires ordered before the re-check.
-void BlockedStack::publish(const StackTrace &trace) noexcept
+void BlockedStack::leave() noexcept
 {
-	const std::uint32_t s = seq_.load(std::memory_order_relaxed);
-	seq_.store(s + 1, std::memory_order_relaxed);
-	for (std::size_t i = 0; i < trace.depth; i++)
-		ip_[i].store(trace.ip[i], std::memory_order_release);
-	depth_.store(trace.depth, std::memory_order_release);
-	signal_frame_.store(trace.signal_frame, std::memory_order_release);
-	truncated_.store(trace.truncated, std::memory_order_release);
-	failed_.store(trace.failed, std::memory_order_release);
-	seq_.store(s + 2, std::memory_order_release);
+	const int saved = errno;
+	std::uint32_t s = state_.load(std::memory_order_acquire);
+	for (;;) {
+		if (s == running)
+			break;
+		if (s == blocked) {
+			if (state_.compare_exchange_weak(s, running, std::memory_order_acq_rel))
+				break;
+			continue;
+		}
+		// Being unwound: tell the patcher to wake this thread, and sleep until it does.
+		if (s == inspecting &&
+		    !state_.compare_exchange_weak(s, inspecting_waited, std::memory_order_acq_rel))
+			continue;
+		futex(&state_, FUTEX_WAIT_PRIVATE, inspecting_waited);
+		s = state_.load(std::memory_order_acquire);
+	}
+	errno = saved;
 }
 
-bool BlockedStack::read(StackTrace &out) const noexcept
+bool BlockedStack::inspect(StackTrace &out) noexcept
 {
-	const std::uint32_t before = seq_.load(std::memory_order_acquire);
-	if (before & 1)
+	std::uint32_t expected = blocked;
+	if (!state_.compare_exchange_strong(expected, inspecting, std::memory_order_acq_rel))
 		return false;
-	out.depth = std::min(depth_.load(std::memory_order_acquire), max_frames);
-	for (std::size_t i = 0; i < out.depth; i++)
-		out.ip[i] = ip_[i].load(std::memory_order_acquire);
-	out.signal_frame = signal_frame_.load(std::memory_order_acquire);
-	out.truncated = truncated_.load(std::memory_order_acquire);
-	out.failed = failed_.load(std::memory_order_acquire);
-	return seq_.load(std::memory_order_relaxed) == before;
+	if (has_context_) {
+		unw_context_t context;
+		std::memcpy(&context, context_, sizeof(context));
+		walk(&context, out);
+	} else {
+		out = StackTrace{};
+		out.failed = true;
+	}
+	if (state_.exchange(blocked, std::memory_order_acq_rel) == inspecting_waited)
+		futex(&state_, FUTEX_WAKE_PRIVATE, INT_MAX);
+	return true;
 }
 
 BlockedStack *BlockedStacks::add(pid_t tid) noexcept
@@ -272,8 +315,8 @@ std::string BlockedStacks::check(pid_t tid, const std::vector<AddressRange> &ran
 		if (it == stacks_.end())
 			return "blocked, but its stack was never recorded (a thread the preload "
 			       "library did not start)";
-		if (!it->second->read(trace))
-			return "entering a blocking call: stack being recorded";
+		if (!it->second->inspect(trace))
+			return "entering or leaving a blocking call";
 	}
 	return preload::check(trace, ranges);
 }

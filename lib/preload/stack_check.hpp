@@ -60,15 +60,48 @@ std::string check(const StackTrace &trace, const std::vector<AddressRange> &rang
 // RuntimeOptions::may_complete for the calling thread, for a change touching `ranges`.
 std::string check_current(const std::vector<AddressRange> &ranges);
 
-// The stack a thread had when it entered a blocking call, readable by the patcher while the
-// thread is blocked (RuntimeOptions::blocked_may_count). Written only by its thread; a
-// sequence lock lets the patcher detect a snapshot rewritten under it.
+namespace detail
+{
+// libunwind's getcontext, once init_unwinder() found it (null before, or without libunwind).
+extern std::atomic<int (*)(void *)> getcontext_fn;
+constexpr std::size_t context_size = 1024; // >= sizeof(unw_context_t), checked in the .cpp
+} // namespace detail
+
+// Where a thread blocked in a wrapped call has its stack, for the patcher to check
+// (RuntimeOptions::blocked_may_count).
+//
+// Unwinding costs microseconds and most blocking calls end before any transition needs to
+// know, so the thread records only its registers on entry (enter(): a getcontext, some tens
+// of nanoseconds) and the patcher unwinds from them when it asks (inspect()). That is valid
+// while the frame that called enter() is active, and its callers unchanged: the thread is
+// then inside the blocking call, which only uses the stack below that frame. A small state
+// machine keeps it so: inspect() holds the thread at leave() (the call returned, the frame is
+// about to go) until the unwinding is done, so the thread waits for at most one unwinding,
+// and only while a transition is pending; otherwise leave() is one compare-and-swap.
 class BlockedStack
 {
 public:
-	void publish(const StackTrace &trace) noexcept;
-	// False if the snapshot changed while being read (the thread is entering a new call).
-	bool read(StackTrace &out) const noexcept;
+	// The calling function is about to block, in a call whose frame stays active until it
+	// calls leave(). Inlined always, so that the registers recorded are its own. Never
+	// from a signal handler that may leave by longjmp (the frame would vanish unannounced).
+	__attribute__((always_inline)) void enter() noexcept
+	{
+		auto get = detail::getcontext_fn.load(std::memory_order_relaxed);
+		has_context_ = get && get(context_) == 0;
+		state_.store(blocked, std::memory_order_release);
+	}
+	// The blocking call returned (or the frame is being unwound): after this the stack may
+	// change. Waits for an inspection in progress. Async-signal-safe.
+	void leave() noexcept;
+	// Blocked again after leave(), in the same frame as the last enter(): a signal handler
+	// that interrupted the call returned into it. Async-signal-safe.
+	void reenter() noexcept
+	{
+		state_.store(blocked, std::memory_order_release);
+	}
+	// The patcher: unwinds the thread's stack from its enter(), holding the thread at
+	// leave() meanwhile. False if the thread is not blocked (entering or leaving a call).
+	bool inspect(StackTrace &out) noexcept;
 
 	// The preload's kicks: set by the patcher when it sends one, cleared by the thread's kick
 	// handler, so that at most one kick is queued per thread (the kick signal is a real-time
@@ -76,15 +109,37 @@ public:
 	std::atomic<bool> kick_pending{false};
 
 private:
-	std::atomic<std::uint32_t> seq_{0};
-	std::atomic<std::uintptr_t> ip_[max_frames] = {};
-	std::atomic<std::size_t> depth_{0};
-	std::atomic<bool> signal_frame_{false};
-	std::atomic<bool> truncated_{false};
-	std::atomic<bool> failed_{true}; // nothing published yet
+	enum : std::uint32_t {
+		running,           // no frame recorded
+		blocked,           // the frame of enter() is active: the patcher may inspect it
+		inspecting,        // the patcher is unwinding it
+		inspecting_waited, // ... and the thread waits in leave() for the end
+	};
+	alignas(16) unsigned char context_[detail::context_size] = {};
+	bool has_context_ = false;
+	std::atomic<std::uint32_t> state_{running};
 };
 
-// Blocked-call snapshots by thread id.
+// Leaves the blocked state when the scope ends, however it ends (a return, or the forced
+// unwinding of pthread_cancel inside the blocking call).
+class BlockedScope
+{
+public:
+	explicit BlockedScope(BlockedStack *stack) noexcept : stack_(stack) {}
+	~BlockedScope()
+	{
+		if (stack_)
+			stack_->leave();
+	}
+	BlockedScope(const BlockedScope &) = delete;
+	BlockedScope &operator=(const BlockedScope &) = delete;
+
+private:
+	BlockedStack *stack_;
+};
+
+// The blocked-call records of the registered threads, by thread id. The lock is taken to add
+// and remove a thread (its start and exit) and by the patcher, never on a wrapped call.
 class BlockedStacks
 {
 public:

@@ -999,7 +999,7 @@ TEST(Loader, FiniArrayRunsBeforeTheTextIsUnmapped)
 
 // The preload's stack check through a patched function (libunwind's dynamic registration of
 // the patch's frames, preload::register_frames): a thread blocked in a wrapped call below the
-// patched cxx_visit publishes its stack on entry, as the preload's wrappers do; the patcher's
+// patched cxx_visit records its registers on entry, as the preload's wrappers do; the patcher's
 // check finds the patch's text and, above it, the library caller, and lets a change of
 // unrelated functions through (a stack that stopped at the patch's frame would be refused).
 std::atomic<int> blocked_phase{0};
@@ -1008,12 +1008,12 @@ pid_t blocked_tid;
 
 int blocking_callback(int x)
 {
-	atlas::preload::StackTrace trace;
-	atlas::preload::capture_current(trace); // what a wrapper does before blocking
-	blocked_stacks->add(blocked_tid)->publish(trace);
+	atlas::preload::BlockedStack *stack = blocked_stacks->add(blocked_tid);
+	stack->enter(); // what a wrapper does before blocking
 	blocked_phase = 1;
 	while (blocked_phase.load() != 2) // "blocked in the call"
 		std::this_thread::sleep_for(std::chrono::milliseconds(1));
+	stack->leave();
 	return x;
 }
 

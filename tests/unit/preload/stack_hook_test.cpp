@@ -7,6 +7,7 @@
 #include <csignal>
 #include <gtest/gtest.h>
 #include <pthread.h>
+#include <thread>
 
 using namespace atlas_test;
 
@@ -36,14 +37,13 @@ std::atomic<bool> release_blocked{false};
 __attribute__((noinline, section("atlas_hook_test"))) void
 replaced_blocking(atlas::preload::BlockedStack *stack)
 {
-	atlas::preload::StackTrace trace;
-	atlas::preload::capture_current(trace);
-	stack->publish(trace);
+	stack->enter(); // what a wrapper does before blocking
 	atlas::blocking_enter();
 	inside = true;
 	while (!release_blocked.load())
 		std::this_thread::sleep_for(1ms);
 	atlas::blocking_exit();
+	stack->leave();
 	inside = false;
 	asm volatile("" ::: "memory");
 }
@@ -124,6 +124,75 @@ TEST(StackCheck, SeesSignalFrames)
 	EXPECT_NE(atlas::preload::check(trace, {}).find("signal handler"), std::string::npos);
 }
 
+TEST(BlockedStack, NotBlockedIsNotInspected)
+{
+	atlas::preload::BlockedStack stack;
+	atlas::preload::StackTrace trace;
+	EXPECT_FALSE(stack.inspect(trace));
+	stack.enter();
+	stack.leave();
+	EXPECT_FALSE(stack.inspect(trace));
+}
+
+// One "blocking call": records, spins a little, leaves. In the test's section, so that the
+// patcher can tell its frame.
+__attribute__((noinline, section("atlas_hook_test"))) void
+blocked_briefly(atlas::preload::BlockedStack *stack, int spin)
+{
+	stack->enter();
+	for (int i = 0; i < spin; i++)
+		asm volatile("" ::: "memory");
+	stack->leave();
+	asm volatile("" ::: "memory");
+}
+
+// Overwrites the stack where blocked_briefly's frame was, as any later call would.
+__attribute__((noinline)) void scribble(int depth)
+{
+	volatile unsigned char buf[256];
+	for (auto &b : buf)
+		b = 0xa5;
+	if (depth > 0)
+		scribble(depth - 1);
+}
+
+// The patcher unwinds a thread's stack from the registers it recorded, while the thread
+// runs on. Every inspection that succeeds must see the frame that recorded them, whole: the
+// thread may not leave it (and scribble over it) before the unwinding ends.
+TEST(BlockedStack, InspectionHoldsTheFrameItUnwinds)
+{
+	std::string error;
+	ASSERT_TRUE(atlas::preload::init_unwinder(&error)) << error;
+	atlas::preload::BlockedStack stack;
+	std::atomic<bool> stop{false};
+	std::thread thread([&] {
+		for (int round = 0; !stop.load(); round++) {
+			blocked_briefly(&stack, round % 64);
+			scribble(3);
+		}
+	});
+	const auto range = replaced_range();
+	int inspected = 0, bad = 0;
+	const auto until = std::chrono::steady_clock::now() + 1s;
+	while (std::chrono::steady_clock::now() < until) {
+		atlas::preload::StackTrace trace;
+		if (!stack.inspect(trace))
+			continue;
+		inspected++;
+		bool in_frame = false, garbage = false;
+		for (std::size_t i = 0; i < trace.depth; i++) {
+			in_frame |= trace.ip[i] >= range.start && trace.ip[i] < range.end;
+			garbage |= (trace.ip[i] & 0xffffffffu) == 0xa5a5a5a5u;
+		}
+		if (trace.failed || trace.truncated || !in_frame || garbage)
+			bad++;
+	}
+	stop = true;
+	thread.join();
+	EXPECT_GT(inspected, 0);
+	EXPECT_EQ(bad, 0) << "of " << inspected << " inspections";
+}
+
 TEST_F(Fixture, PointInsideReplacedFunctionIsRefusedThenCompletes)
 {
 	Target t;
@@ -170,13 +239,12 @@ TEST_F(Fixture, BlockedInsideReplacedFunctionIsLaggingThenCounts)
 		auto *stack = stacks.add(gettid());
 		replaced_blocking(stack);
 		// Blocked again, outside the replaced function: counts.
-		atlas::preload::StackTrace trace;
-		atlas::preload::capture_current(trace);
-		stack->publish(trace);
+		stack->enter();
 		atlas::blocking_enter();
 		while (!done.load())
 			std::this_thread::sleep_for(1ms);
 		atlas::blocking_exit();
+		stack->leave();
 		stacks.remove(gettid());
 	});
 	ASSERT_TRUE(eventually([&] { return inside.load(); }));
@@ -213,13 +281,12 @@ TEST_F(Fixture, BlockingEnterWakesPatcher)
 		while (!go.load())
 			std::this_thread::sleep_for(1ms);
 		std::this_thread::sleep_for(100ms);
-		atlas::preload::StackTrace trace;
-		atlas::preload::capture_current(trace);
-		stack->publish(trace);
+		stack->enter();
 		atlas::blocking_enter();
 		while (!done.load())
 			std::this_thread::sleep_for(1ms);
 		atlas::blocking_exit();
+		stack->leave();
 		stacks.remove(gettid());
 	});
 	go = true;

@@ -38,11 +38,13 @@
 #include <pthread.h>
 #include <semaphore.h>
 #include <sys/epoll.h>
+#include <sys/file.h>
 #include <sys/select.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -77,6 +79,26 @@ struct Real {
 	int (*pthread_cond_wait)(pthread_cond_t *, pthread_mutex_t *);
 	int (*pthread_cond_timedwait)(pthread_cond_t *, pthread_mutex_t *, const timespec *);
 	int (*sem_wait)(sem_t *);
+	int (*sem_timedwait)(sem_t *, const timespec *);
+	int (*pause)();
+	ssize_t (*readv)(int, const iovec *, int);
+	ssize_t (*pread)(int, void *, size_t, off_t);
+	ssize_t (*write)(int, const void *, size_t);
+	ssize_t (*writev)(int, const iovec *, int);
+	ssize_t (*pwrite)(int, const void *, size_t, off_t);
+	int (*connect)(int, const sockaddr *, socklen_t);
+	int (*pthread_mutex_lock)(pthread_mutex_t *);
+	int (*pthread_mutex_trylock)(pthread_mutex_t *);
+	int (*pthread_mutex_timedlock)(pthread_mutex_t *, const timespec *);
+	int (*pthread_rwlock_rdlock)(pthread_rwlock_t *);
+	int (*pthread_rwlock_tryrdlock)(pthread_rwlock_t *);
+	int (*pthread_rwlock_wrlock)(pthread_rwlock_t *);
+	int (*pthread_rwlock_trywrlock)(pthread_rwlock_t *);
+	int (*pthread_barrier_wait)(pthread_barrier_t *);
+	int (*pthread_join)(pthread_t, void **);
+	pid_t (*waitpid)(pid_t, int *, int);
+	int (*waitid)(idtype_t, id_t, siginfo_t *, int);
+	int (*flock)(int, int);
 	int (*sigwait)(const sigset_t *, int *);
 	int (*sigwaitinfo)(const sigset_t *, siginfo_t *);
 	int (*sigtimedwait)(const sigset_t *, siginfo_t *, const timespec *);
@@ -175,6 +197,26 @@ bool resolve_all() noexcept
 	ok &= resolve(real.pthread_cond_wait, "pthread_cond_wait", "GLIBC_2.3.2");
 	ok &= resolve(real.pthread_cond_timedwait, "pthread_cond_timedwait", "GLIBC_2.3.2");
 	ok &= resolve(real.sem_wait, "sem_wait");
+	ok &= resolve(real.sem_timedwait, "sem_timedwait");
+	ok &= resolve(real.pause, "pause");
+	ok &= resolve(real.readv, "readv");
+	ok &= resolve(real.pread, "pread64");
+	ok &= resolve(real.write, "write");
+	ok &= resolve(real.writev, "writev");
+	ok &= resolve(real.pwrite, "pwrite64");
+	ok &= resolve(real.connect, "connect");
+	ok &= resolve(real.pthread_mutex_lock, "pthread_mutex_lock");
+	ok &= resolve(real.pthread_mutex_trylock, "pthread_mutex_trylock");
+	ok &= resolve(real.pthread_mutex_timedlock, "pthread_mutex_timedlock");
+	ok &= resolve(real.pthread_rwlock_rdlock, "pthread_rwlock_rdlock");
+	ok &= resolve(real.pthread_rwlock_tryrdlock, "pthread_rwlock_tryrdlock");
+	ok &= resolve(real.pthread_rwlock_wrlock, "pthread_rwlock_wrlock");
+	ok &= resolve(real.pthread_rwlock_trywrlock, "pthread_rwlock_trywrlock");
+	ok &= resolve(real.pthread_barrier_wait, "pthread_barrier_wait");
+	ok &= resolve(real.pthread_join, "pthread_join");
+	ok &= resolve(real.waitpid, "waitpid");
+	ok &= resolve(real.waitid, "waitid");
+	ok &= resolve(real.flock, "flock");
 	ok &= resolve(real.sigwait, "sigwait");
 	ok &= resolve(real.sigwaitinfo, "sigwaitinfo");
 	ok &= resolve(real.sigtimedwait, "sigtimedwait");
@@ -369,6 +411,20 @@ auto bracketed(Kick kick, bool restartable, Attempt &&attempt, Eintr eintr = {})
 	}
 }
 
+// Locks: a point only when the lock is taken by another thread (the try fails), so that the
+// uncontended path costs one try more than the plain call. The waits are futex waits that
+// signals do not end (no kick can end them): a blocked waiter counts as quiescent, and
+// migrates when it gets the lock.
+template <typename Try, typename Wait>
+int contended(Try &&try_lock, Wait &&wait)
+{
+	ensure_real();
+	const int r = try_lock();
+	if (r != EBUSY)
+		return r;
+	return bracketed(
+	    Kick::none, true, [&](bool) { return wait(); }, [](int) { return false; });
+}
 // A deadline on CLOCK_MONOTONIC for restarts with the remaining time.
 struct Deadline {
 	bool infinite = true;
@@ -453,17 +509,6 @@ const sigset_t *call_mask(bool kicks, const sigset_t *mask, sigset_t &buf) noexc
 		return keep_kick_blocked(mask, buf);
 	buf = mask_without_kick(mask);
 	return &buf;
-}
-
-bool transition_pending() noexcept
-{
-	return atlas::detail::transitions_in_flight.load(std::memory_order_relaxed) != 0;
-}
-
-bool is_socket(int fd) noexcept
-{
-	struct stat st;
-	return fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode);
 }
 
 struct StartArgs {
@@ -1261,12 +1306,51 @@ ssize_t read(int fd, void *buf, size_t count)
 	ensure_real();
 	if (!real.read) // cannot happen with a working libc; a raw read is always correct
 		return static_cast<ssize_t>(syscall(SYS_read, fd, buf, count));
-	// Only sockets count, and finding out costs an fstat: only while a transition is pending.
-	// A thread already blocked in read() when a transition starts lags until it returns
-	// (use recv() or a wrapped poll for sockets that may idle long).
-	if (!transition_pending() || !is_socket(fd))
-		return real.read(fd, buf, count);
+	// Any descriptor: pipes, FIFOs, ttys, eventfd, signalfd, timerfd, inotify and character
+	// devices block as sockets do. A read of a regular file returns soon; it is a point too.
 	return bracketed(Kick::unblock, true, [&](bool) { return real.read(fd, buf, count); });
+}
+ssize_t readv(int fd, const iovec *iov, int iovcnt)
+{
+	return bracketed(Kick::unblock, true, [&](bool) { return real.readv(fd, iov, iovcnt); });
+}
+ssize_t pread(int fd, void *buf, size_t count, off_t offset)
+{
+	return bracketed(Kick::unblock, true,
+	                 [&](bool) { return real.pread(fd, buf, count, offset); });
+}
+ssize_t pread64(int fd, void *buf, size_t count, off_t offset)
+{
+	return pread(fd, buf, count, offset);
+}
+// A write interrupted after some bytes returns their count, not EINTR: never restarted.
+ssize_t write(int fd, const void *buf, size_t count)
+{
+	ensure_real();
+	if (!real.write)
+		return static_cast<ssize_t>(syscall(SYS_write, fd, buf, count));
+	return bracketed(Kick::unblock, true, [&](bool) { return real.write(fd, buf, count); });
+}
+ssize_t writev(int fd, const iovec *iov, int iovcnt)
+{
+	return bracketed(Kick::unblock, true, [&](bool) { return real.writev(fd, iov, iovcnt); });
+}
+ssize_t pwrite(int fd, const void *buf, size_t count, off_t offset)
+{
+	return bracketed(Kick::unblock, true,
+	                 [&](bool) { return real.pwrite(fd, buf, count, offset); });
+}
+ssize_t pwrite64(int fd, const void *buf, size_t count, off_t offset)
+{
+	return pwrite(fd, buf, count, offset);
+}
+// Not interruptible by a kick: a connect() interrupted goes on in the background, and calling
+// it again fails EALREADY, which the application would see.
+int connect(int fd, const sockaddr *addr, socklen_t len)
+{
+	return bracketed(
+	    Kick::none, true, [&](bool) { return real.connect(fd, addr, len); },
+	    [](int) { return false; });
 }
 
 ssize_t recv(int fd, void *buf, size_t len, int flags)
@@ -1312,6 +1396,25 @@ int nanosleep(const timespec *req, timespec *rem)
 	return r;
 }
 
+// glibc's sleep() and usleep() call its nanosleep internally, past this library: each is
+// made here of the wrapped nanosleep above, with glibc's results.
+unsigned int sleep(unsigned int seconds)
+{
+	timespec req{static_cast<time_t>(seconds), 0}, rem{};
+	if (nanosleep(&req, &rem) == 0)
+		return 0;
+	return errno == EINTR ? static_cast<unsigned int>(rem.tv_sec) + (rem.tv_nsec > 0 ? 1 : 0)
+	                      : seconds;
+}
+int usleep(useconds_t usec)
+{
+	timespec req{static_cast<time_t>(usec / 1000000), static_cast<long>(usec % 1000000) * 1000};
+	return nanosleep(&req, nullptr);
+}
+int pause()
+{
+	return bracketed(Kick::unblock, false, [&](bool) { return real.pause(); });
+}
 int clock_nanosleep(clockid_t clock, int flags, const timespec *req, timespec *rem)
 {
 	timespec left{};
@@ -1351,6 +1454,63 @@ int sem_wait(sem_t *sem)
 {
 	// sem_wait fails with EINTR after any handler, SA_RESTART or not.
 	return bracketed(Kick::unblock, false, [&](bool) { return real.sem_wait(sem); });
+}
+int sem_timedwait(sem_t *sem, const timespec *abstime)
+{
+	// An absolute deadline: a restart waits for the same one.
+	return bracketed(Kick::unblock, false,
+	                 [&](bool) { return real.sem_timedwait(sem, abstime); });
+}
+
+int pthread_mutex_lock(pthread_mutex_t *m)
+{
+	return contended([&] { return real.pthread_mutex_trylock(m); },
+	                 [&] { return real.pthread_mutex_lock(m); });
+}
+int pthread_mutex_timedlock(pthread_mutex_t *m, const timespec *abstime)
+{
+	return contended([&] { return real.pthread_mutex_trylock(m); },
+	                 [&] { return real.pthread_mutex_timedlock(m, abstime); });
+}
+int pthread_rwlock_rdlock(pthread_rwlock_t *l)
+{
+	return contended([&] { return real.pthread_rwlock_tryrdlock(l); },
+	                 [&] { return real.pthread_rwlock_rdlock(l); });
+}
+int pthread_rwlock_wrlock(pthread_rwlock_t *l)
+{
+	return contended([&] { return real.pthread_rwlock_trywrlock(l); },
+	                 [&] { return real.pthread_rwlock_wrlock(l); });
+}
+int pthread_barrier_wait(pthread_barrier_t *b)
+{
+	return bracketed(
+	    Kick::none, true, [&](bool) { return real.pthread_barrier_wait(b); },
+	    [](int) { return false; });
+}
+int pthread_join(pthread_t thread, void **ret)
+{
+	return bracketed(
+	    Kick::none, true, [&](bool) { return real.pthread_join(thread, ret); },
+	    [](int) { return false; });
+}
+pid_t waitpid(pid_t pid, int *status, int options)
+{
+	return bracketed(Kick::unblock, true,
+	                 [&](bool) { return real.waitpid(pid, status, options); });
+}
+pid_t wait(int *status)
+{
+	return waitpid(-1, status, 0);
+}
+int waitid(idtype_t idtype, id_t id, siginfo_t *info, int options)
+{
+	return bracketed(Kick::unblock, true,
+	                 [&](bool) { return real.waitid(idtype, id, info, options); });
+}
+int flock(int fd, int operation)
+{
+	return bracketed(Kick::unblock, true, [&](bool) { return real.flock(fd, operation); });
 }
 
 int sigwait(const sigset_t *set, int *sig)

@@ -294,6 +294,51 @@ TEST(PreloadRealPatch, ApplyRevertThroughCli)
 	std::system(("rm -rf " + dir).c_str());
 }
 
+// Every way of idling that real servers use is a quiescence point (idle/idle_target.c: usleep
+// and sleep pacing, read and write on pipes, contended mutex and rwlock, pthread_join, waitpid,
+// pause, a barrier, flock, sem_timedwait, readv): a global transition finds all 14 threads
+// quiescent on the first try, well within its deadline, every time, and the program sees no
+// failed call. Before these calls were wrapped, every apply to it was refused.
+TEST(PreloadIdle, EveryIdlePatternIsAQuiescencePoint)
+{
+	char tmpl[] = "/tmp/atlas-idle-XXXXXX";
+	ASSERT_NE(mkdtemp(tmpl), nullptr);
+	std::string dir = tmpl;
+	setenv("XDG_RUNTIME_DIR", dir.c_str(), 1);
+	atlas_test::Process target;
+	ASSERT_TRUE(atlas_test::start_process(target, ATLAS_IDLE_TARGET,
+	                                      {"LD_PRELOAD=" ATLAS_PRELOAD_LIB}));
+	const std::string pid = std::to_string(target.pid);
+	std::string out;
+	auto cli = [&](const std::string &args) {
+		return atlas_test::run_command(std::string(ATLAS_CLI) + " " + args + " 2>&1", &out);
+	};
+	// main, the 12 idling threads and the thread pthread_join waits for.
+	bool all = false;
+	for (int i = 0; i < 500 && !all; i++) {
+		ASSERT_EQ(cli("--json status " + pid), 0) << out;
+		all = nlohmann::json::parse(out, nullptr, false)["status"]["threads"].size() == 14;
+		if (!all)
+			std::this_thread::sleep_for(10ms);
+	}
+	ASSERT_TRUE(all) << out;
+	std::this_thread::sleep_for(200ms); // every thread into its idle call
+	for (int round = 0; round < 3; round++) {
+		ASSERT_EQ(
+		    cli("apply " + pid + " " ATLAS_IDLE_PATCH " --mode global --deadline 3000"), 0)
+		    << "round " << round << ": " << out;
+		ASSERT_EQ(cli("--json status " + pid), 0) << out;
+		auto status = nlohmann::json::parse(out, nullptr, false);
+		ASSERT_EQ(status["status"]["applied"].size(), 1u) << out;
+		const std::string identity = status["status"]["applied"][0]["change"];
+		ASSERT_EQ(cli("revert " + pid + " " + identity + " --mode global --deadline 3000"),
+		          0)
+		    << "round " << round << ": " << out;
+	}
+	EXPECT_EQ(target.stop(), "errors 0");
+	std::system(("rm -rf " + dir).c_str());
+}
+
 // Mappings of patch `name` in process `pid` (its text is the memfd "atlas-patch:<name>").
 int patch_mappings(pid_t pid, const std::string &name)
 {

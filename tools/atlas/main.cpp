@@ -3,6 +3,7 @@
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <cerrno>
 #include <csignal>
 #include <ctime>
 #include <dirent.h>
@@ -87,6 +88,55 @@ bool request(pid_t pid, const nlohmann::json &req, nlohmann::json &resp, int &co
 		return false;
 	}
 	return true;
+}
+
+// The applied patch that `given` names: its whole identity ("<name>@<hash>/<build-id>"), its
+// name, or an unambiguous prefix of its identity. False, with the exit code and the error
+// printed, if none or several match.
+bool resolve_identity(pid_t pid, const std::string &given, std::string &identity, int &code)
+{
+	nlohmann::json resp;
+	if (!request(pid, {{"verb", "status"}}, resp, code))
+		return false;
+	std::vector<std::string> applied, matches;
+	for (const auto &a : resp["status"].value("applied", nlohmann::json::array()))
+		applied.push_back(a.value("change", std::string()));
+	for (const auto &id : applied)
+		if (id == given) {
+			identity = id;
+			return true;
+		}
+	for (const auto &id : applied)
+		if (id.substr(0, id.find('@')) == given || id.starts_with(given))
+			matches.push_back(id);
+	if (matches.size() == 1) {
+		identity = matches[0];
+		return true;
+	}
+	std::string message;
+	if (matches.empty()) {
+		message = fmt::format(
+		    "revert: '{}' is not applied in process {}: no applied patch has that name "
+		    "or starts with it{}",
+		    given, pid,
+		    applied.empty() ? std::string("; none is applied")
+		                    : fmt::format("; applied: {}", fmt::join(applied, ", ")));
+		code = exit_refused; // as the runtime answers a revert of what is not applied
+	} else {
+		message =
+		    fmt::format("'{}' names {} applied patches: {}; give more of the identity",
+		                given, matches.size(), fmt::join(matches, ", "));
+		code = exit_usage;
+	}
+	if (json_output)
+		fmt::print("{}\n",
+		           nlohmann::json{{"ok", false},
+		                          {"outcome", code == exit_refused ? "refused" : "usage"},
+		                          {"message", message}}
+		               .dump());
+	else
+		fmt::print(stderr, "atlas: {}\n", message);
+	return false;
 }
 
 int exit_of(const nlohmann::json &resp)
@@ -250,6 +300,12 @@ int cmd_ps()
 			if (pid <= 0 || std::string(end) != ".sock")
 				continue;
 			std::string path = fmt::format("{}/{}", dir, e->d_name);
+			// A process killed before it could remove its socket: remove it now (when
+			// this user may), and do not list it.
+			if (kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH) {
+				unlink(path.c_str());
+				continue;
+			}
 			nlohmann::json resp;
 			std::string error;
 			bool alive = atlas::control::call(path, {{"verb", "ping"}}, resp, error,
@@ -321,7 +377,10 @@ int main(int argc, char **argv)
 
 	auto *revert = app.add_subcommand("revert", "revert an applied patch");
 	add_pid(revert);
-	revert->add_option("patch-id", identity, "the patch's identity, as `atlas status` shows")
+	revert
+	    ->add_option("patch-id", identity,
+	                 "the patch: its name, its identity as `atlas status` shows it, or an "
+	                 "unambiguous prefix of the identity")
 	    ->required();
 	revert->add_option("--mode", mode, "auto, global or wait-free")
 	    ->check(CLI::IsMember({"auto", "global", "wait-free"}));
@@ -366,9 +425,12 @@ int main(int argc, char **argv)
 		return report(resp);
 	}
 	if (*revert) {
+		std::string resolved;
+		if (!resolve_identity(pid, identity, resolved, code))
+			return code;
 		if (!request(pid,
 		             {{"verb", "revert"},
-		              {"identity", identity},
+		              {"identity", resolved},
 		              {"mode", mode},
 		              {"deadline_ms", deadline}},
 		             resp, code, timeout))

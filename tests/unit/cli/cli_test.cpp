@@ -9,6 +9,7 @@
 #include <string>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <thread>
 #include <vector>
 
@@ -161,14 +162,25 @@ TEST_F(CliTest, UsageAndUnreachable)
 
 TEST_F(CliTest, PsFindsLiveRuntimesOnly)
 {
-	// A stale socket file of a dead process is listed as not answering.
-	std::string stale = dir + "/atlas/1.sock";
-	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
-	sockaddr_un a{};
-	a.sun_family = AF_UNIX;
-	std::strcpy(a.sun_path, stale.c_str());
-	ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr *>(&a), sizeof(a)), 0);
-	close(fd);
+	auto bound_socket = [](const std::string &path) {
+		int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+		sockaddr_un a{};
+		a.sun_family = AF_UNIX;
+		std::strcpy(a.sun_path, path.c_str());
+		const bool ok = bind(fd, reinterpret_cast<sockaddr *>(&a), sizeof(a)) == 0;
+		close(fd);
+		return ok;
+	};
+	// A socket whose process lives but does not answer is listed as not answering.
+	ASSERT_TRUE(bound_socket(dir + "/atlas/1.sock"));
+	// One whose process is gone (killed before it could remove it) is removed, not listed.
+	const pid_t gone = fork();
+	if (gone == 0)
+		_exit(0);
+	ASSERT_GT(gone, 0);
+	waitpid(gone, nullptr, 0);
+	const std::string stale = dir + "/atlas/" + std::to_string(gone) + ".sock";
+	ASSERT_TRUE(bound_socket(stale));
 	std::string out;
 	ASSERT_EQ(run("--json ps", &out), 0) << out;
 	auto list = nlohmann::json::parse(out, nullptr, false);
@@ -182,6 +194,9 @@ TEST_F(CliTest, PsFindsLiveRuntimesOnly)
 	}
 	EXPECT_TRUE(live) << out;
 	EXPECT_TRUE(dead) << out;
+	for (const auto &p : list)
+		EXPECT_NE(p["pid"], gone) << out;
+	EXPECT_NE(access(stale.c_str(), F_OK), 0) << stale << " left behind";
 	ASSERT_EQ(run("ps", &out), 0) << out;
 	EXPECT_NE(out.find(pid), std::string::npos) << out;
 }

@@ -331,10 +331,17 @@ TEST(PreloadIdle, EveryIdlePatternIsAQuiescencePoint)
 		auto status = nlohmann::json::parse(out, nullptr, false);
 		ASSERT_EQ(status["status"]["applied"].size(), 1u) << out;
 		const std::string identity = status["status"]["applied"][0]["change"];
-		ASSERT_EQ(cli("revert " + pid + " " + identity + " --mode global --deadline 3000"),
-		          0)
+		// Reverted by its whole identity, by its name, by a prefix of the identity.
+		const std::string names[] = {identity, "idle-fix", identity.substr(0, 12)};
+		ASSERT_EQ(
+		    cli("revert " + pid + " " + names[round] + " --mode global --deadline 3000"), 0)
 		    << "round " << round << ": " << out;
 	}
+	EXPECT_EQ(cli("revert " + pid + " idle-fix"), 4) << out;
+	EXPECT_NE(out.find("revert: 'idle-fix' is not applied in process " + pid +
+	                   ": no applied patch has that name or starts with it; none is applied"),
+	          std::string::npos)
+	    << out;
 	EXPECT_EQ(target.stop(), "errors 0");
 	std::system(("rm -rf " + dir).c_str());
 }

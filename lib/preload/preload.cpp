@@ -725,6 +725,17 @@ void setup_kicks(bool views_available) noexcept
 void start_runtime() noexcept
 {
 	RuntimeOptions options;
+	if (const char *bound = std::getenv("ATLAS_PARK_BOUND_MS"); bound && *bound) {
+		char *end = nullptr;
+		const long ms = std::strtol(bound, &end, 10);
+		if (*end == '\0' && ms > 0 && ms <= 60000)
+			options.park_bound = std::chrono::milliseconds(ms);
+		else
+			note(
+			    fmt::format("ATLAS_PARK_BOUND_MS={} is not a number of milliseconds in "
+			                "[1, 60000]; keeping {} ms",
+			                bound, options.park_bound.count()));
+	}
 	if (const char *log = std::getenv("ATLAS_EVENT_LOG"); log && *log) {
 		options.events.fd = ::open(log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
 		if (options.events.fd < 0)

@@ -181,6 +181,7 @@ Core::Core(RuntimeOptions options)
     : options_{nullptr,
                {},
                options.default_deadline,
+               options.park_bound,
                options.refuse_unknown_threads,
                std::move(options.may_complete),
                std::move(options.blocked_may_count),
@@ -970,7 +971,7 @@ Report Core::run_global(Operation op, std::shared_ptr<CodeChange> change, std::s
 	tr_ = tr;
 	set_generation_locked(gen_counter_ + 1);
 	tr_->gen = gen_counter_;
-	const std::uint64_t gen = tr_->gen;
+	std::uint64_t gen = tr_->gen; // this attempt's: a new one after each release
 	report.transition = tr_->id;
 	// seq_cst: the Dekker pairing with blocking_exit() (state store, then this load).
 	transitions_in_flight.fetch_add(1, std::memory_order_seq_cst);
@@ -1009,10 +1010,34 @@ Report Core::run_global(Operation op, std::shared_ptr<CodeChange> change, std::s
 		                                   {"message", report.message}});
 	};
 
+	const auto park_bound = std::max(options_.park_bound, std::chrono::milliseconds(1));
+	auto attempt_end = std::min(deadline, std::chrono::steady_clock::now() + park_bound);
+	unsigned attempts = 1;
+	std::vector<ThreadInfo> last_lagging;
 	for (;;) {
 		report.lagging = lagging_locked();
 		if (report.lagging.empty())
 			break;
+		const auto now = std::chrono::steady_clock::now();
+		if (now >= attempt_end && now < deadline) {
+			// Nobody stays parked longer than the bound: release this attempt's
+			// threads, let the program run as long again, then gather anew.
+			last_lagging = report.lagging;
+			released_gen_ = gen;
+			cv_workers_.notify_all();
+			cv_patcher_.wait_until(lock, std::min(deadline, now + park_bound));
+			if (std::chrono::steady_clock::now() >= deadline) {
+				report.lagging = std::move(last_lagging);
+			} else {
+				set_generation_locked(gen_counter_ + 1);
+				tr_->gen = gen = gen_counter_;
+				tr_->gen_started_ns = monotonic_ns();
+				attempt_end = std::min(deadline, std::chrono::steady_clock::now() +
+				                                     park_bound);
+				attempts++;
+				continue;
+			}
+		}
 		if (std::chrono::steady_clock::now() >= deadline) {
 			report.outcome = Outcome::refused;
 			// A thread with a note reached points but a check (e.g. the preload's stack
@@ -1022,7 +1047,9 @@ Report Core::run_global(Operation op, std::shared_ptr<CodeChange> change, std::s
 			                [](const ThreadInfo &t) { return !t.note.empty(); });
 			report.message = fmt::format(
 			    "refused, unchanged: deadline expired before every thread reached a "
-			    "quiescence point; lagging: {}; {}",
+			    "quiescence point ({} attempt{} of at most {} ms parked); lagging: {}; "
+			    "{}",
+			    attempts, attempts == 1 ? "" : "s", park_bound.count(),
 			    describe(report.lagging),
 			    all_held_back ? "each note says why the thread could not complete; "
 			                    "retry when they "
@@ -1037,7 +1064,7 @@ Report Core::run_global(Operation op, std::shared_ptr<CodeChange> change, std::s
 			log_.emit_all(events);
 			return report;
 		}
-		cv_patcher_.wait_until(lock, deadline);
+		cv_patcher_.wait_until(lock, attempt_end);
 	}
 	tr_->phase = Phase::applying;
 	lock.unlock();

@@ -258,6 +258,11 @@ struct RuntimeOptions {
 	std::unique_ptr<ViewOps> views; // null: kernel_view_ops()
 	EventSink events;
 	std::chrono::milliseconds default_deadline{5000};
+	// Global mode: the longest a thread stays parked waiting for the others. When the
+	// barrier is not complete within it, every parked thread is released, the program runs
+	// for as long again, and the patcher tries anew until the deadline: a refused transition
+	// costs the program at most this per attempt, not the whole deadline.
+	std::chrono::milliseconds park_bound{50};
 	// Refuse a transition while /proc/self/task lists threads that are neither registered nor
 	// exempt (they could run code being replaced).
 	bool refuse_unknown_threads = true;

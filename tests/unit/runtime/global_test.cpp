@@ -25,10 +25,12 @@ protected:
 		atlas::RuntimeOptions options;
 		options.views = make_views();
 		options.events = events.sink();
+		adjust(options);
 		rt = atlas::Runtime::create(std::move(options));
 		ASSERT_TRUE(rt);
 		exempt_existing_threads(*rt);
 	}
+	virtual void adjust(atlas::RuntimeOptions &) {}
 	virtual std::unique_ptr<atlas::ViewOps> make_views()
 	{
 		auto state = std::make_shared<FakeViewState>();
@@ -182,6 +184,66 @@ TEST_F(GlobalTest, LaggingThreadMeansRefusedUnchangedAndNamed)
 	EXPECT_EQ(target.entry(), 1);
 	EXPECT_EQ(events.count("refused"), 1u);
 	// And a retry without the laggard succeeds.
+	EXPECT_TRUE(rt->apply(change, {Mode::global, 5000ms}).ok());
+}
+
+class GlobalParkBoundTest : public GlobalTest
+{
+	void adjust(atlas::RuntimeOptions &options) override
+	{
+		options.park_bound = 30ms;
+	}
+};
+
+// A barrier that cannot complete (one thread never reaches a point) releases the parked
+// threads after the park bound and tries again: over a 600 ms deadline no worker waits in a
+// point much longer than 30 ms, where it waited the whole deadline before.
+TEST_F(GlobalParkBoundTest, RefusedBarrierParksNobodyLongerThanTheBound)
+{
+	std::atomic<bool> done{false};
+	std::atomic<std::int64_t> longest_ns{0};
+	std::latch registered(3);
+	std::vector<std::thread> parkers;
+	for (int i = 0; i < 2; i++)
+		parkers.emplace_back([&, i] {
+			ASSERT_TRUE(rt->register_current_thread("parker-" + std::to_string(i)));
+			registered.count_down();
+			while (!done.load()) {
+				const auto t0 = std::chrono::steady_clock::now();
+				atlas::quiescence_point();
+				const std::int64_t ns =
+				    std::chrono::nanoseconds(std::chrono::steady_clock::now() - t0)
+				        .count();
+				std::int64_t seen = longest_ns.load();
+				while (ns > seen && !longest_ns.compare_exchange_weak(seen, ns)) {
+				}
+				std::this_thread::sleep_for(1ms);
+			}
+		});
+	std::latch let_go(1);
+	std::thread stuck([&] {
+		ASSERT_TRUE(rt->register_current_thread("stuck"));
+		registered.count_down();
+		let_go.wait();
+	});
+	registered.wait();
+	auto change = std::make_shared<SwapChange>(target, "bounded");
+	atlas::Report r = rt->apply(change, {Mode::global, 600ms});
+	EXPECT_EQ(r.outcome, Outcome::refused) << r.message;
+	EXPECT_NE(r.message.find(" ms parked)"), std::string::npos) << r.message;
+	EXPECT_NE(r.message.find("attempts of at most 30 ms parked"), std::string::npos)
+	    << r.message;
+	ASSERT_EQ(r.lagging.size(), 1u);
+	EXPECT_EQ(r.lagging[0].name, "stuck");
+	EXPECT_EQ(change->applies.load(), 0);
+	done = true;
+	let_go.count_down();
+	for (auto &t : parkers)
+		t.join();
+	stuck.join();
+	EXPECT_GT(longest_ns.load(), 0);
+	EXPECT_LT(longest_ns.load(), 300'000'000) << "a worker stayed parked that long";
+	// With the laggard gone the next apply completes.
 	EXPECT_TRUE(rt->apply(change, {Mode::global, 5000ms}).ok());
 }
 

@@ -27,6 +27,7 @@
 #include <mutex>
 #include <set>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <tuple>
 #include <unistd.h>
 
@@ -433,7 +434,7 @@ public:
 	// /proc/thread-self/mem of the calling thread's view (wait-free mode: the new one the
 	// patcher migrated into; /proc/self/mem would be the leader's). Writes through it reach
 	// read-only text without making it writable (the kernel copies the page on write).
-	Mem() : fd_(::open("/proc/thread-self/mem", O_RDWR | O_CLOEXEC)) {}
+	Mem() : fd_(open_own_mem()) {}
 	~Mem()
 	{
 		if (fd_ >= 0)
@@ -455,6 +456,27 @@ public:
 	}
 
 private:
+	// A process that changed its credentials (a server started as root that dropped to its
+	// own user) is not dumpable, and then /proc/self belongs to root and refuses the open,
+	// although the kernel lets a process access its own memory. Dumpable for the open only:
+	// the descriptor stays usable, and for those microseconds another process of the same
+	// user could attach with ptrace, as it could to any dumpable process of that user.
+	static int open_own_mem()
+	{
+		int fd = ::open("/proc/thread-self/mem", O_RDWR | O_CLOEXEC);
+		if (fd >= 0 || errno != EACCES || prctl(PR_GET_DUMPABLE) != 0)
+			return fd;
+		if (prctl(PR_SET_DUMPABLE, 1) != 0) {
+			errno = EACCES;
+			return -1;
+		}
+		fd = ::open("/proc/thread-self/mem", O_RDWR | O_CLOEXEC);
+		const int saved = errno;
+		prctl(PR_SET_DUMPABLE, 0);
+		errno = saved;
+		return fd;
+	}
+
 	int fd_;
 	int errno_ = errno;
 };

@@ -299,15 +299,30 @@ TEST(PreloadRealPatch, ApplyRevertThroughCli)
 // pause, a barrier, flock, sem_timedwait, readv): a global transition finds all 14 threads
 // quiescent on the first try, well within its deadline, every time, and the program sees no
 // failed call. Before these calls were wrapped, every apply to it was refused.
+void patch_idle_target(const std::vector<std::string> &env, bool by_name);
+
 TEST(PreloadIdle, EveryIdlePatternIsAQuiescencePoint)
+{
+	patch_idle_target({"LD_PRELOAD=" ATLAS_PRELOAD_LIB}, true);
+}
+
+// A server started by root that drops to its own user (memcached -u memcache) is not
+// dumpable: /proc/self belongs to root then. It is patched and reverted all the same.
+TEST(PreloadIdle, AfterDroppingPrivilegesToo)
+{
+	if (geteuid() != 0)
+		GTEST_SKIP() << "needs root to drop privileges";
+	patch_idle_target({"LD_PRELOAD=" ATLAS_PRELOAD_LIB, "IDLE_TARGET_USER=nobody"}, false);
+}
+
+void patch_idle_target(const std::vector<std::string> &env, bool by_name)
 {
 	char tmpl[] = "/tmp/atlas-idle-XXXXXX";
 	ASSERT_NE(mkdtemp(tmpl), nullptr);
 	std::string dir = tmpl;
 	setenv("XDG_RUNTIME_DIR", dir.c_str(), 1);
 	atlas_test::Process target;
-	ASSERT_TRUE(atlas_test::start_process(target, ATLAS_IDLE_TARGET,
-	                                      {"LD_PRELOAD=" ATLAS_PRELOAD_LIB}));
+	ASSERT_TRUE(atlas_test::start_process(target, ATLAS_IDLE_TARGET, env));
 	const std::string pid = std::to_string(target.pid);
 	std::string out;
 	auto cli = [&](const std::string &args) {
@@ -333,8 +348,8 @@ TEST(PreloadIdle, EveryIdlePatternIsAQuiescencePoint)
 		const std::string identity = status["status"]["applied"][0]["change"];
 		// Reverted by its whole identity, by its name, by a prefix of the identity.
 		const std::string names[] = {identity, "idle-fix", identity.substr(0, 12)};
-		ASSERT_EQ(
-		    cli("revert " + pid + " " + names[round] + " --mode global --deadline 3000"), 0)
+		const std::string name = by_name ? names[round] : identity;
+		ASSERT_EQ(cli("revert " + pid + " " + name + " --mode global --deadline 3000"), 0)
 		    << "round " << round << ": " << out;
 	}
 	EXPECT_EQ(cli("revert " + pid + " idle-fix"), 4) << out;

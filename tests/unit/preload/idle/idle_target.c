@@ -4,13 +4,17 @@
 // a reader-writer lock, pthread_join, waitpid on a child, pause(), a barrier nobody completes,
 // flock on a file another descriptor holds, sem_timedwait, readv on an idle pipe, connect.
 // Run under LD_PRELOAD=libatlas-preload.so, every one of its threads must reach a quiescence
-// point within a global transition's deadline. On SIGTERM it prints "errors N" (calls that
-// failed unexpectedly, EINTR included) and exits.
+// point within a global transition's deadline. With IDLE_TARGET_USER=<name> it drops to that
+// user after setting up, as a server started by root does (memcached -u): the process is then
+// not dumpable. On SIGTERM it prints "errors N" (calls that failed unexpectedly, EINTR
+// included) and exits.
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <pthread.h>
+#include <pwd.h>
 #include <semaphore.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -18,7 +22,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -209,8 +215,18 @@ int main(void)
 		perror("idle_target: lock file");
 		return 1;
 	}
+	const char *user = getenv("IDLE_TARGET_USER");
+	if (user && *user) {
+		struct passwd *pw = getpwnam(user);
+		if (!pw || fchmod(lock_fd, 0666) != 0 || setgroups(0, NULL) != 0 ||
+		    setgid(pw->pw_gid) != 0 || setuid(pw->pw_uid) != 0) {
+			perror("idle_target: dropping privileges");
+			return 1;
+		}
+	}
 	child = fork();
 	if (child == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL); // never outlive a killed parent
 		for (;;)
 			pause();
 	}

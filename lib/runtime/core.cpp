@@ -10,6 +10,7 @@
 #include <csignal>
 #include <cstring>
 #include <dirent.h>
+#include <fcntl.h>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <fstream>
@@ -104,13 +105,135 @@ std::vector<std::pair<std::string, std::uintptr_t>> loaded_objects() noexcept
 	return out;
 }
 
+// x86-64 numbers of the system calls a lagging thread is most often found in.
+const char *syscall_name(long nr)
+{
+	switch (nr) {
+	case 0:
+		return "read";
+	case 1:
+		return "write";
+	case 7:
+		return "poll";
+	case 17:
+		return "pread64";
+	case 18:
+		return "pwrite64";
+	case 19:
+		return "readv";
+	case 20:
+		return "writev";
+	case 23:
+		return "select";
+	case 34:
+		return "pause";
+	case 35:
+		return "nanosleep";
+	case 42:
+		return "connect";
+	case 43:
+		return "accept";
+	case 44:
+		return "sendto";
+	case 45:
+		return "recvfrom";
+	case 46:
+		return "sendmsg";
+	case 47:
+		return "recvmsg";
+	case 61:
+		return "wait4";
+	case 65:
+		return "semop";
+	case 70:
+		return "msgrcv";
+	case 72:
+		return "fcntl";
+	case 73:
+		return "flock";
+	case 128:
+		return "rt_sigtimedwait";
+	case 130:
+		return "rt_sigsuspend";
+	case 202:
+		return "futex";
+	case 220:
+		return "semtimedop";
+	case 230:
+		return "clock_nanosleep";
+	case 232:
+		return "epoll_wait";
+	case 247:
+		return "waitid";
+	case 270:
+		return "pselect6";
+	case 271:
+		return "ppoll";
+	case 281:
+		return "epoll_pwait";
+	case 288:
+		return "accept4";
+	case 426:
+		return "io_uring_enter";
+	case 441:
+		return "epoll_pwait2";
+	default:
+		return nullptr;
+	}
+}
+
+std::string read_small_file(const std::string &path)
+{
+	char buf[256];
+	const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return {};
+	const ssize_t n = ::read(fd, buf, sizeof(buf) - 1);
+	::close(fd);
+	if (n <= 0)
+		return {};
+	std::string text(buf, static_cast<std::size_t>(n));
+	while (!text.empty() && (text.back() == '\n' || text.back() == ' '))
+		text.pop_back();
+	return text;
+}
+
+// What the kernel says thread `tid` of this process is doing (/proc/self/task/<tid>/syscall
+// and wchan): the system call it is in and where it waits, or that it runs user code.
+std::string kernel_state_of(pid_t tid)
+{
+	const std::string dir = fmt::format("/proc/self/task/{}/", tid);
+	const std::string syscall = read_small_file(dir + "syscall");
+	const std::string wchan = read_small_file(dir + "wchan");
+	const std::string waiting =
+	    wchan.empty() || wchan == "0" ? std::string() : ", waiting in " + wchan;
+	if (syscall == "running")
+		return "running user code";
+	if (syscall.empty())
+		return waiting.empty() ? std::string() : waiting.substr(2);
+	char *end = nullptr;
+	const long nr = std::strtol(syscall.c_str(), &end, 10);
+	if (end == syscall.c_str())
+		return {};
+	if (nr < 0) // blocked, but not in a system call (a page fault, for instance)
+		return "in the kernel, not in a system call" + waiting;
+	const char *name = syscall_name(nr);
+	return (name ? fmt::format("in {}", name) : fmt::format("in system call {}", nr)) + waiting;
+}
+
+void annotate_where(std::vector<ThreadInfo> &threads)
+{
+	for (auto &t : threads)
+		t.where = kernel_state_of(t.tid);
+}
+
 std::string describe(const std::vector<ThreadInfo> &threads)
 {
 	std::vector<std::string> parts;
 	for (const auto &t : threads)
-		parts.push_back(fmt::format("{} ({}, {}, view {}{}{})", t.tid, t.name,
-		                            to_string(t.state), t.view, t.note.empty() ? "" : ": ",
-		                            t.note));
+		parts.push_back(fmt::format("{} ({}, {}, view {}{}{}{}{})", t.tid, t.name,
+		                            to_string(t.state), t.view, t.where.empty() ? "" : ", ",
+		                            t.where, t.note.empty() ? "" : ": ", t.note));
 	return fmt::format("{}", fmt::join(parts, ", "));
 }
 
@@ -122,6 +245,7 @@ nlohmann::json threads_json(const std::vector<ThreadInfo> &threads)
 		                {"name", t.name},
 		                {"state", to_string(t.state)},
 		                {"view", t.view},
+		                {"where", t.where},
 		                {"note", t.note}});
 	return list;
 }
@@ -1040,6 +1164,7 @@ Report Core::run_global(Operation op, std::shared_ptr<CodeChange> change, std::s
 		}
 		if (std::chrono::steady_clock::now() >= deadline) {
 			report.outcome = Outcome::refused;
+			annotate_where(report.lagging);
 			// A thread with a note reached points but a check (e.g. the preload's stack
 			// check) held it back: adding points would not help it.
 			const bool all_held_back =
@@ -1230,6 +1355,7 @@ Report Core::wait_wait_free(std::unique_lock<std::mutex> &lock, Deadline deadlin
 			break;
 		if (std::chrono::steady_clock::now() >= deadline) {
 			const bool reverting = tr_->phase == Phase::reverting;
+			annotate_where(report.lagging);
 			report.outcome = reverting ? Outcome::reverting : Outcome::pending;
 			report.transition = tr_->id;
 			report.duration =

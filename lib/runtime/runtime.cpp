@@ -103,6 +103,7 @@ nlohmann::json to_json_value(const ThreadInfo &t)
 	        {"view", t.view},
 	        {"state", to_string(t.state)},
 	        {"last_quiescence_ns", t.last_quiescence_ns},
+	        {"where", t.where},
 	        {"note", t.note}};
 }
 

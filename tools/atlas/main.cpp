@@ -175,9 +175,11 @@ void print_threads(const nlohmann::json &threads, const char *indent)
 {
 	for (const auto &t : threads) {
 		std::string note = t.value("note", "");
-		fmt::print("{}{:>8} {:<16} view {:<4} {:<8} last quiescence {}{}\n", indent,
+		std::string where = t.value("where", "");
+		fmt::print("{}{:>8} {:<16} view {:<4} {:<8} last quiescence {}{}{}\n", indent,
 		           t.value("tid", 0), t.value("name", ""), t.value("view", 0L),
 		           t.value("state", "?"), ago(t.value("last_quiescence_ns", 0LL)),
+		           where.empty() ? "" : "; " + where,
 		           note.empty() ? "" : "  (" + note + ")");
 	}
 }

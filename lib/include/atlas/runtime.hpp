@@ -183,6 +183,9 @@ struct ThreadInfo {
 	// Why the thread has not completed its handshake for the transition in progress (a failed
 	// migration, or a refusal of a quiescence check such as the preload's stack check).
 	std::string note;
+	// In the lagging threads of a refused or pending report: what the kernel says the thread
+	// is doing ("in read, waiting in pipe_read", "running user code"); empty if unknown.
+	std::string where;
 };
 
 struct Report {

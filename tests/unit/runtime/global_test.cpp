@@ -170,6 +170,10 @@ TEST_F(GlobalTest, LaggingThreadMeansRefusedUnchangedAndNamed)
 	    << r.message;
 	ASSERT_EQ(r.lagging.size(), 1u);
 	EXPECT_EQ(r.lagging[0].name, "stuck-worker");
+	// The kernel's word on where it is: in futex (std::latch::wait), and where it waits.
+	EXPECT_EQ(r.lagging[0].where.rfind("in futex", 0), 0u) << r.lagging[0].where;
+	EXPECT_NE(r.message.find("stuck-worker, running, view 0, in futex"), std::string::npos)
+	    << r.message;
 	EXPECT_EQ(change->applies.load(), 0);
 	EXPECT_TRUE(rt->status().applied.empty());
 	// The parked workers were released: none is parked any more.

@@ -8,7 +8,7 @@
 #   bench/preload/run.sh BUILD_DIR [ROUNDS] [RATE] [SECONDS]
 #
 # BUILD_DIR is a user-space build (build/user): its libatlas-preload.so and atlas-loadgen are
-# used. MEMCACHED names the server binary (default: memcached on the PATH); it runs with 4
+# used (PRELOAD=<path> names another preload library). MEMCACHED names the server binary (default: memcached on the PATH); it runs with 4
 # worker threads, on the loopback, as the user `nobody` when started as root (-u), the way
 # Debian runs it.
 set -euo pipefail
@@ -17,7 +17,7 @@ rounds=${2:-3}
 rate=${3:-20000}
 seconds=${4:-20}
 memcached=${MEMCACHED:-$(command -v memcached || true)}
-preload=$build/lib/preload/libatlas-preload.so
+preload=${PRELOAD:-$build/lib/preload/libatlas-preload.so}
 loadgen=$build/bench/loadgen/atlas-loadgen
 die() { echo "bench/preload/run.sh: $*" >&2; exit 1; }
 [ -x "$memcached" ] || die "no memcached: install it (apt-get install memcached) or set MEMCACHED"

@@ -399,8 +399,8 @@ static void case_madvise_remove_racing_layout(void)
 	if (fd < 0 || !p)
 		return;
 	EXPECT(mmap(p, part * page, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd, 0) == p &&
-		       mmap(p + 2 * part * page, part * page, PROT_READ | PROT_WRITE,
-			    MAP_SHARED | MAP_FIXED, fd, part * page) == p + 2 * part * page,
+	           mmap(p + 2 * part * page, part * page, PROT_READ | PROT_WRITE,
+	                MAP_SHARED | MAP_FIXED, fd, part * page) == p + 2 * part * page,
 	       "map the memfd around the private part (%s)", strerror(errno));
 	create_views(ids, 2);
 	EXPECT(pthread_create(&churn, NULL, churn_layout, &stop) == 0, "pthread_create");
@@ -411,8 +411,9 @@ static void case_madvise_remove_racing_layout(void)
 		r = madvise(p, 3 * part * page, MADV_REMOVE);
 		if (!fails_with(r, EINVAL) || p[0] != 0 || p[(part - 1) * page] != 0 ||
 		    p[2 * part * page] != 'k') {
-			EXPECT(false, "round %d: MADV_REMOVE got %s, first part %d %d, last part %d",
-			       i, err_name(r), p[0], p[(part - 1) * page], p[2 * part * page]);
+			EXPECT(false,
+			       "round %d: MADV_REMOVE got %s, first part %d %d, last part %d", i,
+			       err_name(r), p[0], p[(part - 1) * page], p[2 * part * page]);
 			wrong = 1;
 		}
 	}

@@ -249,20 +249,22 @@ void BlockedStack::leave() noexcept
 
 bool BlockedStack::inspect(StackTrace &out) noexcept
 {
-	std::uint32_t expected = blocked;
-	if (!state_.compare_exchange_strong(expected, inspecting, std::memory_order_acq_rel))
-		return false;
-	if (has_context_) {
+	return hold([&] {
+		if (!has_context_) {
+			out = StackTrace{};
+			out.failed = true;
+			return;
+		}
 		unw_context_t context;
 		std::memcpy(&context, context_, sizeof(context));
 		walk(&context, out);
-	} else {
-		out = StackTrace{};
-		out.failed = true;
-	}
+	});
+}
+
+void BlockedStack::release() noexcept
+{
 	if (state_.exchange(blocked, std::memory_order_acq_rel) == inspecting_waited)
 		futex(&state_, FUTEX_WAKE_PRIVATE, INT_MAX);
-	return true;
 }
 
 BlockedStack *BlockedStacks::add(pid_t tid) noexcept

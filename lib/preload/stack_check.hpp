@@ -102,6 +102,19 @@ public:
 	// The patcher: unwinds the thread's stack from its enter(), holding the thread at
 	// leave() meanwhile. False if the thread is not blocked (entering or leaving a call).
 	bool inspect(StackTrace &out) noexcept;
+	// Runs `fn` with the thread held in its blocked frame (inspect()'s core; tests hold it
+	// longer). False, without running it, if the thread is not blocked.
+	template <typename Fn>
+	bool hold(Fn &&fn) noexcept
+	{
+		std::uint32_t expected = blocked;
+		if (!state_.compare_exchange_strong(expected, inspecting,
+		                                    std::memory_order_acq_rel))
+			return false;
+		fn();
+		release();
+		return true;
+	}
 
 	// The preload's kicks: set by the patcher when it sends one, cleared by the thread's kick
 	// handler, so that at most one kick is queued per thread (the kick signal is a real-time
@@ -109,6 +122,7 @@ public:
 	std::atomic<bool> kick_pending{false};
 
 private:
+	void release() noexcept; // ends a hold(), waking the thread if it waits in leave()
 	enum : std::uint32_t {
 		running,           // no frame recorded
 		blocked,           // the frame of enter() is active: the patcher may inspect it

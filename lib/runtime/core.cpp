@@ -622,6 +622,9 @@ void Core::set_generation_locked(std::uint64_t gen)
 
 void Core::handshake(ThreadRecord &record) noexcept
 {
+	// Both ways in count: a quiescence point's slow path and a wrapped call's exit (the
+	// preload's threads meet transitions only there).
+	slow_path_entries.fetch_add(1, std::memory_order_relaxed);
 	// Unlocked check: this thread already handled the newest generation.
 	if (gen_published_.load(std::memory_order_acquire) == record.acked_gen)
 		return;
@@ -1687,7 +1690,6 @@ void forget_runtime_after_fork() noexcept
 
 void quiescence_slow_path() noexcept
 {
-	slow_path_entries.fetch_add(1, std::memory_order_relaxed);
 	ThreadHandle &handle = tl_handle;
 	if (handle.record)
 		handle.core->handshake(*handle.record);

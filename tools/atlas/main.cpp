@@ -272,7 +272,8 @@ int cmd_status(pid_t pid)
 		fmt::print("  {} {}  view {}: {}\n", t.value("tid", 0), t.value("name", ""),
 		           t.value("view", 0L), t.value("note", ""));
 	fmt::print("kicks sent: {}\n", s.value("kicks_sent", 0ULL));
-	fmt::print("quiescence slow paths: {}\n", s.value("slow_path_entries", 0ULL));
+	fmt::print("handshakes begun (slow paths of points, wrapped-call exits): {}\n",
+	           s.value("slow_path_entries", 0ULL));
 	if (s.contains("last_report")) {
 		const auto &r = s["last_report"];
 		const auto transition = r.value("transition", 0ULL);

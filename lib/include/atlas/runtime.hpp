@@ -230,8 +230,10 @@ struct StatusSnapshot {
 	std::vector<pid_t> exempt_threads;
 	std::vector<AppliedChange> applied; // oldest first
 	std::optional<Report> last_report;
-	std::uint64_t slow_path_entries = 0; // process-wide count of quiescence slow paths
-	std::uint64_t kicks_sent = 0;        // RuntimeOptions::kick calls, all transitions
+	// Process-wide count of handshakes begun: quiescence points that took the slow path and
+	// blocking_exit() calls that met a transition.
+	std::uint64_t slow_path_entries = 0;
+	std::uint64_t kicks_sent = 0; // RuntimeOptions::kick calls, all transitions
 	// Objects (shared libraries) loaded while a wait-free transition had several views live:
 	// their text cannot be unshared until one view remains (design sec. 3, "Lifecycle").
 	// Listed while that lasts; empty once the transition has ended.

@@ -134,6 +134,43 @@ TEST(RegistryTest, SlowPathIsEnteredOnlyWhileATransitionIsInFlight)
 	EXPECT_EQ(after, 0u);
 }
 
+// The preload's threads meet transitions in blocking_exit(), not at quiescence points: those
+// handshakes count too (status showed 0 after every thread had parked or migrated so).
+TEST(RegistryTest, BlockingExitThatMeetsATransitionCounts)
+{
+	auto views = std::make_shared<FakeViewState>();
+	auto rt = make_runtime(views);
+	exempt_existing_threads(*rt);
+	auto change = std::make_shared<ViewChange>(views, "count-exit");
+	std::latch registered(1), transition_seen(1), let_go(1);
+	std::uint64_t during = 0, after = 0;
+	std::thread t = spawn(views, [&] {
+		ASSERT_TRUE(rt->register_current_thread("blocker"));
+		atlas::blocking_enter();
+		registered.count_down();
+		transition_seen.wait();
+		std::uint64_t start = rt->status().slow_path_entries;
+		atlas::blocking_exit(); // migrates
+		during = rt->status().slow_path_entries - start;
+		let_go.wait();
+		start = rt->status().slow_path_entries;
+		for (int i = 0; i < 1000; i++) {
+			atlas::blocking_enter();
+			atlas::blocking_exit();
+		}
+		after = rt->status().slow_path_entries - start;
+	});
+	registered.wait();
+	ASSERT_EQ(rt->apply(change, {atlas::Mode::wait_free, 20ms}).outcome,
+	          atlas::Outcome::pending);
+	transition_seen.count_down();
+	ASSERT_EQ(rt->wait(5000ms).outcome, atlas::Outcome::finished);
+	let_go.count_down();
+	t.join();
+	EXPECT_EQ(during, 1u);
+	EXPECT_EQ(after, 0u);
+}
+
 TEST(RegistryTest, MissingViewsMeanGlobalOnlyAndSaySo)
 {
 	auto views = std::make_shared<FakeViewState>();

@@ -19,8 +19,9 @@ packages=(
 	python3 python3-ply python3-git  # checkpatch.pl (spdxcheck)
 	# guest runner (guest/run)
 	qemu-system-x86 busybox-static cpio
-	# benchmark scripts (bench/)
-	jq
+	# benchmark scripts (bench/); the evaluation's servers built from Debian source
+	# (bench/servers/: apt-get source, dpkg-source, and what memcached's build needs)
+	jq dpkg-dev libevent-dev libsasl2-dev
 )
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -40,6 +41,26 @@ as_root() {
 		exit 1
 	fi
 }
+# Source packages (bench/servers/ fetches the evaluation's servers with apt-get source): a
+# deb-src entry for the releases they come from, added once.
+deb_src=/etc/apt/sources.list.d/atlas-deb-src.sources
+lists_updated=0
+if [ ! -e "$deb_src" ]; then
+	echo "deps: adding deb-src entries for bookworm and bookworm-security ($deb_src)"
+	printf '%s\n' "Types: deb-src" "URIs: http://deb.debian.org/debian" "Suites: bookworm" \
+		"Components: main" "Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg" "" \
+		"Types: deb-src" "URIs: http://deb.debian.org/debian-security" \
+		"Suites: bookworm-security" "Components: main" \
+		"Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg" |
+		as_root tee "$deb_src" >/dev/null
+	# Not fatal: only bench/servers/ needs it, and it says so when apt-get source fails.
+	if as_root apt-get update -qq; then
+		lists_updated=1
+	else
+		echo "deps: apt-get update failed; bench/servers/ cannot fetch sources until it works" >&2
+	fi
+fi
+
 source_installed=$(dpkg-query -W -f='${Version}' "$source_pkg" 2>/dev/null || true)
 [ "$(installed "$source_pkg")" = installed ] || source_installed=
 
@@ -53,7 +74,6 @@ available() { # is $source_version in the package lists?
 	apt-cache madison "$source_pkg" 2>/dev/null |
 		awk -F'|' -v v="$source_version" '{ gsub(/ /, "", $2) } $2 == v { found = 1 } END { exit !found }'
 }
-lists_updated=0
 if [ "$source_installed" != "$source_version" ]; then
 	if [ -z "$source_installed" ] && ! available; then
 		# Not installed and perhaps stale lists: read the archive's index once.

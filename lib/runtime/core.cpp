@@ -13,7 +13,6 @@
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
-#include <fstream>
 #include <link.h>
 #include <linux/membarrier.h>
 #include <new>
@@ -54,12 +53,26 @@ std::string errno_text(int err)
 	                   strerrorname_np(err) ? strerrorname_np(err) : "?");
 }
 
+// A small file of /proc whole (up to 255 bytes), without its final newline; empty on error.
+std::string read_small_file(const std::string &path)
+{
+	char buf[256];
+	const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return {};
+	const ssize_t n = ::read(fd, buf, sizeof(buf) - 1);
+	::close(fd);
+	if (n <= 0)
+		return {};
+	std::string text(buf, static_cast<std::size_t>(n));
+	if (!text.empty() && text.back() == '\n')
+		text.pop_back();
+	return text;
+}
+
 std::string thread_comm(pid_t tid)
 {
-	std::ifstream in(fmt::format("/proc/self/task/{}/comm", tid));
-	std::string name;
-	std::getline(in, name);
-	return name;
+	return read_small_file(fmt::format("/proc/self/task/{}/comm", tid));
 }
 
 // Thread ids in /proc/self/task; empty on error (the caller reports it).
@@ -180,22 +193,6 @@ const char *syscall_name(long nr)
 	default:
 		return nullptr;
 	}
-}
-
-std::string read_small_file(const std::string &path)
-{
-	char buf[256];
-	const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return {};
-	const ssize_t n = ::read(fd, buf, sizeof(buf) - 1);
-	::close(fd);
-	if (n <= 0)
-		return {};
-	std::string text(buf, static_cast<std::size_t>(n));
-	while (!text.empty() && (text.back() == '\n' || text.back() == ' '))
-		text.pop_back();
-	return text;
 }
 
 // What the kernel says thread `tid` of this process is doing (/proc/self/task/<tid>/syscall

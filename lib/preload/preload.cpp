@@ -8,14 +8,12 @@
 // makes the real call and, in blocking_exit(), completes the handshake before the application
 // runs again. Nothing here exits, aborts or throws.
 //
-// Kicks (wait-free mode only): the runtime's patcher sends the kick signal (a real-time signal
-// this library owns) to threads blocked in a wrapped call outside the target view. The signal
-// is blocked everywhere except around the wrapper's own system call (atomically through the
-// sigmask variants ppoll/epoll_pwait/pselect where they exist), so that only that call can be
-// interrupted; the wrapper then completes the handshake and restarts the call with the
-// remaining timeout. No EINTR caused by a kick ever reaches the application, and
-// sigaction/signal/pthread_sigmask/sigprocmask/sigsuspend/sigwait* are interposed so that the
-// application can neither take, unblock nor wait for the kick signal.
+// A blocked thread is never woken for a transition: the patcher checks its recorded stack and
+// counts it as quiescent, in global mode (it parks if it returns while the change is written)
+// and in wait-free mode (it migrates in blocking_exit(); the transition need not wait for it).
+// So the real call is made exactly as the application asked, with its own arguments and signal
+// mask; only signal handlers are interposed (handler_trampoline), because a handler runs
+// application code in the middle of a blocked call.
 #include "preload.h"
 #include "simulated_views.hpp"
 #include "stack_check.hpp"
@@ -33,14 +31,16 @@
 #include <dlfcn.h>
 #include <fcntl.h>
 #include <fmt/format.h>
+#include <linux/futex.h>
 #include <mutex>
 #include <poll.h>
 #include <pthread.h>
 #include <semaphore.h>
 #include <sys/epoll.h>
 #include <sys/file.h>
+#include <sys/msg.h>
 #include <sys/select.h>
-#include <sys/signalfd.h>
+#include <sys/sem.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
@@ -103,11 +103,14 @@ struct Real {
 	int (*sigwaitinfo)(const sigset_t *, siginfo_t *);
 	int (*sigtimedwait)(const sigset_t *, siginfo_t *, const timespec *);
 	int (*sigaction)(int, const struct sigaction *, struct sigaction *);
-	int (*pthread_sigmask)(int, const sigset_t *, sigset_t *);
-	int (*sigprocmask)(int, const sigset_t *, sigset_t *);
 	int (*sigsuspend)(const sigset_t *);
-	int (*signalfd)(int, const sigset_t *, int);
-	int (*sigpending)(sigset_t *);
+	int (*fcntl)(int, int, ...);
+	int (*fcntl64)(int, int, ...);
+	ssize_t (*msgrcv)(int, void *, size_t, long, int);
+	int (*msgsnd)(int, const void *, size_t, int);
+	int (*semop)(int, sembuf *, size_t);
+	int (*semtimedop)(int, sembuf *, size_t, const timespec *);
+	long (*syscall)(long, ...);
 };
 
 Real real;
@@ -121,23 +124,8 @@ std::atomic<bool> active{false};
 std::atomic<control::Loader *> test_loader{nullptr};
 preload::SimulatedViews *simulated_views = nullptr; // ATLAS_PRELOAD_TEST_SIMULATED_VIEWS=1
 
-// The kick signal (0: no kicks: views are missing or ATLAS_KICK_SIGNAL=0). Set once in the
-// constructor, before any thread of the application exists.
-int kick_signal = 0;
-pid_t kick_pid = 0;
-
 // Per thread, async-signal-safe (initial-exec TLS of a preloaded object needs no allocation).
 #define ATLAS_TLS_IE __attribute__((tls_model("initial-exec")))
-// A kick arrived (set by the kick handler).
-thread_local volatile sig_atomic_t tl_kicked ATLAS_TLS_IE = 0;
-// This thread's "a kick is queued" mark (BlockedStack::kick_pending), cleared by the handler.
-thread_local std::atomic<bool> *tl_kick_pending ATLAS_TLS_IE = nullptr;
-// Application handlers run on this thread (all, and those without SA_RESTART).
-thread_local volatile sig_atomic_t tl_app_handlers ATLAS_TLS_IE = 0;
-thread_local volatile sig_atomic_t tl_app_nonrestart ATLAS_TLS_IE = 0;
-// Whether the application believes the kick signal is blocked on this thread (it is always
-// blocked outside wrapped calls; the application's own view is what it set).
-thread_local bool tl_app_blocks_kick ATLAS_TLS_IE = false;
 
 // Per thread: set for threads the preload registered; creating_internal while the runtime
 // starts its own threads (they are exempt, not registered).
@@ -148,7 +136,6 @@ struct ThreadContext {
 	bool blocked = false; // between blocking_enter() and blocking_exit() of a wrapper
 	~ThreadContext()
 	{
-		tl_kick_pending = nullptr;
 		// Thread exit: the runtime unregisters the thread through its own thread_local.
 		if (stack && blocked_stacks)
 			blocked_stacks->remove(tid);
@@ -221,13 +208,17 @@ bool resolve_all() noexcept
 	ok &= resolve(real.sigwaitinfo, "sigwaitinfo");
 	ok &= resolve(real.sigtimedwait, "sigtimedwait");
 	ok &= resolve(real.sigaction, "sigaction");
-	ok &= resolve(real.pthread_sigmask, "pthread_sigmask");
-	ok &= resolve(real.sigprocmask, "sigprocmask");
 	ok &= resolve(real.sigsuspend, "sigsuspend");
-	ok &= resolve(real.signalfd, "signalfd");
-	real.epoll_pwait2 = reinterpret_cast<decltype(real.epoll_pwait2)>(
-	    dlsym(RTLD_NEXT, "epoll_pwait2")); // optional: older glibc lacks it
-	ok &= resolve(real.sigpending, "sigpending");
+	ok &= resolve(real.fcntl, "fcntl");
+	ok &= resolve(real.msgrcv, "msgrcv");
+	ok &= resolve(real.msgsnd, "msgsnd");
+	ok &= resolve(real.semop, "semop");
+	ok &= resolve(real.semtimedop, "semtimedop");
+	ok &= resolve(real.syscall, "syscall");
+	// Optional: older glibc lacks them (the wrappers then fail ENOSYS, or use fcntl).
+	real.epoll_pwait2 =
+	    reinterpret_cast<decltype(real.epoll_pwait2)>(dlsym(RTLD_NEXT, "epoll_pwait2"));
+	real.fcntl64 = reinterpret_cast<decltype(real.fcntl64)>(dlsym(RTLD_NEXT, "fcntl64"));
 	return ok;
 }
 
@@ -247,7 +238,6 @@ void register_thread() noexcept
 	ThreadContext &ctx = tl_context;
 	ctx.tid = gettid();
 	ctx.stack = blocked_stacks->add(ctx.tid);
-	tl_kick_pending = ctx.stack ? &ctx.stack->kick_pending : nullptr;
 	Result r = runtime->register_current_thread();
 	if (!r) {
 		note(fmt::format("thread {} not registered: {}", ctx.tid, r.message()));
@@ -255,78 +245,6 @@ void register_thread() noexcept
 		ctx.stack = nullptr;
 	}
 }
-
-// How a kick may interrupt a wrapped call (see the file comment).
-enum class Kick {
-	none,    // not interruptible by a signal (pthread_cond_*): the kick stays blocked
-	mask,    // the call takes the signal mask itself (ppoll, epoll_pwait, pselect, sigtimedwait
-	         // via the set...): the wrapper passes one with the kick signal unblocked
-	unblock, // the kick signal is unblocked just around the call (accept, recv, nanosleep, ...)
-};
-
-// Whether an application handler ran during the call in a way that makes EINTR the
-// application's own: for calls the kernel restarts after SA_RESTART handlers (`restartable`),
-// a handler without SA_RESTART; for the others, any handler.
-struct HandlerWatch {
-	sig_atomic_t all = tl_app_handlers;
-	sig_atomic_t nonrestart = tl_app_nonrestart;
-	bool app_eintr(bool restartable) const noexcept
-	{
-		return restartable ? tl_app_nonrestart != nonrestart : tl_app_handlers != all;
-	}
-};
-
-// The calling thread's current mask with the kick signal removed (for Kick::mask calls).
-sigset_t mask_without_kick(const sigset_t *given) noexcept
-{
-	sigset_t m;
-	if (given)
-		m = *given;
-	else
-		real.pthread_sigmask(SIG_BLOCK, nullptr, &m);
-	sigdelset(&m, kick_signal);
-	return m;
-}
-
-// Opens the kick window around one attempt of a Kick::unblock call.
-class KickWindow
-{
-public:
-	explicit KickWindow(bool open) noexcept : open_(open)
-	{
-		if (open_) {
-			sigset_t k;
-			sigemptyset(&k);
-			sigaddset(&k, kick_signal);
-			real.pthread_sigmask(SIG_UNBLOCK, &k, nullptr);
-		}
-	}
-	~KickWindow()
-	{
-		if (open_) {
-			const int saved = errno;
-			sigset_t k;
-			sigemptyset(&k);
-			sigaddset(&k, kick_signal);
-			real.pthread_sigmask(SIG_BLOCK, &k, nullptr);
-			errno = saved;
-		}
-	}
-	KickWindow(const KickWindow &) = delete;
-	KickWindow &operator=(const KickWindow &) = delete;
-
-private:
-	bool open_;
-};
-
-// The usual convention: -1 and errno.
-struct ErrnoEintr {
-	template <typename R>
-	bool operator()(R r) const noexcept
-	{
-		return r < 0 && errno == EINTR;
-	}
-};
 
 // Application signal handlers running on this thread (handler_trampoline). A handler that
 // leaves by longjmp does not count itself out; in_signal_handler() then finds out by
@@ -345,76 +263,50 @@ bool in_signal_handler() noexcept
 	return false;
 }
 
-// A blocking call made by a registered thread outside signal handlers: bracketed.
-//
-// `attempt(kicks)` makes the real call once; `kicks` says whether the kick signal may
-// interrupt it (Kick::mask calls then pass mask_without_kick()); the attempt recomputes its
-// timeout from its own deadline, so that a restart continues with the remaining time.
-// `eintr(result)` tells an interrupted call. A call interrupted by a kick, with no application
-// handler that would have made it fail with EINTR without atlas, completes the handshake and
-// is restarted: the application never sees it.
-template <typename Attempt, typename Eintr = ErrnoEintr>
-auto bracketed(Kick kick, bool restartable, Attempt &&attempt, Eintr eintr = {})
+// A blocking call made by a registered thread outside signal handlers: bracketed. `call()`
+// makes the real call once, as the application asked.
+template <typename Call>
+auto bracketed(Call &&call)
 {
 	ensure_real();
 	ThreadContext &ctx = tl_context;
-	// Nested: the runtime's own waits (its condition variables, in the handshake) and
-	// libunwind's calls pass straight through, or the thread would re-enter the runtime.
+	// Nested: the runtime's own waits (its condition variables, in the handshake; the
+	// blocked record's futex) and libunwind's calls pass straight through, or the thread
+	// would re-enter the runtime.
 	if (!ctx.stack || ctx.inside || !active.load(std::memory_order_relaxed))
-		return attempt(false);
+		return call();
 	ctx.inside = true;
 	if (in_signal_handler()) { // never a quiescence point: just the call
 		ctx.inside = false;
-		return attempt(false);
+		return call();
 	}
-	// Only the registers: the patcher unwinds from them if a transition needs this thread
-	// while it is blocked (BlockedStack); the scope ends the record on every way out.
-	ctx.stack->enter();
-	preload::BlockedScope blocked_scope(ctx.stack);
-	atlas::blocking_enter();
-	ctx.blocked = true;
-	const bool kicks = kick_signal != 0 && kick != Kick::none;
-	for (;;) {
-		tl_kicked = 0;
-		HandlerWatch handlers;
-		bool skipped = false;
-		auto result = [&] {
-			const bool window_needed = kicks && kick == Kick::unblock;
-			KickWindow window(window_needed);
-			// A kick left pending (blocked) since the thread's last wrapped call
-			// arrives as the window opens: handshake now rather than block with it
-			// consumed.
-			if (window_needed && tl_kicked) {
-				skipped = true;
-				return decltype(attempt(false)){};
-			}
-			return attempt(kicks);
-		}();
-		const int saved = errno;
-		const bool ours = kicks && tl_kicked &&
-		                  (skipped || (eintr(result) && !handlers.app_eintr(restartable)));
-		if (!ours) {
-			ctx.blocked = false;
-			// Completes the handshake (with the stack check) before the application
-			// runs again.
-			atlas::blocking_exit();
-			ctx.inside = false;
-			errno = saved;
-			return result;
-		}
-		// Kicked: migrate now (the stack is the one recorded on entry), then go back into
-		// the call.
-		ctx.blocked = false;
-		atlas::blocking_exit();
+	auto result = [&] {
+		// Only the registers: the patcher unwinds from them if a transition needs this
+		// thread while it is blocked (BlockedStack); the scope ends the record on every
+		// way out, and its end may wait on a futex (still inside: not a point).
+		ctx.stack->enter();
+		preload::BlockedScope blocked_scope(ctx.stack);
 		atlas::blocking_enter();
 		ctx.blocked = true;
-	}
+		auto r = call();
+		const int saved = errno;
+		ctx.blocked = false;
+		// Completes the handshake (with the stack check), or follows the base a
+		// wait-free transition switched while this thread slept, before the
+		// application runs again.
+		atlas::blocking_exit();
+		errno = saved;
+		return r;
+	}();
+	const int saved = errno;
+	ctx.inside = false;
+	errno = saved;
+	return result;
 }
 
 // Locks: a point only when the lock is taken by another thread (the try fails), so that the
-// uncontended path costs one try more than the plain call. The waits are futex waits that
-// signals do not end (no kick can end them): a blocked waiter counts as quiescent, and
-// migrates when it gets the lock.
+// uncontended path costs one try more than the plain call. A blocked waiter counts as
+// quiescent and migrates when it gets the lock.
 template <typename Try, typename Wait>
 int contended(Try &&try_lock, Wait &&wait)
 {
@@ -422,107 +314,19 @@ int contended(Try &&try_lock, Wait &&wait)
 	const int r = try_lock();
 	if (r != EBUSY)
 		return r;
-	return bracketed(
-	    Kick::none, true, [&](bool) { return wait(); }, [](int) { return false; });
-}
-// A deadline on CLOCK_MONOTONIC for restarts with the remaining time.
-struct Deadline {
-	bool infinite = true;
-	std::int64_t at_ns = 0;
-
-	static std::int64_t now() noexcept
-	{
-		timespec ts;
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		return std::int64_t(ts.tv_sec) * 1000000000 + ts.tv_nsec;
-	}
-	static Deadline in_ms(int ms) noexcept
-	{
-		Deadline d;
-		if (ms >= 0) {
-			d.infinite = false;
-			d.at_ns = now() + std::int64_t(ms) * 1000000;
-		}
-		return d;
-	}
-	static Deadline in(const timespec *ts) noexcept
-	{
-		Deadline d;
-		if (ts) {
-			d.infinite = false;
-			d.at_ns = now() + std::int64_t(ts->tv_sec) * 1000000000 + ts->tv_nsec;
-		}
-		return d;
-	}
-	std::int64_t left_ns() const noexcept
-	{
-		return std::max<std::int64_t>(at_ns - now(), 0);
-	}
-	// Milliseconds left, rounded up (-1: infinite).
-	int left_ms() const noexcept
-	{
-		if (infinite)
-			return -1;
-		const std::int64_t ms = (left_ns() + 999999) / 1000000;
-		return ms > INT32_MAX ? INT32_MAX : int(ms);
-	}
-	// The remaining time (null: infinite), in `buf`.
-	const timespec *left(timespec &buf) const noexcept
-	{
-		if (infinite)
-			return nullptr;
-		const std::int64_t ns = left_ns();
-		buf.tv_sec = time_t(ns / 1000000000);
-		buf.tv_nsec = long(ns % 1000000000);
-		return &buf;
-	}
-};
-
-// The set minus the kick signal: the application must not wait for (and so steal) kicks.
-const sigset_t *without_kick(const sigset_t *set, sigset_t &buf) noexcept
-{
-	if (!set || kick_signal == 0 || !sigismember(set, kick_signal))
-		return set;
-	buf = *set;
-	sigdelset(&buf, kick_signal);
-	return &buf;
-}
-
-// The application's mask for a call that takes one (ppoll, epoll_pwait, pselect) made outside
-// a kick window (from a signal handler, a nested call, an unregistered thread): with the kick
-// signal added, so that a kick left pending by an earlier transition stays pending instead of
-// interrupting the call with an EINTR the application would see.
-const sigset_t *keep_kick_blocked(const sigset_t *mask, sigset_t &buf) noexcept
-{
-	if (!mask || kick_signal == 0 || sigismember(mask, kick_signal))
-		return mask;
-	buf = *mask;
-	sigaddset(&buf, kick_signal);
-	return &buf;
-}
-
-// The mask a wrapped call that takes one passes on: in a kick window the application's mask
-// without the kick signal (a kick ends the call), outside one with it kept blocked.
-const sigset_t *call_mask(bool kicks, const sigset_t *mask, sigset_t &buf) noexcept
-{
-	if (!kicks)
-		return keep_kick_blocked(mask, buf);
-	buf = mask_without_kick(mask);
-	return &buf;
+	return bracketed(wait);
 }
 
 struct StartArgs {
 	void *(*start)(void *);
 	void *arg;
-	bool app_blocks_kick; // the creator's view of its mask, inherited like the mask itself
-	ViewId view;          // the creator's simulated view
+	ViewId view; // the creator's simulated view
 };
 
 void *start_trampoline(void *p)
 {
 	StartArgs args = *static_cast<StartArgs *>(p);
 	delete static_cast<StartArgs *>(p);
-	tl_app_blocks_kick = args.app_blocks_kick;
 	if (simulated_views)
 		simulated_views->place_caller(args.view);
 	register_thread();
@@ -675,52 +479,6 @@ control::LoadResult load(const std::string &path)
 #endif
 }
 
-void kick_handler(int, siginfo_t *, void *)
-{
-	tl_kicked = 1; // the interrupted wrapper restarts its call after the handshake
-	if (std::atomic<bool> *pending = tl_kick_pending)
-		pending->store(false, std::memory_order_release); // the next kick may be sent
-}
-
-// Chooses the kick signal (ATLAS_KICK_SIGNAL: a number in [SIGRTMIN, SIGRTMAX], 0 for none;
-// default SIGRTMAX - 2), installs its handler and blocks it in the calling thread, from which
-// every later thread inherits the mask.
-void setup_kicks(bool views_available) noexcept
-{
-	kick_signal = 0;
-	kick_pid = getpid();
-	int sig = SIGRTMAX - 2;
-	if (const char *env = std::getenv("ATLAS_KICK_SIGNAL"); env && *env) {
-		char *end = nullptr;
-		long v = std::strtol(env, &end, 10);
-		if (*end != '\0' || (v != 0 && (v < SIGRTMIN || v > SIGRTMAX))) {
-			note(fmt::format("ATLAS_KICK_SIGNAL={} is not 0 or a signal in [{}, {}]; "
-			                 "using {}",
-			                 env, SIGRTMIN, SIGRTMAX, sig));
-		} else {
-			sig = int(v);
-		}
-	}
-	if (sig == 0 || !views_available)
-		return;
-	struct sigaction sa {
-	};
-	sa.sa_sigaction = kick_handler;
-	sa.sa_flags = SA_SIGINFO; // no SA_RESTART: the wrapped call must return
-	sigfillset(&sa.sa_mask);
-	sigset_t k;
-	sigemptyset(&k);
-	sigaddset(&k, sig);
-	if (real.pthread_sigmask(SIG_BLOCK, &k, nullptr) != 0 ||
-	    real.sigaction(sig, &sa, nullptr) != 0) {
-		note(fmt::format("cannot install the kick signal {}: {}; wait-free transitions "
-		                 "wait for blocked threads to return by themselves",
-		                 sig, strerror(errno)));
-		return;
-	}
-	kick_signal = sig;
-}
-
 // Creates the runtime, registers the calling thread and starts the control socket.
 void start_runtime() noexcept
 {
@@ -787,17 +545,6 @@ void start_runtime() noexcept
 	} else {
 		views = kernel_view_ops();
 	}
-	// Kicks only matter in wait-free mode, i.e. with views.
-	setup_kicks(views && views->current().ok());
-	if (kick_signal != 0)
-		options.kick = [](pid_t tid) {
-			// At most one kick queued per thread: one that is pending (the thread
-			// left its wrapped call meanwhile) is delivered in its next one.
-			if (!blocked_stacks->mark_kick(tid))
-				return;
-			if (syscall(SYS_tgkill, kick_pid, tid, kick_signal) != 0)
-				blocked_stacks->unmark_kick(tid);
-		};
 	options.views = std::move(views);
 	options.may_complete = [](const CodeChange &change) {
 		return preload::check_current(ranges_of(change));
@@ -902,10 +649,6 @@ void handler_trampoline(int sig, siginfo_t *info, void *ucontext)
 	tl_handler_depth = tl_handler_depth + 1;
 	void *fn = app_handlers[sig].fn.load(std::memory_order_acquire);
 	const int flags = app_handlers[sig].flags.load(std::memory_order_relaxed);
-	// Tells an interrupted wrapper that this EINTR would be the application's own.
-	tl_app_handlers = tl_app_handlers + 1;
-	if (!(flags & SA_RESTART))
-		tl_app_nonrestart = tl_app_nonrestart + 1;
 	errno = saved;
 	if (flags & SA_SIGINFO)
 		reinterpret_cast<void (*)(int, siginfo_t *, void *)>(fn)(sig, info, ucontext);
@@ -929,49 +672,6 @@ bool is_function(const struct sigaction *act)
 	return fn != reinterpret_cast<void *>(SIG_DFL) && fn != reinterpret_cast<void *>(SIG_IGN);
 }
 
-// The application's view of the kick signal in a mask it reads back; the real mask always has
-// it blocked outside wrapped calls.
-void app_view(sigset_t *mask, bool blocks_kick) noexcept
-{
-	if (!mask || kick_signal == 0)
-		return;
-	if (blocks_kick)
-		sigaddset(mask, kick_signal);
-	else
-		sigdelset(mask, kick_signal);
-}
-
-template <typename Real>
-int masked(Real fn, int how, const sigset_t *set, sigset_t *old)
-{
-	if (kick_signal == 0 || !active.load(std::memory_order_acquire))
-		return fn(how, set, old);
-	sigset_t adjusted;
-	const sigset_t *pass = set;
-	if (set && (how == SIG_UNBLOCK || how == SIG_SETMASK)) {
-		adjusted = *set;
-		if (how == SIG_UNBLOCK)
-			sigdelset(&adjusted, kick_signal); // stays blocked
-		else
-			sigaddset(&adjusted, kick_signal);
-		pass = &adjusted;
-	}
-	const bool before = tl_app_blocks_kick;
-	int r = fn(how, pass, old);
-	if (r != 0)
-		return r;
-	app_view(old, before);
-	if (set && sigismember(set, kick_signal)) {
-		if (how == SIG_BLOCK)
-			tl_app_blocks_kick = true;
-		else if (how == SIG_UNBLOCK)
-			tl_app_blocks_kick = false;
-	}
-	if (set && how == SIG_SETMASK)
-		tl_app_blocks_kick = sigismember(set, kick_signal);
-	return r;
-}
-
 } // namespace
 
 extern "C" {
@@ -985,19 +685,6 @@ int sigaction(int sig, const struct sigaction *act, struct sigaction *old)
 	}
 	if (sig <= 0 || sig >= _NSIG || !active.load(std::memory_order_acquire))
 		return real.sigaction(sig, act, old);
-	if (kick_signal != 0 && sig == kick_signal) {
-		// Owned by atlas (as glibc owns its internal signals): the application sees it
-		// unused and cannot take it.
-		if (act) {
-			errno = EINVAL;
-			return -1;
-		}
-		if (old) {
-			*old = {};
-			old->sa_handler = SIG_DFL;
-		}
-		return 0;
-	}
 	void *prev_fn = app_handlers[sig].fn.load(std::memory_order_acquire);
 	int prev_flags = app_handlers[sig].flags.load(std::memory_order_relaxed);
 	struct sigaction installed;
@@ -1006,9 +693,6 @@ int sigaction(int sig, const struct sigaction *act, struct sigaction *old)
 		installed = *act;
 		installed.sa_flags |= SA_SIGINFO;
 		installed.sa_sigaction = handler_trampoline;
-		// The handler is application code: no kick may interrupt its calls.
-		if (kick_signal != 0)
-			sigaddset(&installed.sa_mask, kick_signal);
 		app_handlers[sig].flags.store(act->sa_flags, std::memory_order_relaxed);
 		app_handlers[sig].fn.store((act->sa_flags & SA_SIGINFO)
 		                               ? reinterpret_cast<void *>(act->sa_sigaction)
@@ -1025,8 +709,6 @@ int sigaction(int sig, const struct sigaction *act, struct sigaction *old)
 	// The application sees its own handler, never the trampoline.
 	if (r == 0 && old && (old->sa_flags & SA_SIGINFO) &&
 	    old->sa_sigaction == handler_trampoline) {
-		if (kick_signal != 0)
-			sigdelset(&old->sa_mask, kick_signal);
 		old->sa_flags = prev_flags;
 		if (prev_flags & SA_SIGINFO)
 			old->sa_sigaction =
@@ -1074,7 +756,7 @@ int pthread_create(pthread_t *thread, const pthread_attr_t *attr, void *(*start)
 	ViewId view = 0;
 	if (simulated_views)
 		view = simulated_views->current().value;
-	auto *args = new (std::nothrow) StartArgs{start, arg, tl_app_blocks_kick, view};
+	auto *args = new (std::nothrow) StartArgs{start, arg, view};
 	if (!args)
 		return EAGAIN;
 	int r = real.pthread_create(thread, attr, start_trampoline, args);
@@ -1083,97 +765,18 @@ int pthread_create(pthread_t *thread, const pthread_attr_t *attr, void *(*start)
 	return r;
 }
 
-int pthread_sigmask(int how, const sigset_t *set, sigset_t *old)
-{
-	ensure_real();
-	if (!real.pthread_sigmask)
-		return ENOSYS;
-	return masked(real.pthread_sigmask, how, set, old);
-}
+// The calls in which a thread waits: each one bracketed, made exactly as the application asked.
+// Grouped as docs/live-patching.md lists them ("What is a quiescence point").
 
-int sigprocmask(int how, const sigset_t *set, sigset_t *old)
-{
-	ensure_real();
-	if (!real.sigprocmask) {
-		errno = ENOSYS;
-		return -1;
-	}
-	return masked(real.sigprocmask, how, set, old);
-}
-
-int sigsuspend(const sigset_t *mask)
-{
-	ensure_real();
-	if (!real.sigsuspend) {
-		errno = ENOSYS;
-		return -1;
-	}
-	if (kick_signal == 0)
-		return real.sigsuspend(mask);
-	// A kick left pending by a wrapper must not end the application's sigsuspend.
-	sigset_t m = *mask;
-	sigaddset(&m, kick_signal);
-	return real.sigsuspend(&m);
-}
-
-// A signalfd reads pending signals of its mask: with the kick signal in it (a program that
-// takes "all signals" through one) it would steal kicks and hand the application a signal it
-// never asked for. The kick signal is left out, as sigwait* leave it out of their sets.
-int signalfd(int fd, const sigset_t *mask, int flags)
-{
-	ensure_real();
-	if (!real.signalfd) {
-		errno = ENOSYS;
-		return -1;
-	}
-	sigset_t buf;
-	return real.signalfd(fd, without_kick(mask, buf), flags);
-}
-
-// A kick left pending (blocked outside a wrapped call) is the runtime's, not the
-// application's: not reported.
-int sigpending(sigset_t *set)
-{
-	ensure_real();
-	if (!real.sigpending) {
-		errno = ENOSYS;
-		return -1;
-	}
-	const int r = real.sigpending(set);
-	if (r == 0 && kick_signal != 0)
-		sigdelset(set, kick_signal);
-	return r;
-}
-
+// Waiting for descriptors.
 int epoll_wait(int epfd, epoll_event *events, int maxevents, int timeout)
 {
-	const Deadline d = Deadline::in_ms(timeout);
-	bool first = true;
-	return bracketed(Kick::mask, false, [&](bool kicks) {
-		const int t = first ? timeout : d.left_ms();
-		first = false;
-		if (!kicks)
-			return real.epoll_wait(epfd, events, maxevents, t);
-		sigset_t m = mask_without_kick(nullptr);
-		return real.epoll_pwait(epfd, events, maxevents, t, &m);
-	});
+	return bracketed([&] { return real.epoll_wait(epfd, events, maxevents, timeout); });
 }
-
 int epoll_pwait(int epfd, epoll_event *events, int maxevents, int timeout, const sigset_t *mask)
 {
-	const Deadline d = Deadline::in_ms(timeout);
-	bool first = true;
-	return bracketed(Kick::mask, false, [&](bool kicks) {
-		const int t = first ? timeout : d.left_ms();
-		first = false;
-		sigset_t m;
-		return real.epoll_pwait(epfd, events, maxevents, t, call_mask(kicks, mask, m));
-	});
+	return bracketed([&] { return real.epoll_pwait(epfd, events, maxevents, timeout, mask); });
 }
-
-// Not in the design's list but like epoll_pwait with a timespec: a point, kickable through its
-// mask, restarted with the time left; outside a kick window the kick signal stays blocked in
-// the mask, so a kick left pending never interrupts it.
 int epoll_pwait2(int epfd, epoll_event *events, int maxevents, const timespec *timeout,
                  const sigset_t *mask)
 {
@@ -1182,233 +785,104 @@ int epoll_pwait2(int epfd, epoll_event *events, int maxevents, const timespec *t
 		errno = ENOSYS;
 		return -1;
 	}
-	const Deadline d = Deadline::in(timeout);
-	bool first = true;
-	return bracketed(Kick::mask, false, [&](bool kicks) {
-		timespec buf;
-		const timespec *t = first ? timeout : d.left(buf);
-		first = false;
-		sigset_t m;
-		return real.epoll_pwait2(epfd, events, maxevents, t, call_mask(kicks, mask, m));
-	});
+	return bracketed([&] { return real.epoll_pwait2(epfd, events, maxevents, timeout, mask); });
 }
-
 int poll(pollfd *fds, nfds_t nfds, int timeout)
 {
-	const Deadline d = Deadline::in_ms(timeout);
-	bool first = true;
-	return bracketed(Kick::mask, false, [&](bool kicks) {
-		if (!kicks && first) {
-			first = false;
-			return real.poll(fds, nfds, timeout);
-		}
-		first = false;
-		timespec buf;
-		sigset_t m = mask_without_kick(nullptr);
-		return real.ppoll(fds, nfds, d.left(buf), kicks ? &m : nullptr);
-	});
+	return bracketed([&] { return real.poll(fds, nfds, timeout); });
 }
-
 int ppoll(pollfd *fds, nfds_t nfds, const timespec *timeout, const sigset_t *mask)
 {
-	const Deadline d = Deadline::in(timeout);
-	bool first = true;
-	return bracketed(Kick::mask, false, [&](bool kicks) {
-		timespec buf;
-		const timespec *t = first ? timeout : d.left(buf);
-		first = false;
-		sigset_t m;
-		return real.ppoll(fds, nfds, t, call_mask(kicks, mask, m));
-	});
+	return bracketed([&] { return real.ppoll(fds, nfds, timeout, mask); });
 }
-
 int select(int nfds, fd_set *r, fd_set *w, fd_set *e, timeval *timeout)
 {
-	if (kick_signal == 0)
-		return bracketed(Kick::none, false,
-		                 [&](bool) { return real.select(nfds, r, w, e, timeout); });
-	// Through pselect, with the kick signal unblocked; Linux's select reports the time left
-	// in *timeout, which pselect does not: computed here.
-	Deadline d;
-	if (timeout) {
-		timespec ts{timeout->tv_sec, timeout->tv_usec * 1000};
-		d = Deadline::in(&ts);
-	}
-	// The sets are in/out: every attempt starts from the caller's.
-	fd_set in_r, in_w, in_e;
-	if (r)
-		in_r = *r;
-	if (w)
-		in_w = *w;
-	if (e)
-		in_e = *e;
-	int result = bracketed(Kick::mask, false, [&](bool kicks) {
-		if (r)
-			*r = in_r;
-		if (w)
-			*w = in_w;
-		if (e)
-			*e = in_e;
-		timespec buf;
-		sigset_t m = mask_without_kick(nullptr);
-		return real.pselect(nfds, r, w, e, d.left(buf), kicks ? &m : nullptr);
-	});
-	if (timeout) {
-		const int saved = errno;
-		const std::int64_t left = d.left_ns();
-		timeout->tv_sec = time_t(left / 1000000000);
-		timeout->tv_usec = suseconds_t(left % 1000000000 / 1000);
-		errno = saved;
-	}
-	return result;
+	return bracketed([&] { return real.select(nfds, r, w, e, timeout); });
 }
-
 int pselect(int nfds, fd_set *r, fd_set *w, fd_set *e, const timespec *timeout,
             const sigset_t *mask)
 {
-	const Deadline d = Deadline::in(timeout);
-	fd_set in_r, in_w, in_e;
-	if (r)
-		in_r = *r;
-	if (w)
-		in_w = *w;
-	if (e)
-		in_e = *e;
-	bool first = true;
-	return bracketed(Kick::mask, false, [&](bool kicks) {
-		if (!first) {
-			if (r)
-				*r = in_r;
-			if (w)
-				*w = in_w;
-			if (e)
-				*e = in_e;
-		}
-		timespec buf;
-		const timespec *t = first ? timeout : d.left(buf);
-		first = false;
-		sigset_t m;
-		return real.pselect(nfds, r, w, e, t, call_mask(kicks, mask, m));
-	});
+	return bracketed([&] { return real.pselect(nfds, r, w, e, timeout, mask); });
 }
 
+// Sockets.
 int accept(int fd, sockaddr *addr, socklen_t *len)
 {
-	const socklen_t len_in = len ? *len : 0;
-	return bracketed(Kick::unblock, true, [&](bool) {
-		if (len)
-			*len = len_in;
-		return real.accept(fd, addr, len);
-	});
+	return bracketed([&] { return real.accept(fd, addr, len); });
 }
-
 int accept4(int fd, sockaddr *addr, socklen_t *len, int flags)
 {
-	const socklen_t len_in = len ? *len : 0;
-	return bracketed(Kick::unblock, true, [&](bool) {
-		if (len)
-			*len = len_in;
-		return real.accept4(fd, addr, len, flags);
-	});
+	return bracketed([&] { return real.accept4(fd, addr, len, flags); });
+}
+int connect(int fd, const sockaddr *addr, socklen_t len)
+{
+	return bracketed([&] { return real.connect(fd, addr, len); });
+}
+ssize_t recv(int fd, void *buf, size_t len, int flags)
+{
+	return bracketed([&] { return real.recv(fd, buf, len, flags); });
+}
+ssize_t recvfrom(int fd, void *buf, size_t len, int flags, sockaddr *addr, socklen_t *alen)
+{
+	return bracketed([&] { return real.recvfrom(fd, buf, len, flags, addr, alen); });
+}
+ssize_t recvmsg(int fd, msghdr *msg, int flags)
+{
+	return bracketed([&] { return real.recvmsg(fd, msg, flags); });
 }
 
+// Reads and writes on any descriptor: pipes, FIFOs, ttys, eventfd, signalfd, timerfd, inotify
+// and character devices block as sockets do; on a regular file the call returns soon and is a
+// point all the same.
 ssize_t read(int fd, void *buf, size_t count)
 {
 	ensure_real();
 	if (!real.read) // cannot happen with a working libc; a raw read is always correct
-		return static_cast<ssize_t>(syscall(SYS_read, fd, buf, count));
-	// Any descriptor: pipes, FIFOs, ttys, eventfd, signalfd, timerfd, inotify and character
-	// devices block as sockets do. A read of a regular file returns soon; it is a point too.
-	return bracketed(Kick::unblock, true, [&](bool) { return real.read(fd, buf, count); });
+		return static_cast<ssize_t>(::syscall(SYS_read, fd, buf, count));
+	return bracketed([&] { return real.read(fd, buf, count); });
 }
 ssize_t readv(int fd, const iovec *iov, int iovcnt)
 {
-	return bracketed(Kick::unblock, true, [&](bool) { return real.readv(fd, iov, iovcnt); });
+	return bracketed([&] { return real.readv(fd, iov, iovcnt); });
 }
 ssize_t pread(int fd, void *buf, size_t count, off_t offset)
 {
-	return bracketed(Kick::unblock, true,
-	                 [&](bool) { return real.pread(fd, buf, count, offset); });
+	return bracketed([&] { return real.pread(fd, buf, count, offset); });
 }
 ssize_t pread64(int fd, void *buf, size_t count, off_t offset)
 {
 	return pread(fd, buf, count, offset);
 }
-// A write interrupted after some bytes returns their count, not EINTR: never restarted.
 ssize_t write(int fd, const void *buf, size_t count)
 {
 	ensure_real();
 	if (!real.write)
-		return static_cast<ssize_t>(syscall(SYS_write, fd, buf, count));
-	return bracketed(Kick::unblock, true, [&](bool) { return real.write(fd, buf, count); });
+		return static_cast<ssize_t>(::syscall(SYS_write, fd, buf, count));
+	return bracketed([&] { return real.write(fd, buf, count); });
 }
 ssize_t writev(int fd, const iovec *iov, int iovcnt)
 {
-	return bracketed(Kick::unblock, true, [&](bool) { return real.writev(fd, iov, iovcnt); });
+	return bracketed([&] { return real.writev(fd, iov, iovcnt); });
 }
 ssize_t pwrite(int fd, const void *buf, size_t count, off_t offset)
 {
-	return bracketed(Kick::unblock, true,
-	                 [&](bool) { return real.pwrite(fd, buf, count, offset); });
+	return bracketed([&] { return real.pwrite(fd, buf, count, offset); });
 }
 ssize_t pwrite64(int fd, const void *buf, size_t count, off_t offset)
 {
 	return pwrite(fd, buf, count, offset);
 }
-// Not interruptible by a kick: a connect() interrupted goes on in the background, and calling
-// it again fails EALREADY, which the application would see.
-int connect(int fd, const sockaddr *addr, socklen_t len)
-{
-	return bracketed(
-	    Kick::none, true, [&](bool) { return real.connect(fd, addr, len); },
-	    [](int) { return false; });
-}
 
-ssize_t recv(int fd, void *buf, size_t len, int flags)
-{
-	return bracketed(Kick::unblock, true, [&](bool) { return real.recv(fd, buf, len, flags); });
-}
-
-ssize_t recvfrom(int fd, void *buf, size_t len, int flags, sockaddr *addr, socklen_t *alen)
-{
-	const socklen_t alen_in = alen ? *alen : 0;
-	return bracketed(Kick::unblock, true, [&](bool) {
-		if (alen)
-			*alen = alen_in;
-		return real.recvfrom(fd, buf, len, flags, addr, alen);
-	});
-}
-
-ssize_t recvmsg(int fd, msghdr *msg, int flags)
-{
-	const socklen_t control_in = msg ? msg->msg_controllen : 0;
-	const int flags_in = msg ? msg->msg_flags : 0;
-	return bracketed(Kick::unblock, true, [&](bool) {
-		if (msg) {
-			msg->msg_controllen = control_in;
-			msg->msg_flags = flags_in;
-		}
-		return real.recvmsg(fd, msg, flags);
-	});
-}
-
+// Sleeping. glibc's sleep() and usleep() call its nanosleep internally, past this library:
+// each is made here of the wrapped nanosleep, with glibc's results.
 int nanosleep(const timespec *req, timespec *rem)
 {
-	// A restart sleeps for what the interrupted attempt left.
-	timespec left{};
-	bool first = true;
-	int r = bracketed(Kick::unblock, false, [&](bool) {
-		const timespec *t = first ? req : &left;
-		first = false;
-		return real.nanosleep(t, &left);
-	});
-	if (r < 0 && errno == EINTR && rem)
-		*rem = left;
-	return r;
+	return bracketed([&] { return real.nanosleep(req, rem); });
 }
-
-// glibc's sleep() and usleep() call its nanosleep internally, past this library: each is
-// made here of the wrapped nanosleep above, with glibc's results.
+int clock_nanosleep(clockid_t clock, int flags, const timespec *req, timespec *rem)
+{
+	return bracketed([&] { return real.clock_nanosleep(clock, flags, req, rem); });
+}
 unsigned int sleep(unsigned int seconds)
 {
 	timespec req{static_cast<time_t>(seconds), 0}, rem{};
@@ -1422,57 +896,51 @@ int usleep(useconds_t usec)
 	timespec req{static_cast<time_t>(usec / 1000000), static_cast<long>(usec % 1000000) * 1000};
 	return nanosleep(&req, nullptr);
 }
+
+// Signals.
 int pause()
 {
-	return bracketed(Kick::unblock, false, [&](bool) { return real.pause(); });
+	return bracketed([&] { return real.pause(); });
 }
-int clock_nanosleep(clockid_t clock, int flags, const timespec *req, timespec *rem)
+int sigsuspend(const sigset_t *mask)
 {
-	timespec left{};
-	bool first = true;
-	int r = bracketed(
-	    Kick::unblock, false,
-	    [&](bool) {
-		    // Absolute: the same deadline again; relative: what is left.
-		    const timespec *t = first || (flags & TIMER_ABSTIME) ? req : &left;
-		    first = false;
-		    return real.clock_nanosleep(clock, flags, t, &left);
-	    },
-	    [](int result) { return result == EINTR; });
-	if (r == EINTR && rem && !(flags & TIMER_ABSTIME))
-		*rem = left;
-	return r;
+	ensure_real();
+	if (!real.sigsuspend) {
+		errno = ENOSYS;
+		return -1;
+	}
+	return bracketed([&] { return real.sigsuspend(mask); });
+}
+int sigwait(const sigset_t *set, int *sig)
+{
+	return bracketed([&] { return real.sigwait(set, sig); });
+}
+int sigwaitinfo(const sigset_t *set, siginfo_t *info)
+{
+	return bracketed([&] { return real.sigwaitinfo(set, info); });
+}
+int sigtimedwait(const sigset_t *set, siginfo_t *info, const timespec *timeout)
+{
+	return bracketed([&] { return real.sigtimedwait(set, info, timeout); });
 }
 
-// Not interruptible by a signal (glibc waits again after a handler): no kicks; the thread
-// migrates when the wait ends (use a timed wait to bound that).
+// Threads: condition variables, semaphores, barriers, joins always; locks when contended.
 int pthread_cond_wait(pthread_cond_t *cond, pthread_mutex_t *mutex)
 {
-	return bracketed(
-	    Kick::none, true, [&](bool) { return real.pthread_cond_wait(cond, mutex); },
-	    [](int) { return false; });
+	return bracketed([&] { return real.pthread_cond_wait(cond, mutex); });
 }
-
 int pthread_cond_timedwait(pthread_cond_t *cond, pthread_mutex_t *mutex, const timespec *abstime)
 {
-	return bracketed(
-	    Kick::none, true,
-	    [&](bool) { return real.pthread_cond_timedwait(cond, mutex, abstime); },
-	    [](int) { return false; });
+	return bracketed([&] { return real.pthread_cond_timedwait(cond, mutex, abstime); });
 }
-
 int sem_wait(sem_t *sem)
 {
-	// sem_wait fails with EINTR after any handler, SA_RESTART or not.
-	return bracketed(Kick::unblock, false, [&](bool) { return real.sem_wait(sem); });
+	return bracketed([&] { return real.sem_wait(sem); });
 }
 int sem_timedwait(sem_t *sem, const timespec *abstime)
 {
-	// An absolute deadline: a restart waits for the same one.
-	return bracketed(Kick::unblock, false,
-	                 [&](bool) { return real.sem_timedwait(sem, abstime); });
+	return bracketed([&] { return real.sem_timedwait(sem, abstime); });
 }
-
 int pthread_mutex_lock(pthread_mutex_t *m)
 {
 	return contended([&] { return real.pthread_mutex_trylock(m); },
@@ -1495,20 +963,48 @@ int pthread_rwlock_wrlock(pthread_rwlock_t *l)
 }
 int pthread_barrier_wait(pthread_barrier_t *b)
 {
-	return bracketed(
-	    Kick::none, true, [&](bool) { return real.pthread_barrier_wait(b); },
-	    [](int) { return false; });
+	return bracketed([&] { return real.pthread_barrier_wait(b); });
 }
 int pthread_join(pthread_t thread, void **ret)
 {
-	return bracketed(
-	    Kick::none, true, [&](bool) { return real.pthread_join(thread, ret); },
-	    [](int) { return false; });
+	return bracketed([&] { return real.pthread_join(thread, ret); });
 }
+
+// Futex waits through syscall(): what C++'s std::atomic<T>::wait, std::latch, std::barrier and
+// std::counting_semaphore reach in libstdc++ (its header calls syscall(SYS_futex, ...)), and
+// programs that wait on a futex of their own. Every other system call passes straight through.
+long syscall(long number, ...)
+{
+	va_list ap;
+	va_start(ap, number);
+	long a[6];
+	for (long &v : a)
+		v = va_arg(ap, long);
+	va_end(ap);
+	ensure_real();
+	if (!real.syscall) {
+		errno = ENOSYS;
+		return -1;
+	}
+	auto call = [&] { return real.syscall(number, a[0], a[1], a[2], a[3], a[4], a[5]); };
+	if (number != SYS_futex)
+		return call();
+	switch (a[1] & FUTEX_CMD_MASK) {
+	case FUTEX_WAIT:
+	case FUTEX_WAIT_BITSET:
+	case FUTEX_LOCK_PI:
+	case FUTEX_LOCK_PI2:
+	case FUTEX_WAIT_REQUEUE_PI:
+		return bracketed(call);
+	default:
+		return call();
+	}
+}
+
+// Processes.
 pid_t waitpid(pid_t pid, int *status, int options)
 {
-	return bracketed(Kick::unblock, true,
-	                 [&](bool) { return real.waitpid(pid, status, options); });
+	return bracketed([&] { return real.waitpid(pid, status, options); });
 }
 pid_t wait(int *status)
 {
@@ -1516,53 +1012,75 @@ pid_t wait(int *status)
 }
 int waitid(idtype_t idtype, id_t id, siginfo_t *info, int options)
 {
-	return bracketed(Kick::unblock, true,
-	                 [&](bool) { return real.waitid(idtype, id, info, options); });
+	return bracketed([&] { return real.waitid(idtype, id, info, options); });
 }
+
+// File locks: flock() always, fcntl() for the waiting lock commands only (every other command
+// passes straight through, with its argument as given).
 int flock(int fd, int operation)
 {
-	return bracketed(Kick::unblock, true, [&](bool) { return real.flock(fd, operation); });
+	return bracketed([&] { return real.flock(fd, operation); });
 }
 
-int sigwait(const sigset_t *set, int *sig)
+} // extern "C"
+
+namespace
 {
-	ensure_real();
-	sigset_t buf;
-	const sigset_t *s = without_kick(set, buf);
-	// As glibc's sigwait: sigtimedwait until a signal comes (it never fails with EINTR).
-	int r;
-	siginfo_t info;
-	do
-		r = bracketed(Kick::unblock, false,
-		              [&](bool) { return real.sigtimedwait(s, &info, nullptr); });
-	while (r < 0 && errno == EINTR);
-	if (r < 0)
-		return errno;
-	*sig = r;
-	return 0;
+bool waits_for_lock(int cmd) noexcept
+{
+	return cmd == F_SETLKW || cmd == F_OFD_SETLKW;
 }
 
-int sigwaitinfo(const sigset_t *set, siginfo_t *info)
+template <typename Fcntl>
+int fcntl_with(Fcntl fn, int fd, int cmd, va_list ap)
+{
+	// Every fcntl argument is an int or a pointer: one word, passed on as given.
+	void *arg = va_arg(ap, void *);
+	if (!waits_for_lock(cmd))
+		return fn(fd, cmd, arg);
+	return bracketed([&] { return fn(fd, cmd, arg); });
+}
+} // namespace
+
+extern "C" {
+
+int fcntl(int fd, int cmd, ...)
 {
 	ensure_real();
-	sigset_t buf;
-	const sigset_t *s = without_kick(set, buf);
-	return bracketed(Kick::unblock, false, [&](bool) { return real.sigwaitinfo(s, info); });
+	va_list ap;
+	va_start(ap, cmd);
+	const int r = real.fcntl ? fcntl_with(real.fcntl, fd, cmd, ap) : (errno = ENOSYS, -1);
+	va_end(ap);
+	return r;
+}
+// What programs built against glibc 2.28 and later call (the same function on 64-bit).
+int fcntl64(int fd, int cmd, ...)
+{
+	ensure_real();
+	va_list ap;
+	va_start(ap, cmd);
+	auto fn = real.fcntl64 ? real.fcntl64 : real.fcntl;
+	const int r = fn ? fcntl_with(fn, fd, cmd, ap) : (errno = ENOSYS, -1);
+	va_end(ap);
+	return r;
 }
 
-int sigtimedwait(const sigset_t *set, siginfo_t *info, const timespec *timeout)
+// System V IPC.
+ssize_t msgrcv(int id, void *msg, size_t size, long type, int flags)
 {
-	ensure_real();
-	sigset_t buf;
-	const sigset_t *s = without_kick(set, buf);
-	const Deadline d = Deadline::in(timeout);
-	bool first = true;
-	return bracketed(Kick::unblock, false, [&](bool) {
-		timespec left;
-		const timespec *t = first ? timeout : d.left(left);
-		first = false;
-		return real.sigtimedwait(s, info, t);
-	});
+	return bracketed([&] { return real.msgrcv(id, msg, size, type, flags); });
+}
+int msgsnd(int id, const void *msg, size_t size, int flags)
+{
+	return bracketed([&] { return real.msgsnd(id, msg, size, flags); });
+}
+int semop(int id, sembuf *ops, size_t n)
+{
+	return bracketed([&] { return real.semop(id, ops, n); });
+}
+int semtimedop(int id, sembuf *ops, size_t n, const timespec *timeout)
+{
+	return bracketed([&] { return real.semtimedop(id, ops, n, timeout); });
 }
 
 } // extern "C"

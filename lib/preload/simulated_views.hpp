@@ -1,6 +1,6 @@
 // Simulated address-space views for the preload library's tests (ATLAS_PRELOAD_TEST_SIMULATED_
 // VIEWS=1, off by default): the same simulation the runtime's unit tests use, so that
-// wait-free mode, kicks and the dlopen note run natively, on a kernel without views. Nothing
+// wait-free mode and the dlopen note run natively, on a kernel without views. Nothing
 // is unshared: every "view" runs the same code; only the bookkeeping (which thread is in
 // which view, which views exist, which is the base) is simulated.
 #ifndef ATLAS_PRELOAD_SIMULATED_VIEWS_HPP

@@ -290,23 +290,6 @@ void BlockedStacks::remove(pid_t tid) noexcept
 	stacks_.erase(it);
 }
 
-bool BlockedStacks::mark_kick(pid_t tid) noexcept
-{
-	std::lock_guard lock(mu_);
-	for (const auto &[t, stack] : stacks_)
-		if (t == tid)
-			return !stack->kick_pending.exchange(true, std::memory_order_acq_rel);
-	return false;
-}
-
-void BlockedStacks::unmark_kick(pid_t tid) noexcept
-{
-	std::lock_guard lock(mu_);
-	for (const auto &[t, stack] : stacks_)
-		if (t == tid)
-			stack->kick_pending.store(false, std::memory_order_release);
-}
-
 std::string BlockedStacks::check(pid_t tid, const std::vector<AddressRange> &ranges) const
 {
 	StackTrace trace;

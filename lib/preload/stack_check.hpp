@@ -116,11 +116,6 @@ public:
 		return true;
 	}
 
-	// The preload's kicks: set by the patcher when it sends one, cleared by the thread's kick
-	// handler, so that at most one kick is queued per thread (the kick signal is a real-time
-	// signal: its instances queue, against RLIMIT_SIGPENDING, while the thread blocks it).
-	std::atomic<bool> kick_pending{false};
-
 private:
 	void release() noexcept; // ends a hold(), waking the thread if it waits in leave()
 	enum : std::uint32_t {
@@ -160,11 +155,6 @@ public:
 	// The calling thread's snapshot; null when memory is exhausted.
 	BlockedStack *add(pid_t tid) noexcept;
 	void remove(pid_t tid) noexcept;
-	// For a kick to thread `tid`: true if none is pending (and marks one), false if one is
-	// already queued or the thread is unknown. `unmark_kick(tid)` clears the mark (the signal
-	// could not be sent).
-	bool mark_kick(pid_t tid) noexcept;
-	void unmark_kick(pid_t tid) noexcept;
 	// RuntimeOptions::blocked_may_count, for a change touching `ranges`.
 	std::string check(pid_t tid, const std::vector<AddressRange> &ranges) const;
 

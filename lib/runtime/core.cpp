@@ -305,8 +305,7 @@ Core::Core(RuntimeOptions options)
                options.park_bound,
                options.refuse_unknown_threads,
                std::move(options.may_complete),
-               std::move(options.blocked_may_count),
-               std::move(options.kick)},
+               std::move(options.blocked_may_count)},
       views_(options.views ? std::move(options.views) : kernel_view_ops()),
       log_(std::move(options.events))
 {
@@ -315,6 +314,7 @@ Core::Core(RuntimeOptions options)
 	if (cur.ok()) {
 		views_available_ = true;
 		base_view_ = cur.value;
+		base_published_.store(base_view_, std::memory_order_seq_cst);
 		unshare_text();
 		// The single-view probe: a page of our own, shared, never unshared.
 		void *page = views_available_ ? mmap(nullptr, 4096, PROT_READ,
@@ -448,8 +448,11 @@ Result Core::register_current_thread(std::string_view name)
 		return !(tr_ && tr_->mode == Mode::global && tr_->phase == Phase::applying);
 	});
 	// Born during a transition: not acknowledged yet, so it parks or migrates at its first
-	// point; otherwise up to date.
+	// point; otherwise up to date, and in the base (an unregistered creator may still be in
+	// a view a transition retired: the new thread leaves it now, on itself).
 	record->acked_gen = tr_ ? 0 : gen_counter_;
+	if (!tr_)
+		follow_base_locked(*record);
 	handle.record = record.get();
 	handle.core = shared_from_this();
 	records_.push_back(std::move(record));
@@ -622,13 +625,21 @@ void Core::handshake(ThreadRecord &record) noexcept
 	// Both ways in count: a quiescence point's slow path and a wrapped call's exit (the
 	// preload's threads meet transitions only there).
 	slow_path_entries.fetch_add(1, std::memory_order_relaxed);
-	// Unlocked check: this thread already handled the newest generation.
+	// Unlocked check: this thread already handled the newest generation. Then it is where it
+	// must run: an acknowledged thread is in the base or the target, and one left blocked in
+	// a retired view has not acknowledged the generation that retired it.
 	if (gen_published_.load(std::memory_order_acquire) == record.acked_gen)
 		return;
 	std::unique_lock lock(mu_);
 	for (;;) {
 		if (!tr_ || record.acked_gen >= tr_->gen) {
-			record.acked_gen = gen_counter_;
+			// Done with every transition so far; woken in a retired view, it moves to
+			// the base first (during a global transition only once released: the base
+			// is written until then, and this thread has parked for it).
+			if (!tr_ || tr_->mode == Mode::global)
+				follow_base_locked(record);
+			if (record.view == base_view_ || (tr_ && tr_->mode == Mode::wait_free))
+				record.acked_gen = gen_counter_;
 			return;
 		}
 		const std::uint64_t gen = tr_->gen;
@@ -672,7 +683,7 @@ void Core::handshake(ThreadRecord &record) noexcept
 				cv_workers_.wait(lock, [&] { return released_gen_ >= gen; });
 			}
 			record.state.store(ThreadState::running, std::memory_order_seq_cst);
-			return;
+			continue; // a thread that parked in a retired view follows the base now
 		}
 
 		const ViewId target = tr_->target_view;
@@ -682,11 +693,13 @@ void Core::handshake(ThreadRecord &record) noexcept
 			ViewResult moved = views_->migrate(target);
 			lock.lock();
 			if (!moved.ok()) {
-				// Stays lagging (listed with the error) rather than retrying a
-				// failing syscall at every point.
+				// The target changed meanwhile (a revert deleted it): look again.
+				if (tr_ && tr_->gen != gen)
+					continue;
+				// Stays lagging, listed with the error, and tries again at its next
+				// point.
 				record.error = fmt::format("migrate to view {} failed: {}", target,
 				                           errno_text(moved.error));
-				record.acked_gen = gen;
 				cv_patcher_.notify_all();
 				return;
 			}
@@ -703,13 +716,37 @@ void Core::handshake(ThreadRecord &record) noexcept
 	}
 }
 
+void Core::follow_base_locked(ThreadRecord &record) noexcept
+{
+	if (!views_available_ || record.view == base_view_)
+		return;
+	// Under mu_: the base cannot be retired meanwhile (a wait-free transition publishes its
+	// new base under mu_ before it ends). O(1), and it never waits for other threads.
+	ViewResult moved = views_->migrate(base_view_);
+	if (!moved.ok()) {
+		// Runs on in the retired view (old code, same memory) and tries again at its
+		// next wrapped call; status shows the error.
+		record.error = fmt::format("woke in retired view {}; migrating to the base view "
+		                           "{} failed: {}",
+		                           record.view, base_view_, errno_text(moved.error));
+		return;
+	}
+	record.view = base_view_;
+	record.error.clear();
+	migrated_on_wake_++;
+}
+
 void Core::blocking_enter(ThreadRecord &record) noexcept
 {
+	// A new call: the patcher's check of an earlier one no longer holds
+	// (blocked_counts_locked).
+	record.blocked_calls.store(record.blocked_calls.load(std::memory_order_relaxed) + 1,
+	                           std::memory_order_relaxed);
 	// seq_cst pairs with the patcher's increment of transitions_in_flight and its seq_cst
 	// load of the state; see blocking_exit().
 	record.state.store(ThreadState::blocked, std::memory_order_seq_cst);
-	// A global transition may be waiting for this thread, which now counts as quiescent and
-	// may block for long: wake the patcher, or it would sleep until its deadline.
+	// A transition may be waiting for this thread, which now may count as quiescent and may
+	// block for long: wake the patcher, or it would sleep until its deadline.
 	if (transitions_in_flight.load(std::memory_order_seq_cst) != 0) {
 		std::lock_guard lock(mu_);
 		cv_patcher_.notify_all();
@@ -722,9 +759,12 @@ void Core::blocking_exit(ThreadRecord &record) noexcept
 	// Dekker-style handshake with the patcher, which increments transitions_in_flight and
 	// then reads each thread's state. Both sides are seq_cst (store then load), so either the
 	// patcher sees "running" and waits for this thread, or this thread sees the transition and
-	// completes the handshake before returning to application code.
+	// completes the handshake before returning to application code. A transition that
+	// finished while this thread was blocked in its old view published the new base before
+	// leaving transitions_in_flight: then this thread sees that base and follows it.
 	record.state.store(ThreadState::running, std::memory_order_seq_cst);
-	if (transitions_in_flight.load(std::memory_order_seq_cst) == 0)
+	if (transitions_in_flight.load(std::memory_order_seq_cst) == 0 &&
+	    record.view == base_published_.load(std::memory_order_seq_cst)) [[likely]]
 		return;
 	handshake(record);
 }
@@ -754,46 +794,66 @@ ThreadInfo Core::info_locked(const ThreadRecord &record) const
 	info.view = record.view;
 	info.state = record.state.load(std::memory_order_seq_cst);
 	info.last_quiescence_ns = record.last_quiescence_ns.load(std::memory_order_relaxed);
-	if (tr_)
+	if (tr_ || !record.error.empty())
 		info.note = record.error;
 	if (info.state == ThreadState::running && tr_ && tr_->mode == Mode::wait_free &&
 	    record.view == tr_->target_view && record.view != tr_->old_view)
 		info.state = ThreadState::migrated;
+	if (info.state == ThreadState::blocked && views_available_) {
+		if (tr_ && tr_->mode == Mode::wait_free)
+			info.migrates_on_wake =
+			    record.view != tr_->target_view && record.quiescent_gen == tr_->gen &&
+			    record.quiescent_call ==
+			        record.blocked_calls.load(std::memory_order_seq_cst);
+		else
+			info.migrates_on_wake = record.view != base_view_;
+	}
 	return info;
 }
 
-// Threads the transition in progress still waits for.
+bool Core::blocked_counts_locked(ThreadRecord &record) const
+{
+	if (!options_.blocked_may_count)
+		return true; // bracketed by the program itself: quiescent by contract
+	// After the state was read as blocked: at least the call that made it so.
+	const std::uint64_t call = record.blocked_calls.load(std::memory_order_seq_cst);
+	if (record.quiescent_gen == tr_->gen && record.quiescent_call == call)
+		return true; // checked in this call already: its stack has not changed since
+	std::string refusal;
+	try {
+		refusal = options_.blocked_may_count(record.tid, *tr_->change);
+	} catch (...) {
+		refusal = "the blocked-thread quiescence check threw";
+	}
+	if (!refusal.empty()) {
+		record.error = std::move(refusal);
+		return false;
+	}
+	// If the thread left `call` before the check, the check saw it running and refused; if
+	// it entered a later call, `call` never matches again. Either way nothing stale counts.
+	record.quiescent_gen = tr_->gen;
+	record.quiescent_call = call;
+	record.error.clear();
+	return true;
+}
+
+// Threads the transition in progress still waits for. A thread blocked in a bracketed call
+// whose check passes counts in both modes: in global mode it parks if it returns before the
+// change is written, in wait-free mode it migrates when it returns (blocking_exit()).
 std::vector<ThreadInfo> Core::lagging_locked() const
 {
 	std::vector<ThreadInfo> lagging;
 	if (!tr_)
 		return lagging;
 	for (const auto &r : records_) {
+		const ThreadState state = r->state.load(std::memory_order_seq_cst);
 		bool done;
-		if (tr_->mode == Mode::global) {
-			ThreadState state = r->state.load(std::memory_order_seq_cst);
+		if (tr_->mode == Mode::global)
 			done = state == ThreadState::parked && r->acked_gen == tr_->gen;
-			if (state == ThreadState::blocked) {
-				done = true;
-				if (options_.blocked_may_count) {
-					std::string refusal;
-					try {
-						refusal = options_.blocked_may_count(r->tid,
-						                                     *tr_->change);
-					} catch (...) {
-						refusal =
-						    "the blocked-thread quiescence check threw";
-					}
-					done = refusal.empty();
-					if (!done)
-						r->error = std::move(refusal);
-				}
-			}
-		} else {
-			// A blocked thread is quiescent but still in the old view, which
-			// cannot be retired before it leaves.
+		else
 			done = r->view == tr_->target_view;
-		}
+		if (!done && state == ThreadState::blocked)
+			done = blocked_counts_locked(*r);
 		if (!done)
 			lagging.push_back(info_locked(*r));
 	}
@@ -1341,8 +1401,7 @@ Report Core::wait_wait_free(std::unique_lock<std::mutex> &lock, Deadline deadlin
 				        {"tid", r->tid},
 				        {"name", name_locked(*r)},
 				        {"view", r->view},
-				        {"latency_ns", r->arrived_ns - tr_->gen_started_ns},
-				        {"kicks", r->kick_gen == gen ? r->kicks : 0}});
+				        {"latency_ns", r->arrived_ns - tr_->gen_started_ns}});
 			}
 		}
 		for (const auto &[tid, name] : exited_during_)
@@ -1351,6 +1410,21 @@ Report Core::wait_wait_free(std::unique_lock<std::mutex> &lock, Deadline deadlin
 			    nlohmann::json{{"transition", tr_->id}, {"tid", tid}, {"name", name}});
 		exited_during_.clear();
 		report.lagging = lagging_locked();
+		// Blocked threads counted as quiescent in the old view: once each per generation.
+		for (auto &r : records_) {
+			if (r->reported_gen == gen || r->view == tr_->target_view ||
+			    r->quiescent_gen != gen ||
+			    r->state.load(std::memory_order_seq_cst) != ThreadState::blocked)
+				continue;
+			r->reported_gen = gen;
+			events.emplace_back(
+			    "thread_migrates_on_wake",
+			    nlohmann::json{{"transition", tr_->id},
+			                   {"tid", r->tid},
+			                   {"name", name_locked(*r)},
+			                   {"view", r->view},
+			                   {"latency_ns", monotonic_ns() - tr_->gen_started_ns}});
+		}
 		if (report.lagging.empty())
 			break;
 		if (std::chrono::steady_clock::now() >= deadline) {
@@ -1375,24 +1449,17 @@ Report Core::wait_wait_free(std::unique_lock<std::mutex> &lock, Deadline deadlin
 			log_.emit_all(events);
 			return report;
 		}
-		const std::int64_t next_kick = kick_due(lock);
 		lock.unlock();
 		log_.emit_all(events);
 		scan_loaded_objects();
 		lock.lock();
 		// Re-check before sleeping: the log was written unlocked.
-		if (!lagging_locked().empty()) {
-			Deadline until = deadline;
-			if (next_kick != 0) {
-				const auto in = std::chrono::nanoseconds(
-				    std::max<std::int64_t>(next_kick - monotonic_ns(), 0));
-				until = std::min(until, std::chrono::steady_clock::now() + in);
-			}
-			cv_patcher_.wait_until(lock, until);
-		}
+		if (!lagging_locked().empty())
+			cv_patcher_.wait_until(lock, deadline);
 	}
 
-	// Every registered thread is in the target view: retire the other one.
+	// Every registered thread is in the target view or blocked, checked, in the other one:
+	// retire it (the kernel keeps it for its sleepers until the last one leaves).
 	Transition tr = *tr_;
 	lock.unlock();
 	log_.emit_all(events);
@@ -1429,9 +1496,26 @@ Report Core::wait_wait_free(std::unique_lock<std::mutex> &lock, Deadline deadlin
 
 	lock.lock();
 	nlohmann::json behind = nlohmann::json::array();
+	// Registered threads still blocked in the view just retired: they move when they wake.
+	const ViewId retired = tr.phase == Phase::migrating ? tr.old_view : tr.new_view;
+	nlohmann::json sleepers = nlohmann::json::array();
+	std::vector<std::string> sleeper_names;
+	for (const auto &r : records_) {
+		if (!views_available_ || r->view != retired)
+			continue;
+		const std::string name = name_locked(*r);
+		sleepers.push_back({{"tid", r->tid}, {"name", name}});
+		sleeper_names.push_back(fmt::format("{} ({})", r->tid, name));
+	}
+	if (!sleeper_names.empty())
+		problems += fmt::format("; blocked in view {}, which stays live until they leave "
+		                        "it, and moving when their calls return: {}",
+		                        retired, fmt::join(sleeper_names, ", "));
 	if (tr.phase == Phase::migrating) {
 		if (base_switched) {
 			base_view_ = tr.new_view;
+			// Before finish_locked() leaves transitions_in_flight: see blocking_exit().
+			base_published_.store(base_view_, std::memory_order_seq_cst);
 			try {
 				problems += left_behind_locked(tr.old_view, tr.new_view, behind);
 			} catch (...) {
@@ -1473,7 +1557,7 @@ Report Core::wait_wait_free(std::unique_lock<std::mutex> &lock, Deadline deadlin
 	           {"op", op_name(tr.op)},
 	           {"change", tr.identity},
 	           {"mode", "wait_free"},
-	           {"kicks", tr.kicks},
+	           {"migrate_on_wake", std::move(sleepers)},
 	           {"duration_ns", report.duration.count()},
 	           {"message", report.message}});
 	// The new code can no longer run anywhere: either the reverted change after its view
@@ -1546,50 +1630,6 @@ Report Core::revert_pending(std::chrono::milliseconds deadline)
 	return report;
 }
 
-std::int64_t Core::kick_due(std::unique_lock<std::mutex> &lock)
-{
-	if (!options_.kick || !tr_ || tr_->mode != Mode::wait_free)
-		return 0;
-	constexpr std::int64_t first_interval = 5'000'000, max_interval = 200'000'000;
-	const std::int64_t now = monotonic_ns();
-	const std::uint64_t gen = tr_->gen;
-	std::int64_t next = 0;
-	std::vector<pid_t> due;
-	for (auto &r : records_) {
-		if (r->view == tr_->target_view ||
-		    r->state.load(std::memory_order_seq_cst) != ThreadState::blocked)
-			continue;
-		if (r->kick_gen != gen) {
-			r->kick_gen = gen;
-			r->kicks = 0;
-			r->kick_next_ns = now;
-			r->kick_interval_ns = first_interval;
-		}
-		if (r->kick_next_ns <= now) {
-			due.push_back(r->tid);
-			r->kicks++;
-			r->kick_next_ns = now + r->kick_interval_ns;
-			r->kick_interval_ns = std::min(r->kick_interval_ns * 2, max_interval);
-		}
-		if (next == 0 || r->kick_next_ns < next)
-			next = r->kick_next_ns;
-	}
-	if (due.empty())
-		return next;
-	tr_->kicks += due.size();
-	kicks_sent_ += due.size();
-	lock.unlock();
-	for (pid_t tid : due) {
-		try {
-			options_.kick(tid);
-		} catch (...) {
-			// A kick only shortens the wait: a failing one costs delay.
-		}
-	}
-	lock.lock();
-	return next;
-}
-
 void Core::scan_loaded_objects() const
 {
 	{
@@ -1637,7 +1677,7 @@ StatusSnapshot Core::status() const
 	}
 	scan_loaded_objects();
 	std::lock_guard lock(mu_);
-	s.kicks_sent = kicks_sent_;
+	s.migrated_on_wake = migrated_on_wake_;
 	s.loaded_while_split = loaded_while_split_;
 	s.base_view = base_view_;
 	if (tr_) {

@@ -36,11 +36,12 @@ struct ThreadRecord {
 	std::int64_t arrived_ns = 0;    // when it parked or migrated for acked_gen
 	std::uint64_t reported_gen = 0; // generation whose arrival is in the event log
 	std::string error;              // last failed migration
-	// Kicks (wait-free): for generation kick_gen, the next kick is due at kick_next_ns.
-	std::uint64_t kick_gen = 0;
-	std::int64_t kick_next_ns = 0;
-	std::int64_t kick_interval_ns = 0;
-	std::uint64_t kicks = 0; // sent for kick_gen
+	// Bracketed calls entered (blocking_enter()); written by the owner only. The patcher's
+	// quiescence check of a blocked thread holds for one call: it is asked again once this
+	// changes. Guarded by mu_: the generation and call for which it passed.
+	std::atomic<std::uint64_t> blocked_calls{0};
+	std::uint64_t quiescent_gen = 0;
+	std::uint64_t quiescent_call = 0;
 };
 
 enum class Operation { apply, revert };
@@ -65,7 +66,6 @@ struct Transition {
 	ViewId new_view = 0;
 	std::int64_t started_ns = 0;     // the request
 	std::int64_t gen_started_ns = 0; // the current generation
-	std::uint64_t kicks = 0;         // RuntimeOptions::kick calls for this transition
 };
 
 struct AppliedEntry {
@@ -130,9 +130,13 @@ private:
 	void set_generation_locked(std::uint64_t gen);
 	Deadline deadline_of(std::chrono::milliseconds deadline) const;
 	void remember(const Report &report);
-	// Kicks the blocked threads of a wait-free transition that are due (mu_ held on entry
-	// and exit, released around the calls); returns when the next kick is due (0: none).
-	std::int64_t kick_due(std::unique_lock<std::mutex> &lock);
+	// Whether a thread found blocked counts as quiescent for the transition in progress: the
+	// quiescence check (blocked_may_count) once per bracketed call and generation; a refusal
+	// goes into the record's error.
+	bool blocked_counts_locked(ThreadRecord &record) const;
+	// After a global transition or none (mu_ held): a thread that woke in a view other than
+	// the base (a wait-free transition retired it while the thread was blocked) moves there.
+	void follow_base_locked(ThreadRecord &record) noexcept;
 	// Objects loaded since the views split (dl_iterate_phdr, called without mu_).
 	void scan_loaded_objects() const;
 	// At start, with views: MMVIEW_UNSHARE the text of every loaded object (else no views).
@@ -175,7 +179,7 @@ private:
 	std::vector<AppliedEntry> applied_;
 	std::optional<Report> last_report_;
 	std::vector<std::pair<pid_t, std::string>> exited_during_;
-	std::uint64_t kicks_sent_ = 0;
+	std::uint64_t migrated_on_wake_ = 0;
 	// Loaded objects ({name, address}) when the current wait-free transition created its
 	// view, and those that appeared since (status: loaded_while_split).
 	std::vector<std::pair<std::string, std::uintptr_t>> objects_at_split_;
@@ -186,6 +190,10 @@ private:
 	// equals it has nothing to do. Release/acquire: a thread that sees a new generation then
 	// takes mu_ anyway, the ordering only keeps the unlocked check from being stale forever.
 	std::atomic<std::uint64_t> gen_published_{0};
+	// base_view_, for blocking_exit()'s unlocked check: stored before the transition that
+	// switched the base decrements transitions_in_flight, so a thread that reads that
+	// decrement reads the new base too (both seq_cst).
+	std::atomic<ViewId> base_published_{0};
 };
 
 } // namespace atlas::detail

@@ -104,6 +104,7 @@ nlohmann::json to_json_value(const ThreadInfo &t)
 	        {"state", to_string(t.state)},
 	        {"last_quiescence_ns", t.last_quiescence_ns},
 	        {"where", t.where},
+	        {"migrates_on_wake", t.migrates_on_wake},
 	        {"note", t.note}};
 }
 
@@ -143,7 +144,7 @@ nlohmann::json to_json_value(const StatusSnapshot &status)
 	    {"exempt_threads", status.exempt_threads},
 	    {"applied", applied_list},
 	    {"slow_path_entries", status.slow_path_entries},
-	    {"kicks_sent", status.kicks_sent},
+	    {"migrated_on_wake", status.migrated_on_wake},
 	};
 	j["single_view"] = status.single_view ? nlohmann::json(*status.single_view) : nullptr;
 	nlohmann::json split = nlohmann::json::array();

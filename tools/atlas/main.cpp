@@ -176,9 +176,11 @@ void print_threads(const nlohmann::json &threads, const char *indent)
 	for (const auto &t : threads) {
 		std::string note = t.value("note", "");
 		std::string where = t.value("where", "");
-		fmt::print("{}{:>8} {:<16} view {:<4} {:<8} last quiescence {}{}{}\n", indent,
+		fmt::print("{}{:>8} {:<16} view {:<4} {:<8}{} last quiescence {}{}{}\n", indent,
 		           t.value("tid", 0), t.value("name", ""), t.value("view", 0L),
-		           t.value("state", "?"), ago(t.value("last_quiescence_ns", 0LL)),
+		           t.value("state", "?"),
+		           t.value("migrates_on_wake", false) ? " (migrates on wake)" : "",
+		           ago(t.value("last_quiescence_ns", 0LL)),
 		           where.empty() ? "" : "; " + where,
 		           note.empty() ? "" : "  (" + note + ")");
 	}
@@ -239,8 +241,8 @@ int cmd_status(pid_t pid)
 		fmt::print("views live: {}\n",
 		           s["single_view"].get<bool>()
 		               ? "one"
-		               : "several (a transition in progress, or a deleted view still "
-		                 "occupied by an exempt thread)");
+		               : "several (a transition in progress, or a retired view still "
+		                 "occupied by a thread blocked in it or an exempt thread)");
 	else
 		fmt::print("views live: unknown (no views, or no probe)\n");
 	if (s.contains("transition"))
@@ -271,7 +273,8 @@ int cmd_status(pid_t pid)
 	for (const auto &t : behind)
 		fmt::print("  {} {}  view {}: {}\n", t.value("tid", 0), t.value("name", ""),
 		           t.value("view", 0L), t.value("note", ""));
-	fmt::print("kicks sent: {}\n", s.value("kicks_sent", 0ULL));
+	fmt::print("threads that woke in a retired view and moved to the base: {}\n",
+	           s.value("migrated_on_wake", 0ULL));
 	fmt::print("handshakes begun (slow paths of points, wrapped-call exits): {}\n",
 	           s.value("slow_path_entries", 0ULL));
 	if (s.contains("last_report")) {

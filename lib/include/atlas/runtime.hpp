@@ -186,6 +186,11 @@ struct ThreadInfo {
 	// In the lagging threads of a refused or pending report: what the kernel says the thread
 	// is doing ("in read, waiting in pipe_read", "running user code"); empty if unknown.
 	std::string where;
+	// Blocked in a bracketed call in a view other than the one it will run in (the retired
+	// view of a finished wait-free transition, or the old view of one in progress, its
+	// quiescence check passed): it migrates in blocking_exit(), before it runs application
+	// code again. Until then it keeps that view live.
+	bool migrates_on_wake = false;
 };
 
 struct Report {
@@ -219,8 +224,9 @@ struct StatusSnapshot {
 	std::string membarrier_note;
 	ViewId base_view = 0;
 	// With views: whether the process has a single live view (the ViewOps::share probe). A
-	// deleted view stays live while a thread is in it: an exempt thread that never left it
-	// (see Runtime::follow_base()). Empty when unknown (no views, or the probe failed).
+	// deleted view stays live while a thread is in it: a registered thread blocked in it
+	// (ThreadInfo::migrates_on_wake), or an exempt thread that never left it (see
+	// Runtime::follow_base()). Empty when unknown (no views, or the probe failed).
 	std::optional<bool> single_view;
 	// The transition in progress (a wait-free one can stay pending after its deadline).
 	std::optional<std::uint64_t> transition;
@@ -233,7 +239,9 @@ struct StatusSnapshot {
 	// Process-wide count of handshakes begun: quiescence points that took the slow path and
 	// blocking_exit() calls that met a transition.
 	std::uint64_t slow_path_entries = 0;
-	std::uint64_t kicks_sent = 0; // RuntimeOptions::kick calls, all transitions
+	// Threads that woke in a retired view and migrated to the base before running
+	// application code again (all transitions).
+	std::uint64_t migrated_on_wake = 0;
 	// Objects (shared libraries) loaded while a wait-free transition had several views live:
 	// their text cannot be unshared until one view remains (design sec. 3, "Lifecycle").
 	// Listed while that lasts; empty once the transition has ended.
@@ -281,19 +289,14 @@ struct RuntimeOptions {
 	// (it stays lagging) and asks again at its next point.
 	std::function<std::string(const CodeChange &change)> may_complete;
 	// blocked_may_count: by the patcher, for thread `tid` found between blocking_enter() and
-	// blocking_exit() during a global transition, with the runtime's lock held (it must not
-	// call the Runtime). On refusal the thread counts as lagging until it leaves the call.
+	// blocking_exit() while a transition waits, with the runtime's lock held (it must not call
+	// the Runtime). Asked once per bracketed call and transition generation. When it passes,
+	// the thread counts as quiescent: in global mode it parks if it returns before the
+	// change is written; in wait-free mode it counts as migrated and moves to the target (or,
+	// once the transition has finished, to the base) in blocking_exit(), before application
+	// code runs, so the transition need not wait for its call to return. On refusal the
+	// thread counts as lagging until it leaves the call.
 	std::function<std::string(pid_t tid, const CodeChange &change)> blocked_may_count;
-
-	// Kicks (optional; the preload library's signal): in wait-free mode a thread blocked in a
-	// wrapped call stays in the old view until the call returns. While a wait-free transition
-	// waits, the patcher calls kick(tid) for every registered thread it finds blocked outside
-	// the target view: at once, then again with a growing interval (5 ms doubling up to
-	// 200 ms) while it stays so, since a kick can be missed. Called on the patcher thread with
-	// no runtime lock held; it must not call the Runtime and must not block. Never called in
-	// global mode (blocked threads already count as quiescent there). A kick only shortens
-	// the wait: whatever it does, the thread completes its handshake in blocking_exit().
-	std::function<void(pid_t tid)> kick;
 };
 
 struct Request {
@@ -374,7 +377,9 @@ inline void quiescence_point() noexcept
 
 // Bracket a call in which the thread may block for long (epoll_wait, accept, ...): in between
 // it counts as quiescent. blocking_exit() completes the pending handshake before returning
-// (park in global mode, migrate in wait-free mode). No-ops on unregistered threads.
+// (park in global mode, migrate in wait-free mode) and, if a wait-free transition finished
+// while the thread was blocked in the old view, migrates it to the new base. No-ops on
+// unregistered threads.
 void blocking_enter() noexcept;
 void blocking_exit() noexcept;
 

@@ -100,7 +100,9 @@ TEST_F(CliTest, StatusHumanShowsEveryJsonField)
 	    {"applied", {"applied patches (1):", "ok@test  (global mode, transition 1"}},
 	    {"slow_path_entries",
 	     {"handshakes begun (slow paths of points, wrapped-call exits): "}},
-	    {"kicks_sent", {"kicks sent: " + std::to_string(s["kicks_sent"].get<long long>())}},
+	    {"migrated_on_wake",
+	     {"threads that woke in a retired view and moved to the base: " +
+	      std::to_string(s["migrated_on_wake"].get<long long>())}},
 	    {"loaded_while_split", {"objects loaded while two views exist (0)"}},
 	    {"left_behind", {"threads left in a retired view (0)"}},
 	    {"last_report",
@@ -120,7 +122,7 @@ TEST_F(CliTest, StatusHumanShowsEveryJsonField)
 	EXPECT_FALSE(s.contains("transition"));
 	EXPECT_FALSE(shows("transition 1 ")) << out;
 	EXPECT_FALSE(s["views_available"].get<bool>());
-	EXPECT_EQ(s["kicks_sent"], 0);
+	EXPECT_EQ(s["migrated_on_wake"], 0);
 	// Threads that completed the transition's handshake show when (blocked ones may never).
 	bool quiesced = false;
 	for (const auto &t : s["threads"])

@@ -1,12 +1,12 @@
-// The kick/blocked-call torture target (design sec. 7): run under LD_PRELOAD with
+// The blocked-call torture target (design sec. 7): run under LD_PRELOAD with
 // ATLAS_PRELOAD_TEST_SIMULATED_VIEWS=1 (wait-free mode natively). It knows nothing of atlas
 // but the test-loader entry point. Its threads sit in wrapped blocking calls with long or no
-// timeouts (which only kicks get out of the old view quickly), in unwrapped blocking calls
-// between wrapped points (which a kick must never interrupt), some with every signal blocked;
-// an application SA_RESTART handler for SIGUSR1 is raised at the threads in restartable calls;
-// threads alternate short wrapped and unwrapped sleeps, and a stray kicker sends the kick
-// signal itself every 5 ms to the threads that drain it, wherever they are.
-// Every call's EINTR is counted: the application must never see one.
+// timeouts (which stay in their old view, counted as quiescent, and migrate when they return),
+// in unwrapped blocking calls between wrapped points, some with every signal blocked; an
+// application SA_RESTART handler for SIGUSR1 is raised at the threads in restartable calls
+// (its handler runs in the middle of a blocked call: the trampoline's way); threads alternate
+// short wrapped and unwrapped sleeps. Every call's EINTR is counted: the application must
+// never see one, and calls with a timeout must end by it.
 //
 // Protocol: prints "ready <socket>"; on SIGTERM prints
 // "eintr <n> calls <m> usr1 <k> timeouts_ok <a> timeouts_bad <b> selfcheck <ok|what failed>"
@@ -23,6 +23,7 @@
 #include <dlfcn.h>
 #include <fcntl.h>
 #include <fstream>
+#include <linux/futex.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
@@ -30,9 +31,10 @@
 #include <source_location>
 #include <string>
 #include <sys/epoll.h>
+#include <sys/file.h>
+#include <sys/msg.h>
 #include <sys/prctl.h>
 #include <sys/select.h>
-#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <thread>
@@ -47,8 +49,8 @@ std::atomic<long> eintr_count{0};
 std::atomic<long> calls{0};
 std::atomic<long> usr1_handled{0};
 std::string selfcheck = "ok";
-// Calls with a timeout that ended by it: within [timeout, timeout + 500 ms] (a kick restarts
-// them with the time left, so they neither end early nor sleep their timeout again).
+// Calls with a timeout that ended by it: within [timeout, timeout + 500 ms] (the preload
+// passes the call on as it is: a transition neither ends it early nor extends it).
 std::atomic<long> timeouts_ok{0};
 std::atomic<long> timeouts_bad{0};
 constexpr int timeout_s = 3;
@@ -302,6 +304,45 @@ void t_cond()
 	}
 }
 
+// Calls made wrapped in the preload's second round (issue 14): a lock another process holds,
+// a futex wait as libstdc++'s std::atomic<T>::wait makes it, a message queue never written.
+int lock_fd = -1; // locked by the feeder child (F_SETLKW here waits for ever)
+void t_fcntl_lock()
+{
+	usr1_target();
+	struct flock fl {
+	};
+	fl.l_type = F_WRLCK;
+	fl.l_whence = SEEK_SET;
+	for (;;)
+		count(fcntl(lock_fd, F_SETLKW, &fl), errno);
+}
+void t_atomic_wait()
+{
+	block_all_signals();
+	static std::atomic<int> never{0};
+	for (;;) {
+		never.wait(0); // returns only on a spurious wake-up
+		count(0, 0);
+	}
+}
+int queue = -1; // removed at exit (System V queues outlive their process)
+void t_msgrcv()
+{
+	block_all_signals(); // System V IPC calls fail EINTR after any handler, SA_RESTART or not
+	const int q = queue;
+	struct {
+		long type;
+		char text[8];
+	} m;
+	for (;;) {
+		const long r = q < 0 ? 0 : msgrcv(q, &m, sizeof m.text, 0, 0);
+		count(r, errno);
+		if (r < 0 && errno == EIDRM)
+			return; // removed at exit
+	}
+}
+
 // --- unwrapped blocking calls between wrapped points ---
 void t_read_pipe(bool all_blocked)
 {
@@ -321,17 +362,23 @@ void t_read_pipe(bool all_blocked)
 		count(r < 0 && errno == EAGAIN ? 0 : r, errno);
 	}
 }
-void t_usleep()
+// Short unwrapped sleeps (a raw nanosleep system call) between wrapped points.
+void raw_sleep_us(long us)
+{
+	timespec ts{0, us * 1000};
+	count(syscall(SYS_nanosleep, &ts, nullptr), errno);
+}
+void t_raw_sleep()
 {
 	block_all_signals();
 	for (;;) {
-		count(usleep(300), errno); // glibc's internal nanosleep: not wrapped
+		raw_sleep_us(300);
 		count(poll(nullptr, 0, 0), errno);
 	}
 }
 
-// Alternates short wrapped and unwrapped sleeps: a kick sent while it was seen blocked often
-// arrives once it has left the wrapper, in the unwrapped usleep, which must not see it.
+// Alternates short wrapped and unwrapped sleeps: it is often seen blocked just before it
+// leaves the wrapper, in the middle of its handshake.
 void t_alternate(bool all_blocked)
 {
 	if (all_blocked)
@@ -339,39 +386,7 @@ void t_alternate(bool all_blocked)
 	for (;;) {
 		timespec ts{0, 200 * 1000};
 		count(nanosleep(&ts, nullptr), errno); // wrapped
-		count(usleep(200), errno);             // glibc's internal nanosleep: not wrapped
-	}
-}
-
-// The threads the stray kicker kicks: those that make a kickable wrapped call at least every
-// few milliseconds, where queued kicks are drained. Not the condition-variable thread (its
-// wait is never kickable) nor the socket reader (its read is wrapped only during transitions):
-// kicks, a real-time signal, would queue up there without end (RLIMIT_SIGPENDING).
-std::vector<pid_t> all_tids;
-void record_tid()
-{
-	std::lock_guard lock(targets_mu);
-	all_tids.push_back(static_cast<pid_t>(gettid()));
-}
-
-// Stray kicks: the kick signal itself, every 5 ms at those threads, wherever they are (a wrapped
-// call, an unwrapped one, application code), as a kick racing with a thread that has just left
-// its wrapper would arrive. The application must never see one: outside a wrapped call the
-// signal is blocked (it waits, pending, for the thread's next wrapped call, which restarts
-// once), inside it restarts the call with the time left.
-void t_stray_kicker()
-{
-	const int kick = SIGRTMAX - 2;
-	for (;;) {
-		std::vector<pid_t> tids;
-		{
-			std::lock_guard lock(targets_mu);
-			tids = all_tids;
-		}
-		for (pid_t tid : tids)
-			syscall(SYS_tgkill, getpid(), tid, kick);
-		timespec ts{0, 5 * 1000 * 1000};
-		count(nanosleep(&ts, nullptr), errno);
+		raw_sleep_us(200);                     // not wrapped
 	}
 }
 
@@ -383,6 +398,11 @@ void start_feeder()
 	if (child != 0)
 		return;
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	struct flock fl {
+	};
+	fl.l_type = F_WRLCK;
+	fl.l_whence = SEEK_SET;
+	fcntl(lock_fd, F_SETLK, &fl); // held until the test ends
 	for (int i = 0;; i++) {
 		char c = 'x';
 		(void)!write(feed_pipe[0][1], &c, 1);
@@ -416,110 +436,28 @@ void t_raiser()
 	}
 }
 
-// Whether the kick signal's bit is set in a signal set line of /proc/thread-self/status.
-// Reads the kernel's view with a raw read(2): read() is a wrapped call, and inside a wrapper
-// the kick signal is unblocked for the call's duration, which is not the mask being checked.
-bool kick_in_status(const std::string &field)
-{
-	const int kick = SIGRTMAX - 2;
-	char buf[4096];
-	const int fd = open("/proc/thread-self/status", O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return false;
-	const long n = syscall(SYS_read, fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return false;
-	const std::string text(buf, static_cast<std::size_t>(n));
-	const auto at = text.find("\n" + field);
-	if (at == std::string::npos)
-		return false;
-	const unsigned long long mask =
-	    std::stoull(text.substr(at + 1 + field.size()), nullptr, 16);
-	return (mask >> (kick - 1)) & 1;
-}
-
-bool kick_blocked_in_kernel()
-{
-	return kick_in_status("SigBlk:");
-}
-
-bool kick_pending_in_kernel()
-{
-	return kick_in_status("SigPnd:");
-}
-
-// The application can neither take nor unblock the kick signal, and reads back its own mask.
+// The application's signal state is its own: masks read back exactly as set, and sigaction
+// reports the application's handler, never the preload's trampoline.
 void run_selfcheck()
 {
-	const int kick = SIGRTMAX - 2;
 	auto fail = [](const char *what) {
 		if (selfcheck == "ok")
 			selfcheck = what;
 	};
-	struct sigaction sa {
-	};
-	sa.sa_handler = usr1_handler;
-	if (sigaction(kick, &sa, nullptr) != -1 || errno != EINVAL)
-		fail("sigaction(kick)_not_refused");
-	struct sigaction old {
-	};
-	if (sigaction(kick, nullptr, &old) != 0 || old.sa_handler != SIG_DFL)
-		fail("sigaction(kick)_old_not_default");
-	if (signal(kick, usr1_handler) != SIG_ERR)
-		fail("signal(kick)_not_refused");
-	sigset_t empty, cur;
-	sigemptyset(&empty);
-	pthread_sigmask(SIG_SETMASK, &empty, nullptr);
-	if (!kick_blocked_in_kernel())
-		fail("SIG_SETMASK_unblocked_kick");
+	sigset_t set, cur;
+	sigemptyset(&set);
+	for (int sig : {SIGUSR2, SIGRTMIN, SIGRTMAX - 2, SIGRTMAX})
+		sigaddset(&set, sig);
+	pthread_sigmask(SIG_SETMASK, &set, nullptr);
 	pthread_sigmask(SIG_SETMASK, nullptr, &cur);
-	if (sigismember(&cur, kick))
-		fail("app_view_shows_kick_blocked");
-	sigset_t k;
-	sigemptyset(&k);
-	sigaddset(&k, kick);
-	sigprocmask(SIG_UNBLOCK, &k, nullptr);
-	if (!kick_blocked_in_kernel())
-		fail("SIG_UNBLOCK_unblocked_kick");
-	sigprocmask(SIG_BLOCK, &k, nullptr);
-	sigprocmask(SIG_BLOCK, nullptr, &cur);
-	if (!sigismember(&cur, kick))
-		fail("app_view_lost_its_own_block");
-	sigprocmask(SIG_UNBLOCK, &k, &cur);
-	if (!sigismember(&cur, kick))
-		fail("old_mask_not_app_view");
-	pthread_sigmask(SIG_BLOCK, nullptr, &cur);
-	if (sigismember(&cur, kick) || !kick_blocked_in_kernel())
-		fail("app_view_after_unblock");
-	// A kick left pending (as one sent while the thread is outside a wrapped call): neither
-	// reported by sigpending nor read by a signalfd that asks for every signal.
-	sigset_t all;
-	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, nullptr);
-	if (syscall(SYS_tgkill, getpid(), gettid(), kick) != 0)
-		fail("tgkill(kick)_failed");
-	sigset_t pending;
-	sigemptyset(&pending);
-	if (sigpending(&pending) != 0 || sigismember(&pending, kick))
-		fail("sigpending_shows_kick");
-	int sfd = signalfd(-1, &all, SFD_NONBLOCK | SFD_CLOEXEC);
-	signalfd_siginfo si{};
-	if (sfd < 0)
-		fail("signalfd_failed");
-	// A raw read: a wrapped read() would open the kick window and take the kick itself.
-	else if (syscall(SYS_read, sfd, &si, sizeof(si)) != -1 || errno != EAGAIN)
-		fail("signalfd_read_a_kick");
-	if (sfd >= 0)
-		close(sfd);
-	if (!kick_pending_in_kernel())
-		fail("kick_not_left_pending");
-	pthread_sigmask(SIG_SETMASK, &empty, nullptr);
-	// The application's handler never sees the trampoline.
+	for (int sig = 1; sig < SIGRTMAX; sig++)
+		if (sig != SIGKILL && sig != SIGSTOP &&
+		    sigismember(&set, sig) != sigismember(&cur, sig))
+			fail("mask_not_read_back");
 	struct sigaction usr1 {
 	};
 	if (sigaction(SIGUSR1, nullptr, &usr1) != 0 || usr1.sa_handler != usr1_handler ||
-	    sigismember(&usr1.sa_mask, kick))
+	    !(usr1.sa_flags & SA_RESTART))
 		fail("sigaction_old_not_app_handler");
 }
 
@@ -547,32 +485,25 @@ int main()
 		std::fprintf(stderr, "not running under an active libatlas-preload.so\n");
 		return 1;
 	}
-	if (pipe(pipe_never) != 0 || pipe(feed_pipe[0]) != 0 || pipe(feed_pipe[1]) != 0 ||
-	    socketpair(AF_UNIX, SOCK_STREAM, 0, feed_sock) != 0)
+	char lock_path[] = "/tmp/atlas-torture-lock-XXXXXX";
+	lock_fd = mkstemp(lock_path);
+	if (lock_fd < 0 || pipe(pipe_never) != 0 || pipe(feed_pipe[0]) != 0 ||
+	    pipe(feed_pipe[1]) != 0 || socketpair(AF_UNIX, SOCK_STREAM, 0, feed_sock) != 0)
 		return 1;
+	unlink(lock_path);
+	queue = msgget(IPC_PRIVATE, IPC_CREAT | 0600);
 
 	start_feeder();
 	std::vector<std::thread> threads;
 	for (auto fn :
 	     {t_poll, t_ppoll, t_epoll, t_select, t_nanosleep, t_clock_nanosleep, t_accept,
-	      t_accept_usr1, t_recv_never, t_sem, t_sigwait, t_sigtimedwait, t_usleep})
-		threads.emplace_back([fn] {
-			record_tid();
-			fn();
-		});
-	for (auto fn : {t_read_socket, t_cond, t_raiser})
+	      t_accept_usr1, t_recv_never, t_sem, t_sigwait, t_sigtimedwait, t_raw_sleep,
+	      t_read_socket, t_cond, t_raiser, t_fcntl_lock, t_atomic_wait, t_msgrcv})
 		threads.emplace_back(fn);
 	for (bool all_blocked : {true, false})
-		threads.emplace_back([all_blocked] {
-			record_tid();
-			t_read_pipe(all_blocked);
-		});
+		threads.emplace_back([all_blocked] { t_read_pipe(all_blocked); });
 	for (bool all_blocked : {true, false, false})
-		threads.emplace_back([all_blocked] {
-			record_tid();
-			t_alternate(all_blocked);
-		});
-	threads.emplace_back(t_stray_kicker);
+		threads.emplace_back([all_blocked] { t_alternate(all_blocked); });
 	for (auto &t : threads)
 		t.detach();
 	std::printf("ready %s\n", get_path());
@@ -587,5 +518,7 @@ int main()
 	            eintr_count.load(), calls.load(), usr1_handled.load(), timeouts_ok.load(),
 	            timeouts_bad.load(), selfcheck.c_str());
 	std::fflush(stdout);
+	if (queue >= 0)
+		msgctl(queue, IPC_RMID, nullptr);
 	_exit(0);
 }

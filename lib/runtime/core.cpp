@@ -1496,21 +1496,24 @@ Report Core::wait_wait_free(std::unique_lock<std::mutex> &lock, Deadline deadlin
 
 	lock.lock();
 	nlohmann::json behind = nlohmann::json::array();
-	// Registered threads still blocked in the view just retired: they move when they wake.
-	const ViewId retired = tr.phase == Phase::migrating ? tr.old_view : tr.new_view;
+	// Registered threads asleep outside the base: in the view just retired or in one an
+	// earlier transition retired. Each keeps its view live and moves when its call returns.
+	const ViewId base_now =
+	    tr.phase == Phase::migrating && base_switched ? tr.new_view : base_view_;
 	nlohmann::json sleepers = nlohmann::json::array();
 	std::vector<std::string> sleeper_names;
 	for (const auto &r : records_) {
-		if (!views_available_ || r->view != retired)
+		if (!views_available_ || r->view == base_now)
 			continue;
 		const std::string name = name_locked(*r);
-		sleepers.push_back({{"tid", r->tid}, {"name", name}});
-		sleeper_names.push_back(fmt::format("{} ({})", r->tid, name));
+		sleepers.push_back({{"tid", r->tid}, {"name", name}, {"view", r->view}});
+		sleeper_names.push_back(fmt::format("{} ({}, view {})", r->tid, name, r->view));
 	}
 	if (!sleeper_names.empty())
-		problems += fmt::format("; blocked in view {}, which stays live until they leave "
-		                        "it, and moving when their calls return: {}",
-		                        retired, fmt::join(sleeper_names, ", "));
+		problems += fmt::format("; asleep in retired views, which stay live until they "
+		                        "leave them, and moving to the base when their calls "
+		                        "return: {}",
+		                        fmt::join(sleeper_names, ", "));
 	if (tr.phase == Phase::migrating) {
 		if (base_switched) {
 			base_view_ = tr.new_view;

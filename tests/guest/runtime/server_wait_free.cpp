@@ -10,18 +10,19 @@
  *  - the runtime is in wait-free mode for real (status: views available, one view live, every
  *    application thread registered);
  *  - every operation ends with the exit code expected, every transition in wait-free mode;
- *  - kicks on the real kernel: the acceptor (blocked in accept4, no new connection comes) and
- *    the main thread (sigwait) only leave their calls when kicked, so every transition needs
- *    kicks, and every transition finishes;
+ *  - threads that sleep through transitions on the real kernel: the acceptor (blocked in
+ *    accept4, no new connection comes) and the main thread (sigwait) never hold a transition
+ *    up; every finished transition lists them as migrating on wake, they keep their retired
+ *    view live, and a new connection moves the acceptor to the base;
  *  - a deadline: a worker spins without a quiescence point, an apply goes pending and
  *    revert-pending undoes it; a revert goes pending and revert-pending undoes it, the patch
  *    stays applied and is then reverted for real;
  *  - after each operation every client gets three replies from the version in effect; over
  *    the run every reply comes from a version in effect while its request was in flight, none
  *    is lost (the server counted exactly the replies the clients got) or wrong;
- *  - afterwards nothing is applied, no patch text is mapped, the process is back to one view,
- *    the event log has a finished/pending/reverted line per transition and no failure, and the
- *    server exits cleanly.
+ *  - afterwards nothing is applied, no patch text is mapped, every thread outside the base is
+ *    a sleeper that migrates on wake, the event log has a finished/pending/reverted line per
+ * transition and no failure, and the server exits cleanly.
  *
  * Usage: server_wait_free SERVER PRELOAD CLI PATCH_A PATCH_B [SECONDS]
  */
@@ -107,7 +108,7 @@ int main(int argc, char **argv)
 	cli_path = argv[3];
 	const int seconds = argc > 6 ? std::max(1, std::atoi(argv[6])) : 30;
 	constexpr int workers = 4, clients_n = 3, min_rounds = 2;
-	tap_plan(12);
+	tap_plan(13);
 
 	const std::string dir = "/tmp/atlas-wf";
 	mkdir(dir.c_str(), 0700);
@@ -340,28 +341,62 @@ int main(int argc, char **argv)
 
 	pool.stop_and_join();
 
-	// Afterwards: nothing applied, no patch text, one view (the control server's threads
-	// follow the base), kicks sent.
-	for (int i = 0; i < 500; i++) {
-		st = status_of(pid);
-		if (st.is_object() && st["single_view"] == true)
-			break;
-		std::this_thread::sleep_for(20ms);
-	}
-	tap_check(st.is_object() && st["applied"].empty() && st["single_view"] == true &&
-	              !st.contains("transition"),
-	          "afterwards nothing is applied, no transition runs and the process is back to "
-	          "one view (single_view %s)",
-	          st.is_object() ? st["single_view"].dump().c_str() : "?");
+	// Afterwards: nothing applied, no patch text, and every registered thread outside the
+	// base is asleep in a wrapped call and migrates when it wakes (the acceptor and main).
+	auto outside_base = [&](const nlohmann::json &status, bool *all_sleepers) {
+		std::set<std::string> names;
+		*all_sleepers = true;
+		for (const auto &t : status["threads"]) {
+			if (t["view"] == status["base_view"])
+				continue;
+			names.insert(t.value("name", "?"));
+			*all_sleepers &= t["state"] == "blocked" && t["migrates_on_wake"] == true;
+		}
+		return names;
+	};
+	st = status_of(pid);
+	bool all_sleepers = false;
+	std::set<std::string> sleepers =
+	    st.is_object() ? outside_base(st, &all_sleepers) : std::set<std::string>{};
+	std::string sleeper_names;
+	for (const auto &n : sleepers)
+		sleeper_names += (sleeper_names.empty() ? "" : ", ") + n;
+	tap_check(st.is_object() && st["applied"].empty() && !st.contains("transition") &&
+	              all_sleepers && sleepers.count("acceptor") == 1,
+	          "afterwards nothing is applied, no transition runs, and the threads outside the "
+	          "base view are asleep and migrate on wake: %s",
+	          sleeper_names.c_str());
 	std::string maps;
 	atlas_test::run_command("grep -c 'memfd:atlas-patch:' /proc/" + pid + "/maps", &maps);
 	tap_check(std::atol(maps.c_str()) == 0, "no patch text mapping is left (%ld)",
 	          std::atol(maps.c_str()));
 
-	// The event log: a line per transition, kicks in every wait-free one.
+	// A new connection wakes the acceptor: it moves to the base before it runs the server's
+	// code again.
+	const auto woke_before = st.is_object() ? st.value("migrated_on_wake", 0L) : 0L;
+	int extra = connect_seqpacket(service);
+	nlohmann::json acceptor;
+	for (int i = 0; i < 500 && extra >= 0; i++) {
+		st = status_of(pid);
+		for (const auto &t : st.is_object() ? st["threads"] : nlohmann::json::array())
+			if (t.value("name", "") == "acceptor")
+				acceptor = t;
+		if (acceptor.is_object() && acceptor["view"] == st["base_view"])
+			break;
+		std::this_thread::sleep_for(20ms);
+	}
+	if (extra >= 0)
+		close(extra);
+	tap_check(acceptor.is_object() && acceptor["view"] == st["base_view"] &&
+	              st.value("migrated_on_wake", 0L) > woke_before,
+	          "a new connection woke the acceptor, which moved to the base view %s (threads "
+	          "moved on wake: %ld before, %ld after)",
+	          st.is_object() ? st["base_view"].dump().c_str() : "?", woke_before,
+	          st.is_object() ? st.value("migrated_on_wake", 0L) : 0L);
+
+	// The event log: a line per transition; the sleepers in every wait-free one.
 	std::map<std::string, long> events;
-	long malformed = 0, kicked_transitions = 0, wait_free_ends = 0, acceptor_kicked = 0,
-	     kicks = 0;
+	long malformed = 0, sleepers_listed = 0, wait_free_ends = 0;
 	if (FILE *f = std::fopen(event_log.c_str(), "r")) {
 		char *line = nullptr;
 		size_t cap = 0;
@@ -374,14 +409,12 @@ int main(int argc, char **argv)
 			const std::string ev = e["event"];
 			events[ev]++;
 			if (ev == "finished" || ev == "reverted") {
-				const long k = e.value("kicks", 0L);
-				kicks += k;
-				kicked_transitions += k > 0;
 				wait_free_ends += e.value("mode", "") == "wait_free";
+				if (ev == "finished")
+					sleepers_listed +=
+					    e.value("migrate_on_wake", nlohmann::json::array())
+					        .size() > 0;
 			}
-			if (ev == "thread_migrated" && e.value("name", "") == "acceptor" &&
-			    e.value("kicks", 0L) > 0)
-				acceptor_kicked++;
 		}
 		std::free(line);
 		std::fclose(f);
@@ -395,16 +428,14 @@ int main(int argc, char **argv)
 	          events["finished"], events["pending"], events["reverted"], events["failed"],
 	          events["refused"], events["thread_migrated"], events["base_switched"],
 	          events["view_deleted"], malformed);
-	// The acceptor (accept4, no new connection) and main (sigwait) leave their calls only when
-	// kicked (or by a kick left pending from an earlier transition): every transition that
-	// finished needed them.
-	tap_check(wait_free_ends == transitions_done + reverteds && kicks > 0 &&
-	              acceptor_kicked > 0 && st.value("kicks_sent", 0L) == kicks,
-	          "kicks on the views kernel: %ld of %ld wait-free transitions kicked blocked "
-	          "threads, %ld kicks (status: %ld); the acceptor, blocked in accept4, migrated "
-	          "after a kick %ld times",
-	          kicked_transitions, wait_free_ends, kicks, st.value("kicks_sent", 0L),
-	          acceptor_kicked);
+	// The acceptor (accept4, no new connection) and main (sigwait) never leave their calls
+	// during the run: every transition that finished did so with them asleep in the old view.
+	tap_check(wait_free_ends == transitions_done + reverteds &&
+	              sleepers_listed == transitions_done &&
+	              events["thread_migrates_on_wake"] >= transitions_done,
+	          "sleepers on the views kernel: %ld of %d transitions finished with threads asleep "
+	          "in retired views (%ld thread_migrates_on_wake events)",
+	          sleepers_listed, transitions_done, events["thread_migrates_on_wake"]);
 
 	// Every reply against the timeline; none lost.
 	size_t total = 0, per_version[4] = {0, 0, 0, 0}, outside = 0, during_op = 0;

@@ -250,7 +250,7 @@ TEST_F(WaitFreeTest, BlockedThreadDoesNotHoldTheTransitionUp)
 	blocked.wait();
 	atlas::Report r = rt->apply(change, {Mode::wait_free, 5000ms});
 	ASSERT_EQ(r.outcome, Outcome::finished) << r.message;
-	EXPECT_NE(r.message.find("blocked in view 0"), std::string::npos) << r.message;
+	EXPECT_NE(r.message.find("sleeper, view 0"), std::string::npos) << r.message;
 	EXPECT_EQ(views->base(), change->patched_view.load());
 	EXPECT_EQ(views->current_of(sleeper_tid.load()), 0); // still asleep in view 0
 	wake.count_down();

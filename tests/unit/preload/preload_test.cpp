@@ -328,11 +328,11 @@ void patch_idle_target(const std::vector<std::string> &env, bool by_name)
 	auto cli = [&](const std::string &args) {
 		return atlas_test::run_command(std::string(ATLAS_CLI) + " " + args + " 2>&1", &out);
 	};
-	// main, the 12 idling threads and the thread pthread_join waits for.
+	// main, the 17 idling threads and the thread pthread_join waits for.
 	bool all = false;
 	for (int i = 0; i < 500 && !all; i++) {
 		ASSERT_EQ(cli("--json status " + pid), 0) << out;
-		all = nlohmann::json::parse(out, nullptr, false)["status"]["threads"].size() == 14;
+		all = nlohmann::json::parse(out, nullptr, false)["status"]["threads"].size() == 19;
 		if (!all)
 			std::this_thread::sleep_for(10ms);
 	}

@@ -2,7 +2,9 @@
 // write it (no atlas in it, but the "ready" line the tests read): pacing with usleep() and
 // sleep(), workers blocked in read() on a pipe and a producer in write(), a contended mutex,
 // a reader-writer lock, pthread_join, waitpid on a child, pause(), a barrier nobody completes,
-// flock on a file another descriptor holds, sem_timedwait, readv on an idle pipe, connect.
+// flock on a file another descriptor holds, fcntl(F_SETLKW) on a record the child holds,
+// sem_timedwait, readv on an idle pipe, a futex of its own (syscall), a System V message queue
+// and semaphore nobody posts to, sigsuspend.
 // Run under LD_PRELOAD=libatlas-preload.so, every one of its threads must reach a quiescence
 // point within a global transition's deadline. With IDLE_TARGET_USER=<name> it drops to that
 // user after setting up, as a server started by root does (memcached -u): the process is then
@@ -13,6 +15,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <linux/futex.h>
 #include <pthread.h>
 #include <pwd.h>
 #include <semaphore.h>
@@ -22,9 +25,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/msg.h>
 #include <sys/prctl.h>
+#include <sys/sem.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -39,6 +45,8 @@ static pthread_barrier_t barrier;
 static sem_t sem;
 static char lock_path[64];
 static pid_t child;
+static int lock_fd;
+static int queue = -1, semaphore = -1; // System V: removed at exit
 
 __attribute__((noinline)) void failed(const char *what)
 {
@@ -181,6 +189,58 @@ static void *vector_reader(void *arg)
 	return NULL;
 }
 
+static void *record_locker(void *arg)
+{
+	(void)arg;
+	struct flock record = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1};
+	if (fcntl(lock_fd, F_SETLKW, &record) != 0) // the child holds byte 0
+		failed("fcntl F_SETLKW");
+	return NULL;
+}
+
+static void *futex_waiter(void *arg)
+{
+	(void)arg;
+	static _Atomic int word;
+	for (;;)
+		if (syscall(SYS_futex, &word, FUTEX_WAIT_PRIVATE, 0, NULL, NULL, 0) != 0 &&
+		    errno != EAGAIN)
+			failed("futex");
+	return NULL;
+}
+
+static void *message_receiver(void *arg)
+{
+	(void)arg;
+	struct {
+		long type;
+		char text[16];
+	} message;
+	if (msgrcv(queue, &message, sizeof(message.text), 0, 0) < 0 && errno != EIDRM)
+		failed("msgrcv");
+	return NULL;
+}
+
+static void *semaphore_taker(void *arg)
+{
+	(void)arg;
+	struct sembuf take = {.sem_num = 0, .sem_op = -1, .sem_flg = 0};
+	if (semop(semaphore, &take, 1) != 0 && errno != EIDRM)
+		failed("semop");
+	return NULL;
+}
+
+static void *suspender(void *arg)
+{
+	(void)arg;
+	sigset_t mask;
+	pthread_sigmask(SIG_BLOCK, NULL, &mask);
+	sigaddset(&mask, SIGTERM); // main takes SIGTERM; this thread waits for nothing else
+	for (;;)
+		sigsuspend(&mask);
+	return NULL;
+}
+
 static void on_term(int sig)
 {
 	(void)sig;
@@ -189,6 +249,8 @@ static void on_term(int sig)
 	if (child > 0)
 		kill(child, SIGKILL);
 	unlink(lock_path);
+	msgctl(queue, IPC_RMID, NULL);
+	semctl(semaphore, 0, IPC_RMID);
 	(void)!write(STDOUT_FILENO, line, (size_t)n);
 	_exit(0);
 }
@@ -196,12 +258,14 @@ static void on_term(int sig)
 int main(void)
 {
 	static void *(*const threads[])(void *) = {
-	    producer, reader,       reader,         holder,  mutex_waiter, rwlock_reader,
-	    joiner,   child_waiter, barrier_waiter, flocker, sem_poller,   vector_reader,
+	    producer,      reader,        holder,         mutex_waiter,     rwlock_reader,
+	    joiner,        child_waiter,  barrier_waiter, flocker,          sem_poller,
+	    vector_reader, record_locker, futex_waiter,   message_receiver, semaphore_taker,
+	    suspender,     reader,
 	};
 	const char *(*socket_path)(void) =
 	    (const char *(*)(void))dlsym(RTLD_DEFAULT, "atlas_preload_socket_path");
-	int lock_fd;
+	int locked[2];
 
 	signal(SIGTERM, on_term);
 	if (pipe(work_pipe) || pipe(idle_pipe) || sem_init(&sem, 0, 0) ||
@@ -213,6 +277,13 @@ int main(void)
 	lock_fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (lock_fd < 0 || flock(lock_fd, LOCK_EX) != 0) {
 		perror("idle_target: lock file");
+		return 1;
+	}
+	// Readable and writable by the user it may drop to.
+	queue = msgget(IPC_PRIVATE, IPC_CREAT | 0666);
+	semaphore = semget(IPC_PRIVATE, 1, IPC_CREAT | 0666);
+	if (queue < 0 || semaphore < 0 || pipe(locked) != 0) {
+		perror("idle_target: System V queue and semaphore");
 		return 1;
 	}
 	const char *user = getenv("IDLE_TARGET_USER");
@@ -227,8 +298,18 @@ int main(void)
 	child = fork();
 	if (child == 0) {
 		prctl(PR_SET_PDEATHSIG, SIGKILL); // never outlive a killed parent
+		struct flock record = {
+		    .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1};
+		if (fcntl(lock_fd, F_SETLK, &record) != 0)
+			perror("idle_target: child: fcntl F_SETLK");
+		(void)!write(locked[1], "l", 1);
 		for (;;)
 			pause();
+	}
+	char byte;
+	if (child < 0 || read(locked[0], &byte, 1) != 1) {
+		perror("idle_target: child");
+		return 1;
 	}
 	for (size_t i = 0; i < sizeof(threads) / sizeof(threads[0]); i++) {
 		pthread_t t;

@@ -46,8 +46,13 @@ test_output_is_not_a_splat)
 directories)
 	dir=$(mktemp -d)
 	mkdir -p "$dir/sub"
-	echo 'echo from-a-script; exit 3' >"$dir/sub/script.sh"
-	expect 3 "from-a-script" --add "$dir:/atlas/data" -- 'sh /atlas/data/sub/script.sh'
+	echo 'echo from-a-script; seq 1 50000 >/out/sub/numbers; exit 3' >"$dir/sub/script.sh"
+	# --out brings /out back (also from a failing command), kept apart from the console.
+	expect 3 "from-a-script" --add "$dir:/atlas/data" --out "$dir/back" -- \
+		'mkdir /out/sub && echo hi >/out/top && sh /atlas/data/sub/script.sh'
+	[ "$(cat "$dir/back/top" 2>/dev/null)" = hi ] && seq 1 50000 | cmp -s - "$dir/back/sub/numbers" ||
+		{ echo "FAIL: --out did not bring back /out"; ls -lR "$dir/back"; exit 1; }
+	! grep -q '^ATLAS-GUEST-OUT ' "$out" || { echo "FAIL: the /out archive was shown"; exit 1; }
 	rm -rf "$dir"
 	;;
 numa)

@@ -1,5 +1,6 @@
 // atlas-loadgen: an open-loop load generator for the evaluation (bench/loadgen/README.md).
 #include "engine.hpp"
+#include "interval_log.hpp"
 #include "memcache.hpp"
 
 #include <cstdio>
@@ -16,6 +17,9 @@ namespace
 
 const char usage[] =
     "usage: atlas-loadgen memcached [options]\n"
+    "       atlas-loadgen merge LOG...      the runs' whole histograms merged, as JSON\n"
+    "       atlas-loadgen intervals LOG     per interval: start end count p50 p99 p99.9 max "
+    "(us)\n"
     "Exit status: 0, or 3 if any reply was wrong, lost or missing; 1 on failure to run, 2 on bad "
     "usage.\n"
     "  --server HOST:PORT    server (127.0.0.1:11211)\n"
@@ -95,6 +99,58 @@ void print_table(const Options &o, const Result &r)
 		std::printf("  %s\n", m.c_str());
 }
 
+// `merge LOG...`: the "# total" histograms of several runs (of one mode) merged.
+int merge_logs(int argc, char **argv)
+{
+	if (argc < 3) {
+		std::fputs(usage, stderr);
+		return 2;
+	}
+	Histogram merged;
+	for (int i = 2; i < argc; i++) {
+		std::string error;
+		auto log = read_interval_log(argv[i], &error);
+		if (!log) {
+			std::fprintf(stderr, "atlas-loadgen merge: %s\n", error.c_str());
+			return 1;
+		}
+		if (!merged.merge(log->total)) {
+			std::fprintf(
+			    stderr,
+			    "atlas-loadgen merge: %s: its histogram's range or precision "
+			    "differs from the first log's; merge runs of one configuration\n",
+			    argv[i]);
+			return 1;
+		}
+	}
+	nlohmann::json j = summary(merged);
+	j["runs"] = argc - 2;
+	std::printf("%s\n", j.dump(2).c_str());
+	return 0;
+}
+
+// `intervals LOG`: latency over time, one line per interval, for plotting.
+int print_intervals(int argc, char **argv)
+{
+	if (argc != 3) {
+		std::fputs(usage, stderr);
+		return 2;
+	}
+	std::string error;
+	auto log = read_interval_log(argv[2], &error);
+	if (!log) {
+		std::fprintf(stderr, "atlas-loadgen intervals: %s\n", error.c_str());
+		return 1;
+	}
+	std::printf("# start_s end_s count p50_us p99_us p999_us max_us\n");
+	for (const auto &i : log->intervals)
+		std::printf("%.3f %.3f %llu %.1f %.1f %.1f %.1f\n", i.start_s, i.end_s,
+		            static_cast<unsigned long long>(i.latency.count()),
+		            us(i.latency.quantile(0.5)), us(i.latency.quantile(0.99)),
+		            us(i.latency.quantile(0.999)), us(i.latency.max()));
+	return 0;
+}
+
 } // namespace
 
 int main(int argc, char **argv)
@@ -103,6 +159,10 @@ int main(int argc, char **argv)
 		std::fputs(usage, stdout);
 		return 0;
 	}
+	if (argc >= 2 && std::string(argv[1]) == "merge")
+		return merge_logs(argc, argv);
+	if (argc >= 2 && std::string(argv[1]) == "intervals")
+		return print_intervals(argc, argv);
 	if (argc < 2 || std::string(argv[1]) != "memcached") {
 		std::fputs(usage, stderr);
 		return 2;

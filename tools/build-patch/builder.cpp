@@ -340,8 +340,7 @@ private:
 			report_unit(*u, rel);
 			for (const Refusal &r : u->diff.refusals)
 				rep_.refusals.push_back(
-				    {r.symbol,
-				     fmt::format("{} ({}): {}", r.symbol, rel, r.reason)});
+				    {r.symbol, fmt::format("{}: {}", rel, r.reason)});
 			if (!u->diff.functions.empty() || !u->diff.refusals.empty())
 				units_.push_back(std::move(u));
 		}
@@ -553,9 +552,9 @@ private:
 				continue;
 			auto pts = resolve(obj, *piece, patch::SymbolKind::function);
 			if (!pts) {
-				rep_.mismatches.push_back(fmt::format("{}: not in the target: {}",
-				                                      obj.symbols()[*piece].name,
-				                                      pts.error().message));
+				rep_.mismatches.push_back(fmt::format(
+				    "{} ({}): not in the target: {}", obj.symbols()[*piece].name,
+				    obj.source_name(), pts.error().message));
 				continue;
 			}
 			if (auto why = reproduction_mismatch(obj, *piece, *target_, **pts))

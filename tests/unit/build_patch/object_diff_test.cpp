@@ -1,0 +1,250 @@
+// SPDX-License-Identifier: MIT
+// The object diff and the patch assembly on objects gcc compiles at test time with the flags
+// of a patchable program.
+#include "elf_object.hpp"
+#include "object_diff.hpp"
+#include "patch_assembly.hpp"
+#include "process.hpp"
+
+#include "atlas/patch/format.hpp"
+#include "atlas/patch/patch.hpp"
+#include "atlas/patch/writer.hpp"
+
+#include <algorithm>
+#include <cstdlib>
+#include <fstream>
+#include <gtest/gtest.h>
+#include <set>
+#include <unistd.h>
+
+using namespace atlas::build_patch;
+
+namespace
+{
+
+class ObjectDiffTest : public ::testing::Test
+{
+protected:
+	void SetUp() override
+	{
+		char tmpl[] = "/tmp/atlas-bp-diff-XXXXXX";
+		ASSERT_NE(mkdtemp(tmpl), nullptr);
+		dir_ = tmpl;
+	}
+	void TearDown() override
+	{
+		std::system(("rm -rf " + dir_).c_str());
+	}
+
+	// Compiles `code` as <name>.c with the flags of a patchable program (plus `extra`).
+	ObjectFile compile(const std::string &name, const std::string &code,
+	                   std::vector<std::string> extra = {})
+	{
+		const std::string src = dir_ + "/" + name + ".c", obj = dir_ + "/" + name + ".o";
+		std::ofstream(src) << code;
+		std::vector<std::string> argv = {"gcc", "-c", "-O2", "-fPIE"};
+		if (extra.empty())
+			extra = {"-ffunction-sections", "-fdata-sections",
+			         "-flive-patching=inline-clone"};
+		argv.insert(argv.end(), extra.begin(), extra.end());
+		argv.insert(argv.end(), {"-o", obj, src});
+		auto st = run_process(argv, {});
+		EXPECT_TRUE(st.ok() && *st == 0) << "gcc failed on " << name;
+		auto o = ObjectFile::read(obj);
+		EXPECT_TRUE(o.ok()) << (o.ok() ? "" : o.error().message);
+		return o.ok() ? std::move(*o) : ObjectFile{};
+	}
+
+	static std::set<std::string> included(const ObjectFile &p, const ObjectDiff &d)
+	{
+		std::set<std::string> out;
+		for (const IncludedFunction &f : d.functions)
+			out.insert(p.symbols()[f.symbol].name);
+		return out;
+	}
+
+	static std::string refusals(const ObjectDiff &d)
+	{
+		std::string s;
+		for (const Refusal &r : d.refusals)
+			s += r.symbol + ": " + r.reason + "\n";
+		return s;
+	}
+
+	std::string dir_;
+};
+
+using Names = std::set<std::string>;
+
+} // namespace
+
+TEST_F(ObjectDiffTest, IdenticalObjectsHaveNoChange)
+{
+	const char *code = "int g = 3; static int h(int x) { return x * g; }\n"
+	                   "int f(int x) { return h(x) + 1; }\n";
+	ObjectFile o = compile("o", code), p = compile("p", code);
+	ObjectDiff d = diff_objects(o, p);
+	EXPECT_TRUE(d.empty()) << refusals(d);
+}
+
+TEST_F(ObjectDiffTest, StringLiteralsAreComparedByContent)
+{
+	const char *o_code = "const char *one(void) { return \"one\"; }\n"
+	                     "const char *two(void) { return \"two\"; }\n";
+	const char *p_code = "const char *one(void) { return \"uno, longer\"; }\n"
+	                     "const char *two(void) { return \"two\"; }\n";
+	ObjectFile o = compile("o", o_code), p = compile("p", p_code);
+	ObjectDiff d = diff_objects(o, p);
+	EXPECT_EQ(included(p, d), Names{"one"});
+	EXPECT_TRUE(d.refusals.empty()) << refusals(d);
+}
+
+// gcc numbers function-local statics in order (`uses.0`, `uses.1`): a new one before them
+// renumbers the others, which must still match their own function's.
+TEST_F(ObjectDiffTest, RenumberedLocalStaticsMatchTheirFunctions)
+{
+	const char *o_code = "int f(void) { static int uses; return ++uses; }\n"
+	                     "int g(void) { static int uses; return uses += 2; }\n";
+	const char *p_code = "int e(void) { static int uses; return uses += 5; }\n"
+	                     "int f(void) { static int uses; return ++uses; }\n"
+	                     "int g(void) { static int uses; return uses += 2; }\n";
+	ObjectFile o = compile("o", o_code), p = compile("p", p_code);
+	ObjectDiff d = diff_objects(o, p);
+	EXPECT_EQ(included(p, d), Names{"e"});
+	ASSERT_EQ(d.own_data.size(), 1u); // e's new static
+	EXPECT_TRUE(d.refusals.empty()) << refusals(d);
+}
+
+TEST_F(ObjectDiffTest, ChangedInitialValueIsRefusedByName)
+{
+	ObjectFile o = compile("o", "int limit = 10; int f(void) { return limit; }\n");
+	ObjectFile p = compile("p", "int limit = 20; int f(void) { return limit; }\n");
+	ObjectDiff d = diff_objects(o, p);
+	ASSERT_EQ(d.refusals.size(), 1u);
+	EXPECT_EQ(d.refusals[0].symbol, "limit");
+	EXPECT_NE(d.refusals[0].reason.find("initial value changed"), std::string::npos);
+}
+
+TEST_F(ObjectDiffTest, ChangedSizeIsRefusedByName)
+{
+	ObjectFile o = compile("o", "int buf[4]; int f(int i) { return buf[i]; }\n");
+	ObjectFile p = compile("p", "int buf[8]; int f(int i) { return buf[i]; }\n");
+	ObjectDiff d = diff_objects(o, p);
+	ASSERT_EQ(d.refusals.size(), 1u) << refusals(d);
+	EXPECT_EQ(d.refusals[0].symbol, "buf");
+	EXPECT_NE(d.refusals[0].reason.find("size changed from 16 to 32 bytes"), std::string::npos)
+	    << d.refusals[0].reason;
+}
+
+TEST_F(ObjectDiffTest, NewThreadLocalIsRefused)
+{
+	ObjectFile o = compile("o", "int f(void) { return 1; }\n");
+	ObjectFile p =
+	    compile("p", "__thread int tls_count; int f(void) { return ++tls_count; }\n");
+	ObjectDiff d = diff_objects(o, p);
+	ASSERT_EQ(d.refusals.size(), 1u) << refusals(d);
+	EXPECT_EQ(d.refusals[0].symbol, "tls_count");
+	EXPECT_NE(d.refusals[0].reason.find("new thread-local"), std::string::npos);
+}
+
+TEST_F(ObjectDiffTest, ChangedThreadLocalIsRefused)
+{
+	ObjectFile o = compile("o", "__thread int depth = 1; int f(void) { return depth; }\n");
+	ObjectFile p = compile("p", "__thread int depth = 2; int f(void) { return depth; }\n");
+	ObjectDiff d = diff_objects(o, p);
+	ASSERT_EQ(d.refusals.size(), 1u) << refusals(d);
+	EXPECT_EQ(d.refusals[0].symbol, "depth");
+	EXPECT_NE(d.refusals[0].reason.find("thread-local"), std::string::npos);
+}
+
+TEST_F(ObjectDiffTest, ReadOnlyGlobalChangeIsRefused)
+{
+	ObjectFile o = compile("o", "const int primes[4] = {2, 3, 5, 7};\n"
+	                            "int f(int i) { return primes[i & 3]; }\n");
+	ObjectFile p = compile("p", "const int primes[4] = {2, 3, 5, 11};\n"
+	                            "int f(int i) { return primes[i & 3]; }\n");
+	ObjectDiff d = diff_objects(o, p);
+	ASSERT_EQ(d.refusals.size(), 1u) << refusals(d);
+	EXPECT_EQ(d.refusals[0].symbol, "primes");
+}
+
+// A local read-only table is the patch's own copy, with every function that reads it.
+TEST_F(ObjectDiffTest, ReadOnlyLocalChangePullsItsUsers)
+{
+	const char *o_code = "static const int primes[4] = {2, 3, 5, 7};\n"
+	                     "int f(int i) { return primes[i & 3]; }\n"
+	                     "int g(int i) { return primes[(i + 1) & 3] * 2; }\n"
+	                     "int h(int i) { return i; }\n";
+	std::string p_code = o_code;
+	p_code.replace(p_code.find("7}"), 2, "11}");
+	ObjectFile o = compile("o", o_code), p = compile("p", p_code);
+	ObjectDiff d = diff_objects(o, p);
+	EXPECT_TRUE(d.refusals.empty()) << refusals(d);
+	EXPECT_EQ(included(p, d), (Names{"f", "g"}));
+	for (const IncludedFunction &f : d.functions)
+		EXPECT_EQ(f.why, Why::uses_changed_data);
+	ASSERT_EQ(d.own_data.size(), 1u);
+	EXPECT_EQ(p.symbols()[d.own_data[0]].name, "primes");
+}
+
+TEST_F(ObjectDiffTest, WithoutFunctionSectionsIsRefused)
+{
+	const char *code = "int f(int x) { return x + 1; }\nint g(int x) { return x * 2; }\n";
+	ObjectFile o = compile("o", code, {"-fno-function-sections"});
+	ObjectFile p = compile("p", code, {"-fno-function-sections"});
+	ObjectDiff d = diff_objects(o, p);
+	ASSERT_FALSE(d.refusals.empty());
+	EXPECT_NE(d.refusals[0].reason.find("-ffunction-sections"), std::string::npos)
+	    << refusals(d);
+}
+
+// The assembled object: replacements global, the program's statics by reference records,
+// the string literal carried, only the FDE of the function carried; build_patch accepts it.
+TEST_F(ObjectDiffTest, AssembledPatchReferencesTheProgramsLocals)
+{
+	const char *o_code =
+	    "static int calls;\n"
+	    "__attribute__((noinline)) static int helper(int x) { return x * 3; }\n"
+	    "const char *name(int x) { calls++; return helper(x) > 3 ? \"big\" : "
+	    "\"small\"; }\n"
+	    "int other(int x) { return helper(x) + 1; }\n";
+	std::string p_code = o_code;
+	p_code.replace(p_code.find("\"small\""), 7, "\"tiny\"");
+	ObjectFile o = compile("o", o_code), p = compile("p", p_code);
+	ObjectDiff d = diff_objects(o, p);
+	ASSERT_EQ(included(p, d), Names{"name"});
+	UnitDiff u{&o, &p, &d};
+	auto a = assemble_patch({u}, "test.patch");
+	ASSERT_TRUE(a.ok()) << a.error().message;
+	ASSERT_EQ(a->redirects.size(), 1u);
+	EXPECT_EQ(a->redirects[0].target_name, "name");
+	EXPECT_EQ(a->redirects[0].replacement, "name");
+	EXPECT_EQ(a->redirects[0].file, ""); // global
+	std::set<std::string> refs;
+	for (const PlannedReference &r : a->references) {
+		refs.insert(r.target_name);
+		EXPECT_EQ(r.file, "o.c");
+		EXPECT_EQ(r.patch_symbol, "o.c:" + r.target_name);
+	}
+	EXPECT_EQ(refs, (std::set<std::string>{"calls", "helper"}));
+	EXPECT_EQ(a->fdes, 1u);
+
+	atlas::patch::Metadata md;
+	md.name = "test";
+	md.target_path = "/nowhere/prog";
+	md.target_build_id = {1, 2, 3, 4};
+	md.redirects.push_back({{"name", "", std::nullopt, std::nullopt}, "name"});
+	for (const PlannedReference &r : a->references)
+		md.references.push_back({r.patch_symbol, "", {r.target_name, r.file, {}, {}}});
+	auto bytes = atlas::patch::build_patch(a->object, md);
+	ASSERT_TRUE(bytes.ok()) << bytes.error().message;
+	auto parsed = atlas::patch::parse_patch(*bytes);
+	ASSERT_TRUE(parsed.ok()) << parsed.error().message;
+	bool has_string = false;
+	for (const auto &s : parsed->sections) {
+		std::string content(s.bytes.begin(), s.bytes.end());
+		has_string = has_string || content.find("tiny") != std::string::npos;
+		EXPECT_EQ(content.find("small"), std::string::npos) << s.name;
+	}
+	EXPECT_TRUE(has_string);
+}

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <csignal>
+#include <cstring>
 #include <ctime>
 #include <dirent.h>
 #include <fmt/format.h>
@@ -350,16 +351,36 @@ int cmd_ps()
 	return exit_ok;
 }
 
+// `atlas build-patch ...` runs atlas-build-patch (tools/build-patch, docs/patch-builder.md):
+// next to this program, in the build tree's tools/build-patch/, or from PATH.
+int exec_build_patch(char **argv)
+{
+	char self[4096];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	std::string dir = n > 0 ? std::string(self, size_t(n)) : std::string();
+	dir = dir.substr(0, dir.rfind('/') + 1);
+	for (const std::string &p :
+	     {dir + "atlas-build-patch", dir + "../build-patch/atlas-build-patch"})
+		execv(p.c_str(), argv);
+	execvp("atlas-build-patch", argv);
+	fmt::print(stderr, "atlas: cannot run atlas-build-patch (not next to {} nor in PATH): {}\n",
+	           dir.empty() ? "atlas" : dir, std::strerror(errno));
+	return exit_failed;
+}
+
 } // namespace
 
 int main(int argc, char **argv)
 {
+	if (argc > 1 && std::string(argv[1]) == "build-patch")
+		return exec_build_patch(argv + 1);
 	CLI::App app{"atlas: live-patch running programs through their atlas runtime"};
 	app.require_subcommand(1);
 	app.fallthrough(); // --json also after the subcommand
 	app.add_flag("--json", json_output, "machine-readable output (one JSON object)");
 	app.footer("Exit codes: 0 done, 1 failed, 2 usage, 3 already applied, 4 refused (process "
-	           "unchanged), 5 pending, 6 reverted, 7 no reachable runtime.");
+	           "unchanged), 5 pending, 6 reverted, 7 no reachable runtime.\n"
+	           "atlas build-patch --help: build a patch from a source diff.");
 
 	pid_t pid = 0;
 	std::string patch, identity, mode = "auto";

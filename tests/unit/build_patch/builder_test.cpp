@@ -117,6 +117,16 @@ TEST(BuildPatchFlags, PrintFlags)
 	EXPECT_EQ(j["link"][1]["flag"], "-Wl,--build-id");
 }
 
+// `atlas build-patch` is this tool.
+TEST(BuildPatchFlags, AtlasBuildPatchRunsTheTool)
+{
+	std::string out;
+	ASSERT_EQ(atlas_test::run_command(ATLAS_CLI " build-patch --print-flags", &out), 0) << out;
+	EXPECT_EQ(out,
+	          "-g -ffunction-sections -fdata-sections -flive-patching=inline-clone -fPIE\n");
+	EXPECT_EQ(atlas_test::run_command(ATLAS_CLI " build-patch --src", &out), 2) << out;
+}
+
 TEST(BuildPatchFlags, UsageErrors)
 {
 	std::string out;

@@ -22,6 +22,8 @@ packages=(
 	# benchmark scripts (bench/); the evaluation's servers built from Debian source
 	# (bench/servers/: apt-get source, dpkg-source, and what memcached's build needs)
 	jq dpkg-dev libevent-dev libsasl2-dev
+	# the evaluation's plots (bench/eval/report.sh)
+	gnuplot-nox
 )
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)

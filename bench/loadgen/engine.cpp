@@ -519,6 +519,7 @@ bool run_load(const Options &options, const ProtocolFactory &factory, Result &re
 	for (auto &w : workers)
 		merge_into(result, w->result());
 	result.elapsed_s = static_cast<double>(now_ns() - start) / 1e9;
+	result.start_monotonic_ns = start;
 	return true;
 }
 

@@ -52,6 +52,7 @@ struct Result {
 	std::uint64_t reconnects = 0;
 	std::vector<std::string> messages; // the first few errors and wrong replies, said plainly
 	double elapsed_s = 0;
+	std::uint64_t start_monotonic_ns = 0; // the schedule's start (CLOCK_MONOTONIC)
 };
 
 using ProtocolFactory = std::function<std::unique_ptr<Protocol>()>;

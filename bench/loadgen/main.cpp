@@ -329,6 +329,7 @@ int main(int argc, char **argv)
 		nlohmann::json j = {{"offered_rate", o.rate},
 		                    {"duration_s", o.duration_s},
 		                    {"elapsed_s", r.elapsed_s},
+		                    {"start_monotonic_ns", r.start_monotonic_ns},
 		                    {"sent", r.sent},
 		                    {"answered", r.answered},
 		                    {"wrong", r.wrong},

@@ -10,10 +10,12 @@
 #include <cstdlib>
 #include <cstring>
 #include <deque>
+#include <dirent.h>
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <mutex>
 #include <poll.h>
+#include <string_view>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -182,10 +184,38 @@ std::string handle(Runtime &runtime, const Loader &loader, std::string_view line
 
 std::string default_socket_dir()
 {
+	const uid_t uid = geteuid();
 	const char *xdg = std::getenv("XDG_RUNTIME_DIR");
-	if (xdg && xdg[0] == '/')
+	struct stat st;
+	if (xdg && xdg[0] == '/' && stat(xdg, &st) == 0 && st.st_uid == uid)
 		return fmt::format("{}/atlas", xdg);
-	return "/run/atlas";
+	if (uid == 0)
+		return "/run/atlas";
+	return fmt::format("/tmp/atlas-{}", uid);
+}
+
+std::vector<std::string> socket_search_dirs()
+{
+	std::vector<std::string> dirs{default_socket_dir()};
+	auto add = [&](std::string dir) {
+		if (std::find(dirs.begin(), dirs.end(), dir) == dirs.end())
+			dirs.push_back(std::move(dir));
+	};
+	add("/run/atlas");
+	if (DIR *tmp = opendir("/tmp")) {
+		std::vector<std::string> per_uid;
+		while (struct dirent *e = readdir(tmp)) {
+			const std::string_view name(e->d_name);
+			if (name.size() > 6 && name.starts_with("atlas-") &&
+			    name.find_first_not_of("0123456789", 6) == std::string_view::npos)
+				per_uid.push_back(fmt::format("/tmp/{}", name));
+		}
+		closedir(tmp);
+		std::sort(per_uid.begin(), per_uid.end());
+		for (auto &dir : per_uid)
+			add(std::move(dir));
+	}
+	return dirs;
 }
 
 std::string socket_path(pid_t pid, const std::string &dir)

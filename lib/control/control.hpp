@@ -33,8 +33,14 @@ struct LoadResult {
 // a loader that keeps a reference of its own releases such a change itself.
 using Loader = std::function<LoadResult(const std::string &path)>;
 
-// $XDG_RUNTIME_DIR/atlas if XDG_RUNTIME_DIR is set (and absolute), else /run/atlas.
+// Where a process of this effective uid puts its socket: $XDG_RUNTIME_DIR/atlas when
+// XDG_RUNTIME_DIR is absolute and belongs to this uid; else /run/atlas for root and
+// /tmp/atlas-<uid> for any other uid. (A daemon that dropped privileges after a root parent
+// set XDG_RUNTIME_DIR, or one started by root, cannot write root's directories.)
 std::string default_socket_dir();
+// Where `atlas` looks for sockets: this uid's directory, /run/atlas and every /tmp/atlas-<uid>
+// (root reaches all; another user only its own, the others being mode 0700).
+std::vector<std::string> socket_search_dirs();
 // <dir>/<pid>.sock
 std::string socket_path(pid_t pid, const std::string &dir);
 

@@ -35,10 +35,7 @@ bool json_output = false;
 
 std::vector<std::string> socket_dirs()
 {
-	std::vector<std::string> dirs{atlas::control::default_socket_dir()};
-	if (dirs[0] != "/run/atlas")
-		dirs.push_back("/run/atlas");
-	return dirs;
+	return atlas::control::socket_search_dirs();
 }
 
 // The socket of `pid`, in either location; empty if none exists.

@@ -109,17 +109,63 @@ TEST_F(ControlTest, SocketAndDirectoryModes)
 	EXPECT_NE(stat(path.c_str(), &st), 0) << "socket not removed";
 }
 
+std::string fmt_uid_dir(uid_t uid)
+{
+	return "/tmp/atlas-" + std::to_string(uid);
+}
+
 TEST_F(ControlTest, DefaultLocation)
 {
 	EXPECT_EQ(atlas::control::socket_path(42, "/x"), "/x/42.sock");
 	const char *old = getenv("XDG_RUNTIME_DIR");
 	std::string saved = old ? old : "";
-	setenv("XDG_RUNTIME_DIR", "/run/user/7", 1);
-	EXPECT_EQ(atlas::control::default_socket_dir(), "/run/user/7/atlas");
+	char tmpl[] = "/tmp/atlas-xdg-XXXXXX";
+	ASSERT_NE(mkdtemp(tmpl), nullptr);
+	const std::string xdg = tmpl;
+	setenv("XDG_RUNTIME_DIR", xdg.c_str(), 1);
+	EXPECT_EQ(atlas::control::default_socket_dir(), xdg + "/atlas");
+	const std::string mine = geteuid() == 0 ? "/run/atlas" : fmt_uid_dir(geteuid());
+	// Not this uid's (a daemon that dropped privileges inherits root's): not used.
+	if (geteuid() == 0) {
+		ASSERT_EQ(chown(xdg.c_str(), 7, 7), 0);
+		EXPECT_EQ(atlas::control::default_socket_dir(), mine);
+	}
+	setenv("XDG_RUNTIME_DIR", "/nonexistent/run", 1);
+	EXPECT_EQ(atlas::control::default_socket_dir(), mine);
 	unsetenv("XDG_RUNTIME_DIR");
-	EXPECT_EQ(atlas::control::default_socket_dir(), "/run/atlas");
+	EXPECT_EQ(atlas::control::default_socket_dir(), mine);
+	rmdir(xdg.c_str());
 	if (old)
 		setenv("XDG_RUNTIME_DIR", saved.c_str(), 1);
+	auto dirs = atlas::control::socket_search_dirs();
+	ASSERT_FALSE(dirs.empty());
+	EXPECT_EQ(dirs[0], atlas::control::default_socket_dir());
+	EXPECT_NE(std::find(dirs.begin(), dirs.end(), "/run/atlas"), dirs.end());
+	if (geteuid() != 0)
+		return;
+	// Another uid (a server after -u): /tmp/atlas-<uid>, which root's search finds.
+	int pipefd[2];
+	ASSERT_EQ(pipe(pipefd), 0);
+	const pid_t child = fork();
+	if (child == 0) {
+		const std::string chosen =
+		    setuid(65534) == 0 ? atlas::control::default_socket_dir() : "setuid failed";
+		(void)!write(pipefd[1], chosen.data(), chosen.size());
+		_exit(0);
+	}
+	close(pipefd[1]);
+	char buf[128] = {};
+	(void)!read(pipefd[0], buf, sizeof(buf) - 1);
+	close(pipefd[0]);
+	waitpid(child, nullptr, 0);
+	EXPECT_STREQ(buf, "/tmp/atlas-65534");
+	// Every /tmp/atlas-<uid> is searched, nothing else there.
+	ASSERT_EQ(mkdir("/tmp/atlas-4000001", 0700), 0);
+	dirs = atlas::control::socket_search_dirs();
+	rmdir("/tmp/atlas-4000001");
+	EXPECT_NE(std::find(dirs.begin(), dirs.end(), "/tmp/atlas-4000001"), dirs.end());
+	for (const auto &d : dirs)
+		EXPECT_EQ(d.find("/tmp/atlas-xdg"), std::string::npos) << d;
 }
 
 TEST_F(ControlTest, PingStatusApplyRevert)

@@ -1,0 +1,155 @@
+#!/bin/sh
+# The evaluation's experiment, inside the guest (busybox sh; bench/eval/run.sh boots it and reads
+# the results back from /out). For each number of worker threads, each repetition and each mode
+# (none, global, wait-free; their order rotates between repetitions), a fresh memcached runs the
+# way Debian runs it (daemonized, as user nobody, under the preload library) while atlas-loadgen
+# offers the same open-loop load; in the patching modes the patch is applied and reverted every
+# INTERVAL seconds with `atlas apply/revert --mode MODE` for the length of the run.
+#
+#   guest.sh MEMCACHED PRELOAD ATLAS LOADGEN PATCH NAME
+#
+# Settings (environment): EVAL_THREADS ("1 2 4"), EVAL_REPS (3), EVAL_MODES ("none global
+# wait-free"), EVAL_SECONDS (20), EVAL_RATE (requests/s, 4000), EVAL_CONNECTIONS (8),
+# EVAL_INTERVAL (patch every S seconds, 2), EVAL_DEADLINE_MS (2000), EVAL_LONG (fraction of
+# 100-key gets, 0.01).
+#
+# /out/<threads>t/<rep>/<mode>/: load.json (the loadgen's result), load.hlog (its interval log),
+# events.jsonl (the runtime's event log), patch.log (one JSON object per CLI call, with its
+# CLOCK_MONOTONIC start and end), memcached.log. /out/settings records the settings.
+set -u
+memcached=$1 preload=$2 atlas=$3 loadgen=$4 patch=$5 name=$6
+threads_list=${EVAL_THREADS:-1 2 4}
+reps=${EVAL_REPS:-3}
+modes=${EVAL_MODES:-none global wait-free}
+seconds=${EVAL_SECONDS:-20}
+rate=${EVAL_RATE:-4000}
+connections=${EVAL_CONNECTIONS:-8}
+interval=${EVAL_INTERVAL:-2}
+deadline=${EVAL_DEADLINE_MS:-2000}
+long=${EVAL_LONG:-0.01}
+port=11211
+failures=0
+
+say() { echo "eval: $*"; }
+fail() {
+	echo "eval: FAILED: $*"
+	failures=$((failures + 1))
+}
+mono_ns() { # CLOCK_MONOTONIC in ns (the event log's and the loadgen's clock)
+	awk '{ printf "%.0f\n", $1 * 1e9 }' /proc/uptime
+}
+
+cat >/out/settings <<EOF
+threads=$threads_list reps=$reps modes=$modes seconds=$seconds rate=$rate
+connections=$connections interval=$interval deadline_ms=$deadline long=$long
+vcpus=$(nproc) kernel=$(uname -r) patch=$name
+EOF
+
+# start_memcached DIR THREADS PRELOADED: daemonized as user nobody, like Debian's service; the
+# pid (of the daemon) in $pid.
+start_memcached() {
+	dir=$1 threads=$2 preloaded=$3
+	rm -f /run/memcached.pid
+	if [ "$preloaded" = yes ]; then
+		env LD_PRELOAD="$preload" ATLAS_EVENT_LOG="$dir/events.jsonl" \
+			"$memcached" -d -u nobody -P /run/memcached.pid -t "$threads" -p $port \
+			-l 127.0.0.1 -U 0 -m 256 -c 1024 2>"$dir/memcached.log"
+	else
+		"$memcached" -d -u nobody -P /run/memcached.pid -t "$threads" -p $port \
+			-l 127.0.0.1 -U 0 -m 256 -c 1024 2>"$dir/memcached.log"
+	fi
+	i=0
+	while [ ! -s /run/memcached.pid ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+	pid=$(cat /run/memcached.pid 2>/dev/null)
+	[ -n "$pid" ] || return 1
+	# Until it answers (and, preloaded, its control socket too).
+	i=0
+	while [ $i -lt 100 ]; do
+		if echo version | nc -w 1 127.0.0.1 $port 2>/dev/null | grep -q VERSION; then
+			[ "$preloaded" = no ] && return 0
+			"$atlas" status "$pid" >/dev/null 2>&1 && return 0
+		fi
+		sleep 0.1
+		i=$((i + 1))
+	done
+	return 1
+}
+
+stop_memcached() {
+	kill "$pid" 2>/dev/null
+	i=0
+	while kill -0 "$pid" 2>/dev/null && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+	kill -9 "$pid" 2>/dev/null
+}
+
+# patch_loop DIR MODE END_NS: apply, wait, revert, wait, ... until END_NS; one line per call.
+patch_loop() {
+	dir=$1 mode=$2 end=$3
+	while [ "$(mono_ns)" -lt "$end" ]; do
+		for verb in apply revert; do
+			[ "$(mono_ns)" -lt "$end" ] || break
+			arg=$patch
+			[ $verb = apply ] || arg=$name
+			t0=$(mono_ns)
+			out=$("$atlas" --json "$verb" "$pid" "$arg" --mode "$mode" \
+				--deadline "$deadline" 2>&1)
+			code=$?
+			t1=$(mono_ns)
+			printf '{"verb":"%s","mode":"%s","exit":%s,"start_ns":%s,"end_ns":%s,"response":%s}\n' \
+				"$verb" "$mode" "$code" "$t0" "$t1" \
+				"$(echo "$out" | grep -q '^{' && echo "$out" || echo null)" >>"$dir/patch.log"
+			sleep "$interval"
+		done
+	done
+	# Leave it unpatched for the next run (a pending transition is undone).
+	"$atlas" revert-pending "$pid" --deadline 5000 >/dev/null 2>&1
+	"$atlas" revert "$pid" "$name" --mode "$mode" --deadline 5000 >/dev/null 2>&1
+}
+
+rep=1
+while [ $rep -le "$reps" ]; do
+	# Rotate the order of the modes: each mode runs first, second and third once in 3 reps.
+	set -- $modes
+	shift $(((rep - 1) % $#))
+	order="$*"
+	set -- $modes
+	for m in $modes; do
+		case " $order " in *" $m "*) ;; *) order="$order $m" ;; esac
+	done
+	for threads in $threads_list; do
+		for mode in $order; do
+			dir=/out/${threads}t/$rep/$mode
+			mkdir -p "$dir"
+			chmod 777 "$dir" # the daemon, as nobody, writes its event log here
+			preloaded=yes
+			[ "$mode" = none ] && preloaded=no
+			# A baseline with the preload but no patching is "global" mode's first
+			# seconds; "none" is the server as Debian runs it.
+			if ! start_memcached "$dir" "$threads" $preloaded; then
+				fail "$threads threads, rep $rep, $mode: memcached did not start ($(cat "$dir/memcached.log"))"
+				continue
+			fi
+			say "$threads threads, rep $rep, $mode: memcached $pid, $seconds s at $rate/s"
+			start=$(mono_ns)
+			end=$((start + seconds * 1000000000 + 3000000000))
+			if [ "$mode" != none ]; then
+				(sleep 3 && patch_loop "$dir" "$mode" "$end") &
+				looper=$!
+			fi
+			"$loadgen" memcached --server 127.0.0.1:$port --rate "$rate" \
+				--duration "$seconds" --connections "$connections" --long "$long" \
+				--interval 0.1 --log "$dir/load.hlog" --json >"$dir/load.json" 2>"$dir/load.err"
+			code=$?
+			[ "$mode" = none ] || wait "$looper"
+			[ $code = 0 ] || fail "$threads threads, rep $rep, $mode: the load run exit $code: $(cat "$dir/load.err")"
+			"$atlas" --json status "$pid" >"$dir/status.json" 2>/dev/null
+			stop_memcached
+			calls=$(grep -c . "$dir/patch.log" 2>/dev/null)
+			bad=$(grep -vc '"exit":0' "$dir/patch.log" 2>/dev/null)
+			say "  done: load exit $code; ${calls:-0} patch calls, ${bad:-0} not finished"
+		done
+	done
+	rep=$((rep + 1))
+done
+echo "eval: $failures failures"
+[ $failures = 0 ]

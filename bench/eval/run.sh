@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# The evaluation (docs/evaluation.md): memcached 1.6.18 as Debian 12 builds it, run the way
+# Debian runs it, under open-loop load in a QEMU guest on the views kernel, patched and
+# reverted every few seconds in global and in wait-free mode, side by side with no patching.
+#
+#   bench/eval/run.sh [OUT_DIR]      (default: build/eval/<date>)
+#
+# Settings (environment, passed to bench/eval/guest.sh): EVAL_THREADS ("1 2 4"), EVAL_REPS (3),
+# EVAL_SECONDS (20), EVAL_RATE (4000), EVAL_CONNECTIONS (8), EVAL_INTERVAL (2), EVAL_DEADLINE_MS
+# (2000), EVAL_LONG (0.01), EVAL_MODES ("none global wait-free"); EVAL_CPUS (guest vCPUs, 2),
+# EVAL_PATCH and EVAL_PATCH_NAME (a patch of the 1.6.18-1 binary and its name; default: the
+# harness's own bench/eval/patches/stats-settings, built here). BUILD (build/user) and KERNEL
+# (build/kernel/bzImage) name what it runs; both must be built (make, make kernel).
+#
+# OUT_DIR/raw/ holds what the guest measured (bench/eval/guest.sh), OUT_DIR/report.md the
+# tables, OUT_DIR/latency.{png,svg} the plot (bench/eval/report.sh).
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+build=${BUILD:-$root/build/user}
+kernel=${KERNEL:-$root/build/kernel/bzImage}
+out=${1:-$root/build/eval/$(date +%Y%m%d-%H%M%S)}
+die() { echo "bench/eval/run.sh: $*" >&2; exit 1; }
+
+for f in tools/atlas/atlas tools/mkpatch/atlas-mkpatch bench/loadgen/atlas-loadgen \
+	lib/preload/libatlas-preload.so; do
+	[ -x "$build/$f" ] || [ -r "$build/$f" ] || die "$build/$f is missing: build user space first (make)"
+done
+[ -r "$kernel" ] || die "$kernel is missing: build the views kernel first (make kernel)"
+"$root/bench/servers/memcached.sh" "$root/build/servers" >/dev/null ||
+	die "building memcached failed (bench/servers/memcached.sh)"
+memcached=$root/build/servers/memcached-1.6.18-1/memcached
+libunwind=$(readlink -f /usr/lib/x86_64-linux-gnu/libunwind.so.8) ||
+	die "libunwind.so.8 missing: run 'make deps'"
+
+mkdir -p "$out"
+patch=${EVAL_PATCH:-}
+name=${EVAL_PATCH_NAME:-}
+if [ -z "$patch" ]; then
+	patch=$out/stats-settings.patch.o
+	name=stats-settings
+	"$build/tools/mkpatch/atlas-mkpatch" -m "$root/bench/eval/patches/stats-settings.json" \
+		--target "$memcached" -o "$patch" >/dev/null ||
+		die "building the harness patch failed"
+fi
+[ -n "$name" ] || die "EVAL_PATCH needs EVAL_PATCH_NAME (the name its manifest gives)"
+
+threads=${EVAL_THREADS:-1 2 4}
+reps=${EVAL_REPS:-3}
+seconds=${EVAL_SECONDS:-20}
+modes=${EVAL_MODES:-none global wait-free}
+runs=$(($(wc -w <<<"$threads") * reps * $(wc -w <<<"$modes")))
+timeout=$((runs * (seconds + 40) + 300))
+echo "eval: $runs runs of ${seconds}s (threads: $threads; $reps repetitions; modes: $modes) in a guest with ${EVAL_CPUS:-2} vCPUs; results in $out"
+env_line=""
+for v in EVAL_THREADS EVAL_REPS EVAL_MODES EVAL_SECONDS EVAL_RATE EVAL_CONNECTIONS \
+	EVAL_INTERVAL EVAL_DEADLINE_MS EVAL_LONG; do
+	[ -z "${!v:-}" ] || env_line+="$v='${!v}' "
+done
+status=0
+"$root/guest/run" --kernel "$kernel" --cpus "${EVAL_CPUS:-2}" --mem 2G --timeout "$timeout" \
+	--quiet --log "$out/console.log" --out "$out/raw" \
+	--add "$root/bench/eval/guest.sh:/atlas/eval/guest.sh" \
+	--add "$memcached:/atlas/bin/memcached" \
+	--add "$build/lib/preload/libatlas-preload.so:/atlas/lib/libatlas-preload.so" \
+	--add "$libunwind:/usr/lib/x86_64-linux-gnu/libunwind.so.8" \
+	--add "$build/tools/atlas/atlas:/atlas/bin/atlas" \
+	--add "$build/bench/loadgen/atlas-loadgen:/atlas/bin/atlas-loadgen" \
+	--add "$patch:/atlas/eval/patch.o" \
+	-- "${env_line}sh /atlas/eval/guest.sh /atlas/bin/memcached /atlas/lib/libatlas-preload.so /atlas/bin/atlas /atlas/bin/atlas-loadgen /atlas/eval/patch.o $name" ||
+	status=$?
+grep -E '^eval: ' "$out/console.log" | tr -d '\r' || true
+[ $status = 0 ] || echo "bench/eval/run.sh: the guest run failed (status $status); console log: $out/console.log" >&2
+[ -d "$out/raw" ] && [ -n "$(ls -A "$out/raw")" ] || die "no results came back from the guest"
+"$root/bench/eval/report.sh" "$out" "$build" || status=$?
+exit $status

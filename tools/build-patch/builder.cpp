@@ -469,6 +469,12 @@ private:
 				         "than the 5-byte jump a redirect writes",
 				         r.target_name, (*ts)->size)});
 			check_reproduced(u, r.original_symbol, **ts);
+			if (r.target_name == "main")
+				warn("main() is in the patch: the thread running it never returns "
+				     "from it, "
+				     "so an apply waits for it in vain (the stack check refuses "
+				     "it); move "
+				     "the change out of main()");
 			md.redirects.push_back({patch::exact_ref(**ts), r.replacement});
 			rep_.redirects.emplace_back(r.target_name, r.replacement);
 		}

@@ -498,6 +498,29 @@ ObjectDiff diff_objects(const ObjectFile &o, const ObjectFile &p)
 			}
 		}
 	}
+	// Static constructors run once, at start: a changed one means a new or changed global
+	// with a dynamic initialiser, which a patch cannot initialise without re-running the
+	// constructors of every other global of the unit.
+	for (uint32_t sec = 1; sec < p.sections().size(); sec++) {
+		const std::string &name = p.sections()[sec].name;
+		if (!name.starts_with(".init_array") && !name.starts_with(".ctors") &&
+		    !name.starts_with(".preinit_array"))
+			continue;
+		for (const ObjRelocation &r : p.relocations(sec)) {
+			RelocationTarget t = relocation_target(p, r);
+			if (t.kind == RelocationTarget::symbol && inc.count(t.symbol_index))
+				d.refusals.push_back(
+				    {ps[t.symbol_index].name,
+				     fmt::format(
+				         "'{}' runs from {} (the unit's static initialisation) and "
+				         "is new or changed: a global with a new or changed "
+				         "dynamic "
+				         "initialiser cannot be live-patched (the program's "
+				         "globals are already constructed); initialise it on "
+				         "first use instead (a function-local static)",
+				         ps[t.symbol_index].name, name)});
+		}
+	}
 	for (auto &[sym, e] : inc)
 		d.functions.push_back(e);
 	return d;

@@ -101,7 +101,7 @@ public:
 		for (size_t i = 0; i < units_.size(); i++) {
 			const Unit &u = units_[i];
 			for (const auto &[sym, f] : u.functions) {
-				if (!f->redirected())
+				if (!f->redirected() || duplicates_.count({&u, sym}))
 					continue;
 				const ObjSymbol &os = u.o().symbols()[*f->original];
 				out.redirects.push_back(
@@ -224,13 +224,21 @@ private:
 				o.value = s.value;
 				o.size = s.size;
 				auto f = u.functions.find(i);
-				const bool replacement =
+				bool replacement =
 				    f != u.functions.end() && f->second->redirected();
+				// An inline function or template instance every unit defines (a
+				// COMDAT group): the first unit's copy replaces it, the others stay
+				// private.
+				if (replacement && !s.local() &&
+				    !replaced_globals_.insert(s.name).second) {
+					replacement = false;
+					duplicates_.insert({&u, i});
+				}
 				if (replacement) {
 					// Bound by the loader to the original entry.
 					o.bind = STB_GLOBAL;
 					o.other = STV_DEFAULT;
-				} else if (!u.carried(i)) {
+				} else if (!u.carried(i) || duplicates_.count({&u, i})) {
 					// Shares a section with something carried: a private copy.
 					o.bind = STB_LOCAL;
 				}
@@ -303,7 +311,8 @@ private:
 				auto f = u.functions.find(*own);
 				const ObjSymbol &os = p.symbols()[*own];
 				const bool entry = off + pc_bias(r.type) == int64_t(os.value);
-				if (f != u.functions.end() && f->second->redirected() && entry &&
+				if (f != u.functions.end() && f->second->redirected() &&
+				    !duplicates_.count({&u, *own}) && entry &&
 				    (from_code || r.type == R_X86_64_64)) {
 					out.symbol = u.out_symbol.at(*own);
 					out.addend = off - int64_t(os.value);
@@ -391,6 +400,8 @@ private:
 	std::map<std::string, uint32_t> undefined_; // undefined by name
 	std::map<std::pair<std::string, std::string>, uint32_t> stand_ins_;
 	std::vector<uint32_t> renamed_; // replacements of local functions
+	std::set<std::string> replaced_globals_;
+	std::set<std::pair<const Unit *, uint32_t>> duplicates_; // second copies of COMDAT code
 	std::vector<PlannedReference> references_;
 };
 

@@ -187,6 +187,20 @@ TEST_F(ObjectDiffTest, ReadOnlyLocalChangePullsItsUsers)
 	EXPECT_EQ(p.symbols()[d.own_data[0]].name, "primes");
 }
 
+// A new static constructor (C++: a global with a dynamic initialiser) would never run.
+TEST_F(ObjectDiffTest, NewStaticConstructorIsRefused)
+{
+	ObjectFile o = compile("o", "int level; int f(void) { return level; }\n");
+	ObjectFile p =
+	    compile("p", "int level;\n"
+	                 "__attribute__((constructor)) static void init(void) { level = 5; }\n"
+	                 "int f(void) { return level; }\n");
+	ObjectDiff d = diff_objects(o, p);
+	ASSERT_EQ(d.refusals.size(), 1u) << refusals(d);
+	EXPECT_EQ(d.refusals[0].symbol, "init");
+	EXPECT_NE(d.refusals[0].reason.find(".init_array"), std::string::npos) << refusals(d);
+}
+
 TEST_F(ObjectDiffTest, WithoutFunctionSectionsIsRefused)
 {
 	const char *code = "int f(int x) { return x + 1; }\nint g(int x) { return x * 2; }\n";

@@ -9,7 +9,7 @@
 #   guest.sh MEMCACHED PRELOAD ATLAS LOADGEN PATCH NAME
 #
 # Settings (environment): EVAL_THREADS ("1 2 4"), EVAL_REPS (3), EVAL_MODES ("none global
-# wait-free"), EVAL_SECONDS (20), EVAL_RATE (requests/s, 4000), EVAL_CONNECTIONS (8),
+# wait-free"), EVAL_SECONDS (20), EVAL_RATE (requests/s, 2000), EVAL_CONNECTIONS (8),
 # EVAL_INTERVAL (patch every S seconds, 2), EVAL_DEADLINE_MS (2000), EVAL_LONG (fraction of
 # 100-key gets, 0.01).
 #
@@ -22,7 +22,7 @@ threads_list=${EVAL_THREADS:-1 2 4}
 reps=${EVAL_REPS:-3}
 modes=${EVAL_MODES:-none global wait-free}
 seconds=${EVAL_SECONDS:-20}
-rate=${EVAL_RATE:-4000}
+rate=${EVAL_RATE:-2000}
 connections=${EVAL_CONNECTIONS:-8}
 interval=${EVAL_INTERVAL:-2}
 deadline=${EVAL_DEADLINE_MS:-2000}
@@ -130,13 +130,18 @@ while [ $rep -le "$reps" ]; do
 				continue
 			fi
 			say "$threads threads, rep $rep, $mode: memcached $pid, $seconds s at $rate/s"
+			# Warm-up, not recorded: stores the key space and runs 2 s of the same load
+			# (first faults, allocations, caches).
+			"$loadgen" memcached --server 127.0.0.1:$port --rate "$rate" --duration 2 \
+				--connections "$connections" --long "$long" --json >/dev/null 2>&1 ||
+				fail "$threads threads, rep $rep, $mode: the warm-up run failed"
 			start=$(mono_ns)
 			end=$((start + seconds * 1000000000 + 3000000000))
 			if [ "$mode" != none ]; then
 				(sleep 3 && patch_loop "$dir" "$mode" "$end") &
 				looper=$!
 			fi
-			"$loadgen" memcached --server 127.0.0.1:$port --rate "$rate" \
+			"$loadgen" memcached --no-setup --server 127.0.0.1:$port --rate "$rate" \
 				--duration "$seconds" --connections "$connections" --long "$long" \
 				--interval 0.1 --log "$dir/load.hlog" --json >"$dir/load.json" 2>"$dir/load.err"
 			code=$?

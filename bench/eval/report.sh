@@ -116,7 +116,8 @@ if command -v gnuplot >/dev/null && [ -d "$plot_dir" ]; then
 		d=$plot_dir/$mode
 		[ -s "$d/load.hlog" ] || continue
 		"$loadgen" intervals "$d/load.hlog" >"$work/$mode.dat"
-		plots+=("'$work/$mode.dat' using 1:(\$6/1000) with lines title '$mode'")
+		case $mode in none) lc="#000000" ;; global) lc="#cc0000" ;; *) lc="#008800" ;; esac
+		plots+=("'$work/$mode.dat' using 1:(\$6/1000) with lines lc rgb '$lc' title '$mode'")
 		if [ -s "$d/patch.log" ]; then
 			start=$(jq '.start_monotonic_ns' "$d/load.json")
 			color=$([ "$mode" = global ] && echo "#cc0000" || echo "#008800")

@@ -6,7 +6,7 @@
 #   bench/eval/run.sh [OUT_DIR]      (default: build/eval/<date>)
 #
 # Settings (environment, passed to bench/eval/guest.sh): EVAL_THREADS ("1 2 4"), EVAL_REPS (3),
-# EVAL_SECONDS (20), EVAL_RATE (4000), EVAL_CONNECTIONS (8), EVAL_INTERVAL (2), EVAL_DEADLINE_MS
+# EVAL_SECONDS (20), EVAL_RATE (2000), EVAL_CONNECTIONS (8), EVAL_INTERVAL (2), EVAL_DEADLINE_MS
 # (2000), EVAL_LONG (0.01), EVAL_MODES ("none global wait-free"); EVAL_CPUS (guest vCPUs, 2),
 # EVAL_PATCH and EVAL_PATCH_NAME (a patch of the 1.6.18-1 binary and its name; default: the
 # harness's own bench/eval/patches/stats-settings, built here). BUILD (build/user) and KERNEL
@@ -49,7 +49,7 @@ reps=${EVAL_REPS:-3}
 seconds=${EVAL_SECONDS:-20}
 modes=${EVAL_MODES:-none global wait-free}
 runs=$(($(wc -w <<<"$threads") * reps * $(wc -w <<<"$modes")))
-timeout=$((runs * (seconds + 40) + 300))
+timeout=$((runs * (seconds + 45) + 300))
 echo "eval: $runs runs of ${seconds}s (threads: $threads; $reps repetitions; modes: $modes) in a guest with ${EVAL_CPUS:-2} vCPUs; results in $out"
 env_line=""
 for v in EVAL_THREADS EVAL_REPS EVAL_MODES EVAL_SECONDS EVAL_RATE EVAL_CONNECTIONS \

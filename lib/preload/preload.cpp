@@ -119,6 +119,7 @@ bool real_ok = false;
 Runtime *runtime = nullptr; // leaked on purpose: threads may run until the very end
 control::Server *server = nullptr;
 pid_t server_pid = 0; // the process that started `server`
+int event_log_fd = -1; // ATLAS_EVENT_LOG, opened by the first runtime of the program
 preload::BlockedStacks *blocked_stacks = nullptr;
 std::atomic<bool> active{false};
 std::atomic<control::Loader *> test_loader{nullptr};
@@ -495,8 +496,14 @@ void start_runtime() noexcept
 			                bound, options.park_bound.count()));
 	}
 	if (const char *log = std::getenv("ATLAS_EVENT_LOG"); log && *log) {
-		options.events.fd = ::open(log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
-		if (options.events.fd < 0)
+		// Opened once per program: a daemon's child after fork() appends through the
+		// descriptor it inherited, which also works after it dropped privileges (the
+		// file, 0600, belongs to the user that started it).
+		if (event_log_fd < 0)
+			event_log_fd =
+			    ::open(log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+		options.events.fd = event_log_fd;
+		if (event_log_fd < 0)
 			note(fmt::format("cannot open event log {}: {}; continuing without it", log,
 			                 strerror(errno)));
 	}

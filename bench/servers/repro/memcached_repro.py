@@ -63,6 +63,14 @@ class Server:
         self.log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL, preexec_fn=limit)
+        try:
+            self._ready()
+        except BaseException:
+            self.stop()  # never leave a server behind
+            raise
+
+    def _ready(self):
+        cmd = self.cmd
         deadline = time.monotonic() + START_TIMEOUT
         while True:
             if self.proc.poll() is not None:
@@ -601,6 +609,13 @@ def main(argv):
             print("unknown case %r; cases: %s" % (argv[1], " ".join(CASES)), file=sys.stderr)
         return 2
     name, binary = argv[1], argv[2]
+
+    def terminated(signum, _frame):
+        raise HarnessError("interrupted by %s" % signal.Signals(signum).name)
+
+    # A harness stopped by timeout(1) or ^C still stops its server and removes its files.
+    signal.signal(signal.SIGTERM, terminated)
+    signal.signal(signal.SIGINT, terminated)
     if not (os.path.isfile(binary) and os.access(binary, os.X_OK)):
         print("%s: harness error: %s is not an executable memcached (build it with "
               "bench/servers/memcached.sh or memcached-fix.sh)" % (name, binary))

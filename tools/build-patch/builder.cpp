@@ -12,6 +12,7 @@
 #include "reproduce_check.hpp"
 #include "symbol_names.hpp"
 #include "target_image.hpp"
+#include "type_layouts.hpp"
 #include "work_tree.hpp"
 
 #include <cctype>
@@ -337,6 +338,7 @@ private:
 			u->original_object = std::make_unique<ObjectFile>(std::move(*oo));
 			u->patched_object = std::make_unique<ObjectFile>(std::move(*po));
 			u->diff = diff_objects(*u->original_object, *u->patched_object);
+			check_layouts(*u, rel);
 			report_unit(*u, rel);
 			for (const Refusal &r : u->diff.refusals)
 				rep_.refusals.push_back(
@@ -344,6 +346,7 @@ private:
 			if (!u->diff.functions.empty() || !u->diff.refusals.empty())
 				units_.push_back(std::move(u));
 		}
+		refuse_layouts();
 		size_t functions = 0;
 		for (const auto &u : units_)
 			functions += u->diff.functions.size();
@@ -364,6 +367,50 @@ private:
 			                "functions)",
 			                rep_.target, patched_.compiles.size()));
 		return true;
+	}
+
+	// Types whose layout the diff changes: existing data would be misread.
+	void check_layouts(Unit &u, const std::string &rel)
+	{
+		auto a = read_type_layouts(u.original.copy);
+		auto b = read_type_layouts(u.patched.copy);
+		if (!a || !b) {
+			warn(fmt::format("{}: the type layouts cannot be compared: {}", rel,
+			                 (!a ? a.error() : b.error()).message));
+			return;
+		}
+		if (a->types.empty())
+			warn(fmt::format("{}: no DWARF types in the object: changed struct layouts "
+			                 "cannot be detected (build with -g)",
+			                 rel));
+		for (const LayoutChange &c : changed_layouts(*a, *b)) {
+			LayoutRefusal &r = layouts_[{c.type, c.detail}];
+			r.units.push_back(relative_to(u.patched.source, tree_->tree()));
+			r.variables.insert(c.variables.begin(), c.variables.end());
+		}
+	}
+
+	// One refusal per changed type, naming the units that use it and the variables that
+	// hold it.
+	void refuse_layouts()
+	{
+		for (const auto &[key, r] : layouts_) {
+			const auto &[type, detail] = key;
+			std::string units, held;
+			for (size_t i = 0; i < r.units.size() && i < 4; i++)
+				units += (i ? ", " : "") + r.units[i];
+			if (r.units.size() > 4)
+				units += fmt::format(" and {} more", r.units.size() - 4);
+			for (const std::string &v : r.variables)
+				held += (held.empty() ? "; held by " : ", ") + v;
+			rep_.refusals.push_back(
+			    {type,
+			     fmt::format("type '{}' changed its layout ({}; used in {}){}: data of "
+			                 "this type the running program already holds keep the old "
+			                 "layout and the patched code would misread them; a live "
+			                 "patch cannot convert existing data",
+			                 type, detail, units, held)});
+		}
 	}
 
 	void report_unit(const Unit &u, const std::string &rel)
@@ -608,6 +655,11 @@ private:
 	BuildRecords original_, patched_;
 	std::vector<std::unique_ptr<Unit>> units_;
 	std::set<std::pair<const ObjectFile *, uint32_t>> checked_pieces_;
+	struct LayoutRefusal {
+		std::vector<std::string> units;
+		std::set<std::string> variables;
+	};
+	std::map<std::pair<std::string, std::string>, LayoutRefusal> layouts_;
 };
 
 } // namespace

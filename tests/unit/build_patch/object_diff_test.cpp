@@ -5,6 +5,7 @@
 #include "object_diff.hpp"
 #include "patch_assembly.hpp"
 #include "process.hpp"
+#include "type_layouts.hpp"
 
 #include "atlas/patch/format.hpp"
 #include "atlas/patch/patch.hpp"
@@ -210,6 +211,42 @@ TEST_F(ObjectDiffTest, WithoutFunctionSectionsIsRefused)
 	ASSERT_FALSE(d.refusals.empty());
 	EXPECT_NE(d.refusals[0].reason.find("-ffunction-sections"), std::string::npos)
 	    << refusals(d);
+}
+
+// A struct whose members move while the variable keeps its size and (zero) initial value:
+// the bytes do not show it, the DWARF types do.
+TEST_F(ObjectDiffTest, ChangedStructLayoutIsFoundInTheTypes)
+{
+	const std::vector<std::string> flags = {"-g", "-ffunction-sections", "-fdata-sections",
+	                                        "-flive-patching=inline-clone"};
+	const char *o_code = "typedef struct { char *buf; int used; } client_t;\n"
+	                     "struct module { int id; client_t c; };\n"
+	                     "static struct module active;\n"
+	                     "struct conn { int fd; long pad; };\n"
+	                     "int f(void) { return active.c.used + active.id; }\n";
+	const char *p_code = "typedef struct { int used; char *buf; } client_t;\n"
+	                     "struct module { int id; client_t c; };\n"
+	                     "static struct module active;\n"
+	                     "struct conn { int fd; long pad; };\n"
+	                     "int f(void) { return active.c.used + active.id + 1; }\n";
+	compile("o", o_code, flags);
+	compile("p", p_code, flags);
+	auto a = read_type_layouts(dir_ + "/o.o");
+	auto b = read_type_layouts(dir_ + "/p.o");
+	ASSERT_TRUE(a.ok() && b.ok());
+	EXPECT_TRUE(a->types.count("struct module"));
+	EXPECT_TRUE(a->types.count("client_t")); // the typedef names the anonymous struct
+	auto changes = changed_layouts(*a, *b);
+	ASSERT_EQ(changes.size(), 1u);
+	EXPECT_EQ(changes[0].type, "client_t");
+	EXPECT_EQ(changes[0].detail, "2 member(s) moved");
+	// Held inside struct module by the static `active`.
+	EXPECT_EQ(changes[0].variables, std::vector<std::string>{"active"});
+	// Without DWARF there is nothing to compare (the builder warns).
+	compile("nodebug", o_code);
+	auto none = read_type_layouts(dir_ + "/nodebug.o");
+	ASSERT_TRUE(none.ok());
+	EXPECT_TRUE(none->types.empty());
 }
 
 // The assembled object: replacements global, the program's statics by reference records,

@@ -204,6 +204,7 @@ private:
 			return stop(Outcome::failed, r.error().message);
 		}
 		original_ = std::move(*r);
+		drop_temporaries(original_);
 		rep_.objects_built = original_.compiles.size();
 		progress_.end(fmt::format("{} objects compiled", original_.compiles.size()));
 		if (original_.compiles.empty())
@@ -254,13 +255,33 @@ private:
 			return stop(Outcome::failed, r.error().message);
 		}
 		patched_ = std::move(*r);
+		const size_t temporary = drop_temporaries(patched_);
 		rep_.objects_rebuilt = patched_.compiles.size();
 		std::string list;
 		for (const CompileRecord &c : patched_.compiles)
 			list += (list.empty() ? "" : ", ") + relative_to(c.object, tree_->tree());
-		progress_.end(fmt::format("{} object(s) recompiled{}{}", patched_.compiles.size(),
-		                          list.empty() ? "" : ": ", list));
+		progress_.end(fmt::format("{} object(s) recompiled{}{}{}", patched_.compiles.size(),
+		                          list.empty() ? "" : ": ", list,
+		                          temporary
+		                              ? fmt::format(" (and {} temporary object(s) the "
+		                                            "build deleted, e.g. configure "
+		                                            "checks)",
+		                                            temporary)
+		                              : ""));
 		return true;
+	}
+
+	// Objects the build deleted again (configure's conftest.o, ...) are no part of any
+	// program: left out of the comparison.
+	static size_t drop_temporaries(BuildRecords &records)
+	{
+		auto gone = [](const CompileRecord &c) {
+			std::error_code ec;
+			return !fs::exists(c.object, ec);
+		};
+		const size_t before = records.compiles.size();
+		std::erase_if(records.compiles, gone);
+		return before - records.compiles.size();
 	}
 
 	// The objects linked into the target, by the original build's link command whose

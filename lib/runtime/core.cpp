@@ -683,7 +683,11 @@ void Core::handshake(ThreadRecord &record) noexcept
 				cv_workers_.wait(lock, [&] { return released_gen_ >= gen; });
 			}
 			record.state.store(ThreadState::running, std::memory_order_seq_cst);
-			continue; // a thread that parked in a retired view follows the base now
+			// Back to the application, even if the patcher's next attempt has begun
+			// meanwhile (it parks again at its next point, after running). A thread
+			// that parked in a retired view follows the base first.
+			follow_base_locked(record);
+			return;
 		}
 
 		const ViewId target = tr_->target_view;

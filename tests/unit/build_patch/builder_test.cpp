@@ -301,6 +301,13 @@ TEST_F(BuildPatch, AppliedOneFunctionWithAJumpTable)
 	EXPECT_PATCHED("one_function", (Names{"classify", "compute"}), "state 108 59 47 small 17");
 }
 
+// One diff changing two translation units: one patch.
+TEST_F(BuildPatch, AppliedTwoUnits)
+{
+	EXPECT_PATCHED("two_units", (Names{"classify", "compute", "label"}),
+	               "state 108 59 47 tiny 17");
+}
+
 // gcc made grade()'s switch a lookup table (CSWTCH.N, a local read-only datum): the patch
 // carries the new table with grade.
 TEST_F(BuildPatch, AppliedChangedLookupTable)

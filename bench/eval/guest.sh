@@ -11,7 +11,9 @@
 # Settings (environment): EVAL_THREADS ("1 2 4"), EVAL_REPS (3), EVAL_MODES ("none global
 # wait-free"), EVAL_SECONDS (20), EVAL_RATE (requests/s, 2000), EVAL_CONNECTIONS (8),
 # EVAL_INTERVAL (patch every S seconds, 2), EVAL_DEADLINE_MS (2000), EVAL_LONG (fraction of
-# 100-key gets, 0.01).
+# 100-key gets, 0.01). EVAL_STRICT=1 (a test): every apply and revert must finish, and when
+# EVAL_PROBE (a request line) is set, its first reply line must be EVAL_PROBE_APPLIED exactly
+# while the patch is applied and something else after each revert.
 #
 # /out/<threads>t/<rep>/<mode>/: load.json (the loadgen's result), load.hlog (its interval log),
 # events.jsonl (the runtime's event log), patch.log (one JSON object per CLI call, with its
@@ -28,12 +30,11 @@ interval=${EVAL_INTERVAL:-2}
 deadline=${EVAL_DEADLINE_MS:-2000}
 long=${EVAL_LONG:-0.01}
 port=11211
-failures=0
 
 say() { echo "eval: $*"; }
-fail() {
+fail() { # also from the background patch loop: counted through a file
 	echo "eval: FAILED: $*"
-	failures=$((failures + 1))
+	echo "$*" >>/out/failures
 }
 mono_ns() { # CLOCK_MONOTONIC in ns (the event log's and the loadgen's clock)
 	awk '{ printf "%.0f\n", $1 * 1e9 }' /proc/uptime
@@ -95,6 +96,18 @@ patch_loop() {
 				--deadline "$deadline" 2>&1)
 			code=$?
 			t1=$(mono_ns)
+			if [ "${EVAL_STRICT:-0}" = 1 ]; then
+				[ $code = 0 ] || fail "$mode $verb did not finish (exit $code): $out"
+				if [ -n "${EVAL_PROBE:-}" ]; then
+					seen=$(printf '%s\r\nquit\r\n' "$EVAL_PROBE" |
+						nc -w 2 127.0.0.1 $port | head -n1 | tr -d '\r')
+					if [ $verb = apply ] && [ "$seen" != "$EVAL_PROBE_APPLIED" ]; then
+						fail "$mode: after apply, '$EVAL_PROBE' answered '$seen'"
+					elif [ $verb = revert ] && [ "$seen" = "$EVAL_PROBE_APPLIED" ]; then
+						fail "$mode: after revert, '$EVAL_PROBE' still answered '$seen'"
+					fi
+				fi
+			fi
 			printf '{"verb":"%s","mode":"%s","exit":%s,"start_ns":%s,"end_ns":%s,"response":%s}\n' \
 				"$verb" "$mode" "$code" "$t0" "$t1" \
 				"$(echo "$out" | grep -q '^{' && echo "$out" || echo null)" >>"$dir/patch.log"
@@ -156,5 +169,6 @@ while [ $rep -le "$reps" ]; do
 	done
 	rep=$((rep + 1))
 done
-echo "eval: $failures failures"
-[ $failures = 0 ]
+failures=$(grep -c . /out/failures 2>/dev/null)
+echo "eval: ${failures:-0} failures"
+[ "${failures:-0}" = 0 ]

@@ -118,12 +118,14 @@ if command -v gnuplot >/dev/null && [ -d "$plot_dir" ]; then
 		"$loadgen" intervals "$d/load.hlog" >"$work/$mode.dat"
 		case $mode in none) lc="#000000" ;; global) lc="#cc0000" ;; *) lc="#008800" ;; esac
 		plots+=("'$work/$mode.dat' using 1:(\$6/1000) with lines lc rgb '$lc' title '$mode'")
-		if [ -s "$d/patch.log" ]; then
+		if [ -s "$d/events.jsonl" ]; then
+			# The runtime's own record of each request, on the loadgen's clock
+			# (both CLOCK_MONOTONIC).
 			start=$(jq '.start_monotonic_ns' "$d/load.json")
 			color=$([ "$mode" = global ] && echo "#cc0000" || echo "#008800")
 			while read -r t; do
 				arrows+="set arrow from $t, graph 0 to $t, graph 1 nohead lc rgb '$color' dt 3"$'\n'
-			done < <(jq -r --argjson s "$start" '(.start_ns - $s) / 1e9' "$d/patch.log")
+			done < <(jq -r --argjson s "$start" 'select(.event == "request") | (.mono_ns - $s) / 1e9' "$d/events.jsonl")
 		fi
 	done
 	if [ ${#plots[@]} -gt 0 ]; then

@@ -25,10 +25,11 @@ variant=
 	variant=-$(echo "$configure_opts" | sed -e 's/--enable-//g' -e 's/[^a-z0-9]\+/-/g' -e 's/^-//' -e 's/-$//')
 die() { echo "bench/servers/memcached.sh: $*" >&2; exit 1; }
 command -v dpkg-source >/dev/null || die "dpkg-source missing: run 'make deps'"
-# What a patchable program is built with: no inter-procedural register allocation (callers
-# would rely on which registers the original callee clobbers), a section per function and
-# datum (the patch builder compares objects function by function), frame information.
-patchable_cflags="-O2 -g -fno-ipa-ra -ffunction-sections -fdata-sections -fno-omit-frame-pointer"
+# What a patchable program is built with (`atlas build-patch --print-flags`, docs/patch-builder.md):
+# DWARF, a section per function and datum (the patch builder compares objects function by
+# function), and GCC's -flive-patching=inline-clone (no interprocedural analysis that lets
+# callers rely on a callee's body, such as IPA-RA's register use); frame pointers for unwinding.
+patchable_cflags="-O2 -g -ffunction-sections -fdata-sections -flive-patching=inline-clone -fno-omit-frame-pointer"
 for version in "${versions[@]}"; do
 	bin=$out/memcached-$version$variant/memcached
 	if [ -x "$bin" ] && [ "$bin" -nt "${BASH_SOURCE[0]}" ]; then

@@ -11,6 +11,7 @@
 #include "progress.hpp"
 #include "reproduce_check.hpp"
 #include "symbol_names.hpp"
+#include "symbol_resolution.hpp"
 #include "target_image.hpp"
 #include "type_layouts.hpp"
 #include "work_tree.hpp"
@@ -496,12 +497,7 @@ private:
 	patch::Result<const patch::TargetSymbol *> resolve(const ObjectFile &obj, uint32_t sym,
 	                                                   patch::SymbolKind kind)
 	{
-		const ObjSymbol &s = obj.symbols()[sym];
-		patch::SymbolRef ref;
-		ref.name = s.name;
-		if (s.local())
-			ref.file = obj.source_name();
-		return patch::resolve_symbol(target_->symbols(), ref, kind);
+		return resolve_in_target(target_->symbols(), obj, sym, kind);
 	}
 
 	bool assemble_and_write()
@@ -547,9 +543,11 @@ private:
 			rep_.redirects.emplace_back(r.target_name, r.replacement);
 		}
 		for (const PlannedReference &r : a->references) {
-			patch::SymbolRef ref{r.target_name, r.file, std::nullopt, std::nullopt};
-			auto ts =
-			    patch::resolve_symbol(target_->symbols(), ref, patch::SymbolKind::any);
+			auto ts = r.unit ? resolve(*units_[*r.unit]->original_object,
+			                           r.original_symbol, patch::SymbolKind::any)
+			                 : patch::resolve_symbol(target_->symbols(),
+			                                         {r.target_name, r.file, {}, {}},
+			                                         patch::SymbolKind::any);
 			if (!ts)
 				return stop(Outcome::mismatch,
 				            fmt::format("'{}' of {} is not in {}: {}",

@@ -267,19 +267,29 @@ private:
 		return h;
 	}
 
-	uint32_t stand_in(const std::string &file, const ObjSymbol &target, uint8_t type)
+	// The undefined stand-in for a symbol of the program the patch cannot name globally: a
+	// local of unit `unit` (`target`, symbol `original` of its original object), or a hidden
+	// global (unit empty).
+	uint32_t stand_in(const std::string &file, const std::string &name, uint8_t type,
+	                  std::optional<size_t> unit, uint32_t original)
 	{
-		auto key = std::make_pair(file, target.name);
+		auto key = std::make_pair(file, name);
 		if (auto it = stand_ins_.find(key); it != stand_ins_.end())
 			return it->second;
 		OutSymbol o;
-		o.name = file + ":" + target.name;
-		o.type = type == STT_TLS ? STT_TLS : type;
+		o.name = (file.empty() ? std::string("hidden") : file) + ":" + name;
+		o.type = type == STT_TLS ? STT_TLS : type == STT_SECTION ? STT_NOTYPE : type;
 		o.bind = STB_GLOBAL;
 		uint32_t h = writer_.add_symbol(o);
 		stand_ins_.emplace(key, h);
-		references_.push_back({o.name, target.name, file});
+		references_.push_back({o.name, name, file, unit, original});
 		return h;
+	}
+
+	static bool hidden(const ObjSymbol &s)
+	{
+		const int v = ELF64_ST_VISIBILITY(s.other);
+		return v == STV_HIDDEN || v == STV_INTERNAL;
 	}
 
 	Result<OutRelocation> map_relocation(Unit &u, bool from_code, const ObjRelocation &r)
@@ -290,7 +300,8 @@ private:
 		out.offset = r.offset;
 		out.type = r.type;
 		if (!s.defined() || s.section == SHN_COMMON) {
-			out.symbol = undefined(s);
+			out.symbol = hidden(s) ? stand_in("", s.name, s.type, std::nullopt, 0)
+			                       : undefined(s);
 			out.addend = r.addend;
 			return out;
 		}
@@ -333,7 +344,9 @@ private:
 		const ObjSymbol &os = p.symbols()[*own];
 		out.addend = off - int64_t(os.value);
 		if (!os.local()) {
-			out.symbol = undefined(os);
+			// A hidden global is local in the linked target: named by a reference.
+			out.symbol = hidden(os) ? stand_in("", os.name, os.type, std::nullopt, 0)
+			                        : undefined(os);
 			return out;
 		}
 		auto orig = u.in->diff->match.original_of[*own];
@@ -342,7 +355,8 @@ private:
 			                  fmt::format("{}: '{}' is neither in the patch nor in the "
 			                              "original object",
 			                              p.path(), os.name));
-		out.symbol = stand_in(u.o().source_name(), u.o().symbols()[*orig], os.type);
+		out.symbol = stand_in(u.o().source_name(), u.o().symbols()[*orig].name, os.type,
+		                      size_t(&u - units_.data()), *orig);
 		return out;
 	}
 

@@ -16,6 +16,7 @@
 #include "elf_object.hpp"
 #include "object_diff.hpp"
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -38,11 +39,15 @@ struct PlannedRedirect {
 	uint32_t original_symbol = 0;
 };
 
-// A reference record: the patch's undefined `patch_symbol` is the program's local symbol.
+// A reference record: the patch's undefined `patch_symbol` is the program's symbol
+// `target_name`: a local one (`file` its STT_FILE; `original_symbol` in unit `unit`'s
+// original object), or a global of hidden visibility, which the link made local (no file).
 struct PlannedReference {
 	std::string patch_symbol;
 	std::string target_name;
 	std::string file;
+	std::optional<size_t> unit;
+	uint32_t original_symbol = 0;
 };
 
 struct AssembledPatch {

@@ -5,6 +5,7 @@
 #include "object_diff.hpp"
 #include "patch_assembly.hpp"
 #include "process.hpp"
+#include "symbol_resolution.hpp"
 #include "type_layouts.hpp"
 
 #include "atlas/patch/format.hpp"
@@ -13,6 +14,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <elf.h>
 #include <fstream>
 #include <gtest/gtest.h>
 #include <set>
@@ -298,4 +300,67 @@ TEST_F(ObjectDiffTest, AssembledPatchReferencesTheProgramsLocals)
 		EXPECT_EQ(content.find("small"), std::string::npos) << s.name;
 	}
 	EXPECT_TRUE(has_string);
+}
+
+// A global of hidden visibility is local in the linked program: the patch names it through a
+// reference record, not by the global lookup that would miss it.
+TEST_F(ObjectDiffTest, HiddenGlobalsAreReferencedByRecord)
+{
+	const char *o_code = "extern int hid __attribute__((visibility(\"hidden\")));\n"
+	                     "int f(void) { return hid + 1; }\n";
+	std::string p_code = o_code;
+	p_code.replace(p_code.find("+ 1"), 3, "+ 2");
+	ObjectFile o = compile("o", o_code), p = compile("p", p_code);
+	ObjectDiff d = diff_objects(o, p);
+	auto a = assemble_patch({UnitDiff{&o, &p, &d}}, "test.patch");
+	ASSERT_TRUE(a.ok()) << a.error().message;
+	ASSERT_EQ(a->references.size(), 1u);
+	EXPECT_EQ(a->references[0].patch_symbol, "hidden:hid");
+	EXPECT_EQ(a->references[0].target_name, "hid");
+	EXPECT_EQ(a->references[0].file, "");
+}
+
+// Two units built from a/util.c and b/util.c: gcc records "util.c" for both, so name and file
+// leave two candidates; the unit whose other locals match the object's is the one.
+TEST_F(ObjectDiffTest, SameBaseNameUnitsToldApartByTheirLocals)
+{
+	ObjectFile o = compile("util", "__attribute__((noinline)) static int only_b(int x) "
+	                               "{ return x * 7; }\n"
+	                               "__attribute__((noinline)) static int helper(int x) "
+	                               "{ return only_b(x) + 1; }\n"
+	                               "int api_b(int x) { return helper(x); }\n");
+	ASSERT_EQ(o.source_name(), "util.c");
+	uint32_t helper = 0;
+	for (uint32_t i = 0; i < o.symbols().size(); i++)
+		if (o.symbols()[i].name == "helper")
+			helper = i;
+	ASSERT_NE(helper, 0u);
+	using atlas::patch::TargetSymbol;
+	auto sym = [](uint32_t index, std::string name, uint8_t type, uint8_t bind) {
+		TargetSymbol t;
+		t.index = index;
+		t.name = std::move(name);
+		t.type = type;
+		t.bind = bind;
+		t.file = type != STT_FILE && bind == STB_LOCAL ? "util.c" : "";
+		t.section = type == STT_FILE ? SHN_ABS : 14;
+		t.value = 0x1000 + index * 16;
+		t.size = 16;
+		return t;
+	};
+	atlas::patch::TargetSymbols t;
+	t.symbols = {TargetSymbol{},
+	             sym(1, "util.c", STT_FILE, STB_LOCAL),
+	             sym(2, "helper", STT_FUNC, STB_LOCAL),
+	             sym(3, "only_a", STT_FUNC, STB_LOCAL),
+	             sym(4, "util.c", STT_FILE, STB_LOCAL),
+	             sym(5, "helper", STT_FUNC, STB_LOCAL),
+	             sym(6, "only_b", STT_FUNC, STB_LOCAL),
+	             sym(7, "api_b", STT_FUNC, STB_GLOBAL)};
+	auto by_name = atlas::patch::resolve_symbol(t, {"helper", "util.c", {}, {}},
+	                                            atlas::patch::SymbolKind::any);
+	ASSERT_FALSE(by_name.ok());
+	auto r = resolve_in_target(t, o, helper, atlas::patch::SymbolKind::function);
+	ASSERT_TRUE(r.ok()) << r.error().message;
+	EXPECT_EQ((*r)->index, 5u);
 }

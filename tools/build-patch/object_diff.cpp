@@ -350,19 +350,24 @@ std::string describe_data_change(const ObjSymbol &a, const ObjSymbol &b)
 	return "its initial value changed";
 }
 
-// A function entry of the patched object: the first FUNC symbol at each code offset
-// (aliases share the entry).
+// The function entries of an object: one FUNC symbol per code offset. Of aliases (gcc's
+// `f.localalias` in position-independent code, __attribute__((alias))), the global one
+// names the entry.
 std::vector<uint32_t> function_entries(const ObjectFile &obj)
 {
-	std::vector<uint32_t> out;
-	std::set<std::pair<uint32_t, uint64_t>> seen;
+	std::map<std::pair<uint32_t, uint64_t>, uint32_t> at;
 	for (uint32_t i = 1; i < obj.symbols().size(); i++) {
 		const ObjSymbol &s = obj.symbols()[i];
 		if (kind_of(obj, s) != Kind::function)
 			continue;
-		if (seen.insert({s.section, s.value}).second)
-			out.push_back(i);
+		auto [it, fresh] = at.emplace(std::make_pair(s.section, s.value), i);
+		if (!fresh && obj.symbols()[it->second].local() && !s.local())
+			it->second = i;
 	}
+	std::vector<uint32_t> out;
+	for (const auto &[where, sym] : at)
+		out.push_back(sym);
+	std::sort(out.begin(), out.end());
 	return out;
 }
 

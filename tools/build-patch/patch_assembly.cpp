@@ -317,6 +317,8 @@ private:
 		}
 		const int64_t off = int64_t(s.value) + r.addend;
 		auto own = owner_of(p, r);
+		if (own && !u.functions.count(*own))
+			own = entry_of_alias(u, *own);
 		if (u.sections.count(s.section)) {
 			if (own) {
 				auto f = u.functions.find(*own);
@@ -358,6 +360,18 @@ private:
 		out.symbol = stand_in(u.o().source_name(), u.o().symbols()[*orig].name, os.type,
 		                      size_t(&u - units_.data()), *orig);
 		return out;
+	}
+
+	// The carried function an alias (`f.localalias`) names, or the symbol itself.
+	static uint32_t entry_of_alias(const Unit &u, uint32_t sym)
+	{
+		const ObjSymbol &a = u.p().symbols()[sym];
+		for (const auto &[f, entry] : u.functions) {
+			const ObjSymbol &b = u.p().symbols()[f];
+			if (a.type == STT_FUNC && b.section == a.section && b.value == a.value)
+				return f;
+		}
+		return sym;
 	}
 
 	Result<void> rewrite_relocations(Unit &u)

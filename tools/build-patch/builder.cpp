@@ -289,11 +289,17 @@ private:
 	// output has the target's name.
 	std::optional<std::set<std::string>> target_objects()
 	{
+		// The target's name, or the name of the file it links to (libfoo.so.1 ->
+		// libfoo.so.1.2.3, as libtool links it).
 		const std::string name = fs::path(rep_.target).filename().string();
+		std::error_code ec;
+		const std::string real = fs::canonical(rep_.target, ec).filename().string();
 		const LinkRecord *link = nullptr;
-		for (const LinkRecord &l : original_.links)
-			if (fs::path(l.output).filename() == name)
+		for (const LinkRecord &l : original_.links) {
+			const std::string out = fs::path(l.output).filename().string();
+			if (out == name || out == real)
 				link = &l;
+		}
 		if (!link) {
 			warn(fmt::format("no link step of the original build writes '{}': every "
 			                 "changed object is assumed to be part of the target",

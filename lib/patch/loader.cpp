@@ -570,7 +570,7 @@ public:
 	{
 		std::vector<atlas::AddressRange> out;
 		for (const auto &r : redirects_)
-			out.push_back({uintptr_t(r.entry), uintptr_t(r.entry + r.size)});
+			out.push_back({uintptr_t(r.entry), uintptr_t(r.entry + r.size), r.name});
 		return out;
 	}
 	std::optional<uint64_t> lookup(std::string_view name) const override
@@ -582,11 +582,11 @@ public:
 	}
 	atlas::AddressRange text_range() const override
 	{
-		return {uintptr_t(base_), uintptr_t(base_ + rx_size_)};
+		return {uintptr_t(base_), uintptr_t(base_ + rx_size_), {}};
 	}
 	atlas::AddressRange data_range() const override
 	{
-		return {uintptr_t(base_ + rx_size_), uintptr_t(base_ + rx_size_ + rw_size_)};
+		return {uintptr_t(base_ + rx_size_), uintptr_t(base_ + rx_size_ + rw_size_), {}};
 	}
 	Cells cells_{};
 	std::vector<std::array<int32_t, 2>> unwind_entries_;

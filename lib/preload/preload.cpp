@@ -118,7 +118,7 @@ bool real_ok = false;
 
 Runtime *runtime = nullptr; // leaked on purpose: threads may run until the very end
 control::Server *server = nullptr;
-pid_t server_pid = 0; // the process that started `server`
+pid_t server_pid = 0;  // the process that started `server`
 int event_log_fd = -1; // ATLAS_EVENT_LOG, opened by the first runtime of the program
 preload::BlockedStacks *blocked_stacks = nullptr;
 std::atomic<bool> active{false};
@@ -443,8 +443,10 @@ std::vector<AddressRange> ranges_of(const CodeChange &change)
 #if ATLAS_HAVE_PATCH_LOADER
 	if (auto *patch = dynamic_cast<const atlas::patch::LoadedPatch *>(&change)) {
 		AddressRange text = patch->text_range();
-		if (text.end > text.start)
-			ranges.push_back(text);
+		if (text.end > text.start) {
+			text.name = "code of patch " + patch->identity();
+			ranges.push_back(std::move(text));
+		}
 	}
 #endif
 	return ranges;
@@ -500,8 +502,7 @@ void start_runtime() noexcept
 		// descriptor it inherited, which also works after it dropped privileges (the
 		// file, 0600, belongs to the user that started it).
 		if (event_log_fd < 0)
-			event_log_fd =
-			    ::open(log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+			event_log_fd = ::open(log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
 		options.events.fd = event_log_fd;
 		if (event_log_fd < 0)
 			note(fmt::format("cannot open event log {}: {}; continuing without it", log,

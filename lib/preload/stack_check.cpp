@@ -205,9 +205,10 @@ std::string check(const StackTrace &trace, const std::vector<AddressRange> &rang
 		for (const auto &r : ranges) {
 			if ((ip >= r.start && ip < r.end) || (ip > r.start && ip - 1 < r.end))
 				return fmt::format(
-				    "stack holds a function the change replaces (frame "
-				    "{}, ip {:#x} in [{:#x}, {:#x})); retries at its next "
-				    "point",
+				    "stack holds {} (frame {}, ip {:#x} in [{:#x}, {:#x})); "
+				    "retries at its next point",
+				    r.name.empty() ? "a function the change replaces"
+				                   : r.name + ", which the change replaces",
 				    i, ip, r.start, r.end);
 		}
 	}

@@ -40,7 +40,7 @@ public:
 	      requires_global_(c.requires_global != 0), unreachable_(c.unreachable)
 	{
 		for (size_t i = 0; i < c.replaced_count; i++)
-			replaced_.push_back({c.replaced[i].start, c.replaced[i].end});
+			replaced_.push_back({c.replaced[i].start, c.replaced[i].end, {}});
 	}
 	std::string identity() const override
 	{

@@ -62,6 +62,7 @@ private:
 struct AddressRange {
 	std::uintptr_t start = 0;
 	std::uintptr_t end = 0; // exclusive
+	std::string name;       // what is there (a function's symbol), for messages; may be empty
 };
 
 // One code change: implemented by the patch loader, and by tests. apply() and revert() run on

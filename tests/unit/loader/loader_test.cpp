@@ -1025,7 +1025,7 @@ AddressRange symbol_range(void *h, const char *name)
 	if (!p || !dladdr1(p, &info, &entry, RTLD_DL_SYMENT) || !entry)
 		return {};
 	const auto *s = static_cast<const ElfW(Sym) *>(entry);
-	return {uintptr_t(p), uintptr_t(p) + s->st_size};
+	return {uintptr_t(p), uintptr_t(p) + s->st_size, {}};
 }
 
 TEST(Loader, StackCheckUnwindsThroughRegisteredPatchFrames)

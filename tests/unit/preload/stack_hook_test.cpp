@@ -51,7 +51,7 @@ replaced_blocking(atlas::preload::BlockedStack *stack)
 atlas::AddressRange replaced_range()
 {
 	return {reinterpret_cast<std::uintptr_t>(__start_atlas_hook_test),
-	        reinterpret_cast<std::uintptr_t>(__stop_atlas_hook_test)};
+	        reinterpret_cast<std::uintptr_t>(__stop_atlas_hook_test), {}};
 }
 
 struct Fixture : ::testing::Test {
@@ -90,7 +90,7 @@ TEST(StackCheck, FindsOwnFrameAndIgnoresOthers)
 	EXPECT_GT(trace.depth, 2u);
 	EXPECT_FALSE(trace.signal_frame);
 	// This test's own caller chain is on the stack: a range over this function's frame hits.
-	atlas::AddressRange here{trace.ip[0] - 1, trace.ip[0] + 1};
+	atlas::AddressRange here{trace.ip[0] - 1, trace.ip[0] + 1, {}};
 	EXPECT_NE(atlas::preload::check(trace, {here}), "");
 	EXPECT_EQ(atlas::preload::check(trace, {replaced_range()}), "");
 	EXPECT_EQ(atlas::preload::check(trace, {}), "");

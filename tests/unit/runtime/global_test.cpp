@@ -363,9 +363,9 @@ TEST_F(GlobalTest, RevertIsLastInFirstOutPerFunction)
 	Target other;
 	other.entry = version_one;
 	auto first = std::make_shared<SwapChange>(
-	    target, "first", false, std::vector<atlas::AddressRange>{{0x1000, 0x1100}});
+	    target, "first", false, std::vector<atlas::AddressRange>{{0x1000, 0x1100, {}}});
 	auto second = std::make_shared<SwapChange>(
-	    other, "second", false, std::vector<atlas::AddressRange>{{0x1080, 0x1200}});
+	    other, "second", false, std::vector<atlas::AddressRange>{{0x1080, 0x1200, {}}});
 	ASSERT_TRUE(rt->apply(first).ok());
 	ASSERT_TRUE(rt->apply(second).ok());
 	atlas::Report r = rt->revert("first");

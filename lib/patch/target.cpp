@@ -4,7 +4,9 @@
 #include "internal.hpp"
 
 #include <cstring>
+#include <cxxabi.h>
 #include <fmt/format.h>
+#include <memory>
 
 namespace atlas::patch
 {
@@ -221,6 +223,72 @@ Result<TargetSymbols> read_symbols(std::span<const uint8_t> bytes)
 	});
 }
 
+namespace
+{
+
+// The part of a symbol name before the compiler's suffixes: "f.isra.0", "f.constprop.0",
+// "f.part.0", "f.cold" and a function-local static "n.3" all have the base "f" or "n".
+std::string_view base_name(std::string_view name)
+{
+	const auto dot = name.find('.');
+	return dot == std::string_view::npos || dot == 0 ? name : name.substr(0, dot);
+}
+
+// For a C++ symbol: its demangled name without the parameter list ("ns::S<int>::f"), and
+// that name's last component ("f"); empty when `name` is not a mangled name.
+std::pair<std::string, std::string> demangled_names(const std::string &name)
+{
+	if (!name.starts_with("_Z"))
+		return {};
+	int status = 0;
+	std::unique_ptr<char, void (*)(void *)> text(
+	    abi::__cxa_demangle(std::string(base_name(name)).c_str(), nullptr, nullptr, &status),
+	    std::free);
+	if (status != 0 || !text)
+		return {};
+	std::string full = text.get();
+	// Cut the parameters at the '(' that closes the name (a template argument may hold one).
+	int depth = 0;
+	for (std::size_t i = 0; i < full.size(); i++) {
+		if (full[i] == '<')
+			depth++;
+		else if (full[i] == '>')
+			depth--;
+		else if (full[i] == '(' && depth == 0) {
+			full.resize(i);
+			break;
+		}
+	}
+	const auto colon = full.rfind("::");
+	std::string last = colon == std::string::npos ? full : full.substr(colon + 2);
+	if (const auto angle = last.find('<'); angle != std::string::npos)
+		last.resize(angle);
+	return {full, last};
+}
+
+// Symbols a user probably meant by `wanted` when no symbol has that name: compiler clones and
+// numbered statics of the same base name, and C++ symbols whose demangled name is it.
+std::vector<const TargetSymbol *> close_candidates(const TargetSymbols &symbols,
+                                                   const std::string &wanted, SymbolKind kind)
+{
+	const std::string_view base = base_name(wanted);
+	std::vector<const TargetSymbol *> out;
+	for (const TargetSymbol &s : symbols.symbols) {
+		if (!s.defined() || !kind_matches(kind, s) || s.name.empty())
+			continue;
+		bool close = base_name(s.name) == base;
+		if (!close && s.name.starts_with("_Z")) {
+			auto [full, last] = demangled_names(s.name);
+			close = !full.empty() && (full == wanted || last == wanted);
+		}
+		if (close)
+			out.push_back(&s);
+	}
+	return out;
+}
+
+} // namespace
+
 Result<const TargetSymbol *> resolve_symbol(const TargetSymbols &symbols, const SymbolRef &ref,
                                             SymbolKind kind)
 {
@@ -249,10 +317,26 @@ Result<const TargetSymbol *> resolve_symbol(const TargetSymbols &symbols, const 
 			return out;
 		};
 		if (matching.empty()) {
-			if (named.empty())
+			if (named.empty()) {
+				auto close = close_candidates(symbols, ref.name, kind);
+				constexpr std::size_t shown = 10;
+				const std::size_t more =
+				    close.size() > shown ? close.size() - shown : 0;
+				close.resize(std::min(close.size(), shown));
 				return make_error(
 				    Errc::not_found,
-				    fmt::format("target defines no {} named '{}'", what, ref.name));
+				    close.empty()
+				        ? fmt::format("target defines no {} named '{}'", what,
+				                      ref.name)
+				        : fmt::format(
+				              "target defines no {} named '{}'; close candidates "
+				              "(compiler clones such as .isra/.constprop/.part, "
+				              "numbered statics, C++ names; docs/patch-format.md "
+				              "sec. 2.4 says how to name them):{}{}",
+				              what, ref.name, list(close),
+				              more ? fmt::format("\n  ... and {} more", more)
+				                   : ""));
+			}
 			return make_error(Errc::not_found,
 			                  fmt::format("no {} {} in the target; candidates:{}", what,
 			                              detail::describe_symbol_ref(ref),

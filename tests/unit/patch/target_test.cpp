@@ -171,5 +171,59 @@ TEST_F(DupTarget, KindAndUnknownNames)
 	EXPECT_EQ(exact_ref(**process).file, "");
 }
 
+// A name that is not in the table: the symbols the user probably meant are named (compiler
+// clones, numbered statics, C++ symbols by their demangled name), nothing else.
+TEST(Target, UnknownNameListsCloseCandidates)
+{
+	auto sym = [](std::string name, uint8_t type, uint32_t index) {
+		TargetSymbol s;
+		s.index = index;
+		s.name = std::move(name);
+		s.type = type;
+		s.bind = STB_LOCAL;
+		s.section = 14;
+		s.value = 0x1000 + index * 0x10;
+		s.size = 0x10;
+		return s;
+	};
+	TargetSymbols t;
+	t.symbols = {TargetSymbol{},
+	             sym("handle.isra.0", STT_FUNC, 1),
+	             sym("handle.cold", STT_FUNC, 2),
+	             sym("_ZN2ns6Server6handleEi", STT_FUNC, 3),
+	             sym("_ZN2ns3BoxIiE4openEv", STT_FUNC, 4),
+	             sym("counter.3", STT_OBJECT, 5),
+	             sym("handler", STT_FUNC, 6),
+	             sym("unrelated", STT_FUNC, 7)};
+	auto r = resolve_symbol(t, SymbolRef{"handle", "", {}, {}}, SymbolKind::function);
+	ASSERT_FALSE(r.ok());
+	const std::string &m = r.error().message;
+	EXPECT_EQ(r.error().code, Errc::not_found);
+	EXPECT_NE(m.find("no function named 'handle'; close candidates"), std::string::npos) << m;
+	EXPECT_NE(m.find("handle.isra.0"), std::string::npos) << m;
+	EXPECT_NE(m.find("handle.cold"), std::string::npos) << m;
+	EXPECT_NE(m.find("_ZN2ns6Server6handleEi"), std::string::npos) << m;
+	EXPECT_EQ(m.find("handler"), std::string::npos) << m;
+	EXPECT_EQ(m.find("unrelated"), std::string::npos) << m;
+	// A qualified C++ name, a template, a renumbered clone, a function-local static.
+	r = resolve_symbol(t, SymbolRef{"ns::Server::handle", "", {}, {}}, SymbolKind::function);
+	ASSERT_FALSE(r.ok());
+	EXPECT_NE(r.error().message.find("_ZN2ns6Server6handleEi"), std::string::npos);
+	EXPECT_EQ(r.error().message.find("handle.isra.0"), std::string::npos);
+	r = resolve_symbol(t, SymbolRef{"open", "", {}, {}}, SymbolKind::function);
+	ASSERT_FALSE(r.ok());
+	EXPECT_NE(r.error().message.find("_ZN2ns3BoxIiE4openEv"), std::string::npos);
+	r = resolve_symbol(t, SymbolRef{"handle.isra.1", "", {}, {}}, SymbolKind::function);
+	ASSERT_FALSE(r.ok());
+	EXPECT_NE(r.error().message.find("handle.isra.0"), std::string::npos);
+	r = resolve_symbol(t, SymbolRef{"counter", "", {}, {}}, SymbolKind::any);
+	ASSERT_FALSE(r.ok());
+	EXPECT_NE(r.error().message.find("counter.3"), std::string::npos);
+	// Nothing close: the plain message.
+	r = resolve_symbol(t, SymbolRef{"nothing_like_it", "", {}, {}}, SymbolKind::function);
+	ASSERT_FALSE(r.ok());
+	EXPECT_EQ(r.error().message, "target defines no function named 'nothing_like_it'");
+}
+
 } // namespace
 } // namespace atlas::patch

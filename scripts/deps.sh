@@ -24,6 +24,8 @@ packages=(
 	jq dpkg-dev libevent-dev libsasl2-dev
 	# the evaluation's plots (bench/eval/report.sh)
 	gnuplot-nox
+	# the test corpus's GLib server (tests/unit/preload/corpus)
+	libglib2.0-dev
 )
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)

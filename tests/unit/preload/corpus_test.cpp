@@ -189,4 +189,9 @@ TEST(PreloadCorpus, LibeventServerPatchedUnderLoad)
 	patch_under_load("libevent", ATLAS_CORPUS_LIBEVENT, ATLAS_CORPUS_LIBEVENT_PATCH);
 }
 
+TEST(PreloadCorpus, GlibServerPatchedUnderLoad)
+{
+	patch_under_load("glib", ATLAS_CORPUS_GLIB, ATLAS_CORPUS_GLIB_PATCH);
+}
+
 } // namespace

@@ -3,6 +3,10 @@
 // steady request stream (issue 14, item 9): every request is answered exactly once, by the
 // version in effect (reply_for(n) = 2n before the patch, 3n while it is applied), and the
 // largest gap between replies during the transitions is reported. Plain build only (LD_PRELOAD).
+//
+// The same binary runs in the guest on the views kernel in wait-free mode
+// (guest.corpus_wait_free): ATLAS_CORPUS_MODE=wait-free, and ATLAS_CORPUS_DIR=<dir> holding
+// the servers, their patches, the preload library and the CLI under their build names.
 #include "spawn.hpp"
 
 #include <arpa/inet.h>
@@ -20,6 +24,22 @@ using Clock = std::chrono::steady_clock;
 
 namespace
 {
+
+// A file of the test: from ATLAS_CORPUS_DIR when set (the guest), else where the build put it.
+std::string file(const char *built)
+{
+	const char *dir = std::getenv("ATLAS_CORPUS_DIR");
+	if (!dir || !*dir)
+		return built;
+	const std::string path = built;
+	return std::string(dir) + path.substr(path.rfind('/'));
+}
+
+std::string mode()
+{
+	const char *m = std::getenv("ATLAS_CORPUS_MODE");
+	return m && *m ? m : "global";
+}
 
 // One connection, one request in flight, a request every millisecond: each reply must be 2n or
 // 3n for its own n. Records the largest time between two replies.
@@ -121,7 +141,7 @@ private:
 };
 
 // Starts `server` under the preload, sends the steady stream over 4 connections, applies and
-// reverts the corpus patch three times in global mode (first try each, deadline 3 s), and checks
+// reverts the corpus patch three times (in mode(); first try each, deadline 3 s), and checks
 // that replies came from both versions and none was lost or wrong.
 void patch_under_load(const char *name, const std::string &server, const std::string &patch)
 {
@@ -130,7 +150,8 @@ void patch_under_load(const char *name, const std::string &server, const std::st
 	const std::string dir = tmpl;
 	setenv("XDG_RUNTIME_DIR", dir.c_str(), 1);
 	atlas_test::Process target;
-	ASSERT_TRUE(atlas_test::start_process(target, server, {"LD_PRELOAD=" ATLAS_PRELOAD_LIB}));
+	ASSERT_TRUE(
+	    atlas_test::start_process(target, server, {"LD_PRELOAD=" + file(ATLAS_PRELOAD_LIB)}));
 	const std::string line = target.socket; // "<socket> <port>"
 	const auto space = line.rfind(' ');
 	ASSERT_NE(space, std::string::npos) << "ready line: " << line;
@@ -138,7 +159,7 @@ void patch_under_load(const char *name, const std::string &server, const std::st
 	const std::string pid = std::to_string(target.pid);
 	std::string out;
 	auto cli = [&](const std::string &args) {
-		return atlas_test::run_command(std::string(ATLAS_CLI) + " " + args + " 2>&1", &out);
+		return atlas_test::run_command(file(ATLAS_CLI) + " " + args + " 2>&1", &out);
 	};
 	std::vector<std::unique_ptr<SteadyClient>> clients;
 	for (int i = 0; i < 4; i++)
@@ -146,13 +167,15 @@ void patch_under_load(const char *name, const std::string &server, const std::st
 	std::this_thread::sleep_for(300ms);
 	std::vector<double> transition_ms;
 	for (int round = 0; round < 3; round++) {
-		ASSERT_EQ(
-		    cli("--json apply " + pid + " " + patch + " --mode global --deadline 3000"), 0)
+		ASSERT_EQ(cli("--json apply " + pid + " " + patch + " --mode " + mode() +
+		              " --deadline 3000"),
+		          0)
 		    << name << ", round " << round << ": " << out;
 		transition_ms.push_back(
 		    nlohmann::json::parse(out)["report"].value("duration_ns", 0.0) / 1e6);
 		std::this_thread::sleep_for(200ms);
-		ASSERT_EQ(cli("--json revert " + pid + " corpus-fix --mode global --deadline 3000"),
+		ASSERT_EQ(cli("--json revert " + pid + " corpus-fix --mode " + mode() +
+		              " --deadline 3000"),
 		          0)
 		    << name << ", round " << round << ": " << out;
 		transition_ms.push_back(
@@ -177,7 +200,7 @@ void patch_under_load(const char *name, const std::string &server, const std::st
 	for (double ms : transition_ms)
 		worst = std::max(worst, ms);
 	std::cout << name << ": " << answered << " replies (" << v2 << " unpatched, " << v3
-	          << " patched), 6 global transitions (longest " << worst
+	          << " patched), 6 " << mode() << " transitions (longest " << worst
 	          << " ms), largest gap between replies " << gap.count() / 1000.0 << " ms"
 	          << std::endl;
 	::testing::Test::RecordProperty("largest_gap_us", std::to_string(gap.count()));
@@ -186,12 +209,13 @@ void patch_under_load(const char *name, const std::string &server, const std::st
 
 TEST(PreloadCorpus, LibeventServerPatchedUnderLoad)
 {
-	patch_under_load("libevent", ATLAS_CORPUS_LIBEVENT, ATLAS_CORPUS_LIBEVENT_PATCH);
+	patch_under_load("libevent", file(ATLAS_CORPUS_LIBEVENT),
+	                 file(ATLAS_CORPUS_LIBEVENT_PATCH));
 }
 
 TEST(PreloadCorpus, GlibServerPatchedUnderLoad)
 {
-	patch_under_load("glib", ATLAS_CORPUS_GLIB, ATLAS_CORPUS_GLIB_PATCH);
+	patch_under_load("glib", file(ATLAS_CORPUS_GLIB), file(ATLAS_CORPUS_GLIB_PATCH));
 }
 
 } // namespace

@@ -8,8 +8,10 @@
 # Settings (environment, passed to bench/eval/guest.sh): EVAL_THREADS ("1 2 4"), EVAL_REPS (3),
 # EVAL_SECONDS (20), EVAL_RATE (2000), EVAL_CONNECTIONS (8), EVAL_INTERVAL (2), EVAL_DEADLINE_MS
 # (2000), EVAL_LONG (0.01), EVAL_MODES ("none global wait-free"); EVAL_CPUS (guest vCPUs, 2),
-# EVAL_PATCH and EVAL_PATCH_NAME (a patch of the 1.6.18-1 binary and its name; default: the
-# harness's own bench/eval/patches/stats-settings, built here). BUILD (build/user) and KERNEL
+# EVAL_FIX (a real upstream fix of bench/servers/memcached-fixes.tsv, e.g. read-oom-crash, made
+# into a patch by atlas build-patch through bench/servers/memcached-fix-patch.sh; needs a
+# memcached history, MEMCACHED_GIT), or EVAL_PATCH and EVAL_PATCH_NAME (any patch of the 1.6.18-1
+# binary and its name); default: the harness's own bench/eval/patches/stats-settings. BUILD (build/user) and KERNEL
 # (build/kernel/bzImage) name what it runs; both must be built (make, make kernel).
 #
 # OUT_DIR/raw/ holds what the guest measured (bench/eval/guest.sh), OUT_DIR/report.md the
@@ -35,7 +37,13 @@ libunwind=$(readlink -f /usr/lib/x86_64-linux-gnu/libunwind.so.8) ||
 mkdir -p "$out"
 patch=${EVAL_PATCH:-}
 name=${EVAL_PATCH_NAME:-}
-if [ -z "$patch" ]; then
+if [ -n "${EVAL_FIX:-}" ]; then
+	BUILD=$build "$root/bench/servers/memcached-fix-patch.sh" "$EVAL_FIX" "$root/build/servers" \
+		>"$out/build-patch.log" 2>&1 ||
+		die "building the patch of fix $EVAL_FIX failed: see $out/build-patch.log"
+	patch=$root/build/servers/patches/$EVAL_FIX.patch.o
+	name=$EVAL_FIX
+elif [ -z "$patch" ]; then
 	patch=$out/stats-settings.patch.o
 	name=stats-settings
 	"$build/tools/mkpatch/atlas-mkpatch" -m "$root/bench/eval/patches/stats-settings.json" \
@@ -50,6 +58,7 @@ seconds=${EVAL_SECONDS:-20}
 modes=${EVAL_MODES:-none global wait-free}
 runs=$(($(wc -w <<<"$threads") * reps * $(wc -w <<<"$modes")))
 timeout=$((runs * (seconds + 45) + 300))
+echo "eval: patch $name ($(basename "$patch"))"
 echo "eval: $runs runs of ${seconds}s (threads: $threads; $reps repetitions; modes: $modes) in a guest with ${EVAL_CPUS:-2} vCPUs; results in $out"
 env_line=""
 for v in EVAL_THREADS EVAL_REPS EVAL_MODES EVAL_SECONDS EVAL_RATE EVAL_CONNECTIONS \

@@ -35,6 +35,13 @@ std::string file(const char *built)
 	return std::string(dir) + path.substr(path.rfind('/'));
 }
 
+// Apply-and-revert rounds: 3, or ATLAS_CORPUS_ROUNDS (the guest, where each costs seconds).
+int rounds()
+{
+	const char *r = std::getenv("ATLAS_CORPUS_ROUNDS");
+	return r && std::atoi(r) > 0 ? std::atoi(r) : 3;
+}
+
 std::string mode()
 {
 	const char *m = std::getenv("ATLAS_CORPUS_MODE");
@@ -141,7 +148,7 @@ private:
 };
 
 // Starts `server` under the preload, sends the steady stream over 4 connections, applies and
-// reverts the corpus patch three times (in mode(); first try each, deadline 3 s), and checks
+// reverts the corpus patch rounds() times (in mode(); first try each, deadline 3 s), and checks
 // that replies came from both versions and none was lost or wrong.
 void patch_under_load(const char *name, const std::string &server, const std::string &patch)
 {
@@ -166,7 +173,7 @@ void patch_under_load(const char *name, const std::string &server, const std::st
 		clients.push_back(std::make_unique<SteadyClient>(port));
 	std::this_thread::sleep_for(300ms);
 	std::vector<double> transition_ms;
-	for (int round = 0; round < 3; round++) {
+	for (int round = 0; round < rounds(); round++) {
 		ASSERT_EQ(cli("--json apply " + pid + " " + patch + " --mode " + mode() +
 		              " --deadline 3000"),
 		          0)
@@ -200,8 +207,8 @@ void patch_under_load(const char *name, const std::string &server, const std::st
 	for (double ms : transition_ms)
 		worst = std::max(worst, ms);
 	std::cout << name << ": " << answered << " replies (" << v2 << " unpatched, " << v3
-	          << " patched), 6 " << mode() << " transitions (longest " << worst
-	          << " ms), largest gap between replies " << gap.count() / 1000.0 << " ms"
+	          << " patched), " << 2 * rounds() << " " << mode() << " transitions (longest "
+	          << worst << " ms), largest gap between replies " << gap.count() / 1000.0 << " ms"
 	          << std::endl;
 	::testing::Test::RecordProperty("largest_gap_us", std::to_string(gap.count()));
 	std::system(("rm -rf " + dir).c_str());

@@ -2,6 +2,7 @@
 #include "control.hpp"
 
 #include "atlas/runtime_json.hpp"
+#include "signature.hpp"
 
 #include <algorithm>
 #include <atomic>
@@ -332,8 +333,35 @@ bool Server::Impl::start(std::string &error)
 {
 	if (options_.path.empty())
 		options_.path = socket_path(getpid(), default_socket_dir());
-	if (options_.owner_uid == static_cast<uid_t>(-1))
-		options_.owner_uid = geteuid();
+	if (!options_.trusted_keys) {
+		if (const char *keys = std::getenv("ATLAS_TRUSTED_KEYS")) {
+			if (!*keys) {
+				error =
+				    "ATLAS_TRUSTED_KEYS is set but empty; the control socket is "
+				    "not "
+				    "started (it would load unsigned patches): name a key file or "
+				    "directory, or unset it";
+				return false;
+			}
+			options_.trusted_keys = keys;
+		}
+	}
+	if (options_.trusted_keys && !options_.trusted_keys->empty()) {
+		// Refuse to run unprotected: the keys were asked for.
+		std::string key_error;
+		auto keys = TrustedKeys::load(*options_.trusted_keys, key_error);
+		if (!keys) {
+			error =
+			    fmt::format("ATLAS_TRUSTED_KEYS: {}; the control socket is not started "
+			                "(it would load unsigned patches): fix the key file or "
+			                "unset ATLAS_TRUSTED_KEYS",
+			                key_error);
+			return false;
+		}
+		if (options_.loader)
+			options_.loader =
+			    signature_checking_loader(std::move(keys), std::move(options_.loader));
+	}
 	if (options_.workers == 0)
 		options_.workers = 1;
 	sockaddr_un addr{};
@@ -511,20 +539,15 @@ void Server::Impl::rebase_all() noexcept
 
 bool Server::Impl::peer_allowed(int fd, std::string &why) const
 {
-	ucred cred{};
-	socklen_t len = sizeof(cred);
-	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
-		why = fmt::format("refused: cannot read the peer's credentials (SO_PEERCRED): {}",
-		                  errno_text(errno));
+	PeerFacts facts;
+	if (!probe_peer(fd, facts, why))
 		return false;
-	}
-	if (cred.uid == 0 || cred.uid == options_.owner_uid)
-		return true;
-	why = fmt::format("refused: peer uid {} (pid {}) is neither the process owner (uid {}) nor "
-	                  "root; this socket can inject code, so only they may use it: run "
-	                  "atlas as uid {} or as root",
-	                  cred.uid, cred.pid, options_.owner_uid, options_.owner_uid);
-	return false;
+	if (options_.adjust_peer_facts)
+		options_.adjust_peer_facts(facts);
+	PeerDecision decision = decide_peer(facts);
+	if (!decision.allowed)
+		why = std::move(decision.message);
+	return decision.allowed;
 }
 
 void Server::Impl::serve(int fd) noexcept

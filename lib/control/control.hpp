@@ -2,10 +2,13 @@
 //
 // A Server serves one Runtime on a Unix stream socket from runtime-owned threads (exempt from
 // the registry; nothing runs in signal handlers). Protocol: one JSON request per line, one
-// JSON response per line. Only peers with the process's uid, or root, are served
-// (SO_PEERCRED): the socket is a code-injection endpoint.
+// JSON response per line. The socket is a code-injection endpoint: only peers the kernel would
+// let ptrace-attach to this process are served (peer_policy.hpp), and with ATLAS_TRUSTED_KEYS
+// only signed patches are loaded (signature.hpp).
 #ifndef ATLAS_CONTROL_HPP
 #define ATLAS_CONTROL_HPP
+
+#include "peer_policy.hpp"
 
 #include <atlas/runtime.hpp>
 
@@ -14,6 +17,7 @@
 #include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <sys/types.h>
@@ -50,8 +54,13 @@ struct ServerOptions {
 	unsigned workers = 4;             // connections served at once
 	std::size_t max_line = 64 * 1024; // longer requests are answered with an error
 	std::chrono::milliseconds idle_timeout{30000}; // a silent connection is closed after it
-	// Test hook: the uid the peer must have besides root (default: geteuid()).
-	uid_t owner_uid = static_cast<uid_t>(-1);
+	// Public keys a patch must be signed with: a PEM file or a directory of them
+	// (signature.hpp). nullopt: the ATLAS_TRUSTED_KEYS environment variable, read once by
+	// start() (unset: no signature needed; set but empty: start() fails); "": none. A bad key
+	// file makes start() fail.
+	std::optional<std::string> trusted_keys;
+	// Test hook: changes the facts the peer policy decides on (ptrace_scope, capabilities).
+	std::function<void(PeerFacts &)> adjust_peer_facts;
 };
 
 class Server

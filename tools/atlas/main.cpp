@@ -1,5 +1,6 @@
 // atlas: the command-line client of the control socket (docs/live-patching.md, "The atlas CLI").
 #include <control.hpp>
+#include <signature.hpp>
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
@@ -420,12 +421,36 @@ int main(int argc, char **argv)
 	    app.add_subcommand("revert-pending", "undo a pending wait-free transition");
 	add_pid(revert_pending);
 	add_deadline(revert_pending);
+	std::string key_name, key_file;
+	auto *keygen = app.add_subcommand(
+	    "keygen", "make an Ed25519 key pair for signed patches: NAME.key, NAME.pub");
+	keygen->add_option("name", key_name, "path prefix of the two files")->required();
+	auto *sign = app.add_subcommand("sign", "sign a patch: writes PATCH.sig");
+	sign->add_option("key", key_file, "private key (NAME.key from atlas keygen)")->required();
+	sign->add_option("patch", patch, "patch file")->required();
 
 	try {
 		app.parse(argc, argv);
 	} catch (const CLI::ParseError &e) {
 		int r = app.exit(e);
 		return r == 0 ? 0 : exit_usage;
+	}
+
+	if (*keygen || *sign) {
+		std::string error;
+		if (*keygen ? atlas::control::generate_key(key_name, error)
+		            : atlas::control::sign_file(key_file, patch, error)) {
+			if (*keygen)
+				fmt::print(
+				    "wrote {0}.key (private: keep it secret) and {0}.pub (add it "
+				    "to ATLAS_TRUSTED_KEYS)\n",
+				    key_name);
+			else
+				fmt::print("wrote {}.sig\n", patch);
+			return exit_ok;
+		}
+		fmt::print(stderr, "atlas: {}\n", error);
+		return exit_failed;
 	}
 
 	// The socket answers when the transition ends: allow its deadline and then some.

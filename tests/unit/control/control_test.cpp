@@ -28,6 +28,9 @@ struct ControlTest : ::testing::Test {
 	// unreachable() calls of each change the loader made, in load order.
 	std::mutex released_mu;
 	std::vector<int> released;
+	// Changes to the facts the peer policy decides on (server threads read it).
+	std::mutex adjust_mu;
+	std::function<void(atlas::control::PeerFacts &)> adjust;
 
 	void SetUp() override
 	{
@@ -44,6 +47,12 @@ struct ControlTest : ::testing::Test {
 		so.path = dir + "/sub/test.sock";
 		so.max_line = 1024;
 		so.idle_timeout = 2000ms;
+		so.trusted_keys = ""; // none, whatever the environment says
+		so.adjust_peer_facts = [this](atlas::control::PeerFacts &f) {
+			std::lock_guard lock(adjust_mu);
+			if (adjust)
+				adjust(f);
+		};
 		so.loader = [this](const std::string &path) -> atlas::control::LoadResult {
 			loads++;
 			if (path == "throw")
@@ -84,6 +93,28 @@ struct ControlTest : ::testing::Test {
 		std::strcpy(a.sun_path, server->path().c_str());
 		EXPECT_EQ(connect(fd, reinterpret_cast<sockaddr *>(&a), sizeof(a)), 0);
 		return fd;
+	}
+	void set_adjust(std::function<void(atlas::control::PeerFacts &)> f)
+	{
+		std::lock_guard lock(adjust_mu);
+		adjust = std::move(f);
+	}
+	// Runs peer_client as `uid` against the socket: its exit status (0: the reply held
+	// `expect`). Opens the directories so that another uid reaches the socket at all.
+	int run_peer(const char *uid, const char *expect)
+	{
+		chmod(dir.c_str(), 0755);
+		chmod((dir + "/sub").c_str(), 0755);
+		chmod(server->path().c_str(), 0666);
+		pid_t child = -1;
+		std::string path = server->path(), u = uid, e = expect;
+		char *argv[] = {const_cast<char *>(ATLAS_PEER_CLIENT), path.data(), u.data(),
+		                e.data(), nullptr};
+		if (posix_spawn(&child, ATLAS_PEER_CLIENT, nullptr, nullptr, argv, environ) != 0)
+			return -1;
+		int status = 0;
+		waitpid(child, &status, 0);
+		return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 	}
 	static std::string read_all(int fd)
 	{
@@ -319,6 +350,63 @@ TEST_F(ControlTest, OtherUsersAreRefused)
 	waitpid(child, &status, 0);
 	ASSERT_TRUE(WIFEXITED(status)) << status;
 	EXPECT_EQ(WEXITSTATUS(status), 0);
+	EXPECT_EQ(loads.load(), 0);
+}
+
+// The kernel's attach rules on this machine, through the socket: root (CAP_SYS_PTRACE) is
+// served unless ptrace_scope is 3; nobody, not this process's user, is refused and told why.
+TEST_F(ControlTest, PeerRulesOnThisMachine)
+{
+	if (geteuid() != 0)
+		GTEST_SKIP() << "needs root to setuid() to nobody";
+	std::string error;
+	const int scope = atlas::control::read_ptrace_scope(error);
+	ASSERT_GE(scope, 0) << error;
+	EXPECT_EQ(call({{"verb", "ping"}})["ok"], true); // this process itself
+	EXPECT_EQ(run_peer("0", scope == 3 ? "ptrace_scope is 3" : "\"ok\":true"), 0);
+	EXPECT_EQ(run_peer("65534", scope == 3 ? "ptrace_scope is 3"
+	                            : scope == 2
+	                                ? "ptrace_scope is 2"
+	                                : "is not this process's user (real/effective/saved uids "
+	                                  "0/0/0, gids 0/0/0) and lacks CAP_SYS_PTRACE"),
+	          0);
+	EXPECT_EQ(loads.load(), 0);
+}
+
+// Each rule through the socket with a real peer (uid 65534, no capabilities, a child of this
+// process, not an ancestor), this process's ids and the scope made those of a nobody server.
+TEST_F(ControlTest, PeerRulesThroughTheSocket)
+{
+	if (geteuid() != 0)
+		GTEST_SKIP() << "needs root to setuid() to nobody";
+	auto as_nobody = [](int scope, bool dumpable) {
+		return [=](atlas::control::PeerFacts &f) {
+			for (int i = 0; i < 3; i++) {
+				f.uid[i] = 65534;
+				f.gid[i] = 65534;
+			}
+			f.cap_permitted = 0;
+			f.ptrace_scope = scope;
+			f.dumpable = dumpable;
+		};
+	};
+	set_adjust(as_nobody(0, true));
+	EXPECT_EQ(run_peer("65534", "\"ok\":true"), 0);
+	set_adjust(as_nobody(0, false));
+	EXPECT_EQ(run_peer("65534", "this process is not dumpable"), 0);
+	EXPECT_EQ(run_peer("0", "\"ok\":true"), 0); // CAP_SYS_PTRACE
+	set_adjust(as_nobody(1, true));
+	EXPECT_EQ(run_peer("65534", "ptrace_scope is 1 (restricted)"), 0);
+	EXPECT_EQ(run_peer("0", "\"ok\":true"), 0);
+	set_adjust(as_nobody(2, true));
+	EXPECT_EQ(run_peer("65534", "ptrace_scope is 2 (admin-only)"), 0);
+	EXPECT_EQ(run_peer("0", "\"ok\":true"), 0);
+	set_adjust(as_nobody(3, true));
+	EXPECT_EQ(run_peer("65534", "ptrace_scope is 3"), 0);
+	EXPECT_EQ(run_peer("0", "ptrace_scope is 3"), 0);
+	// The process's own threads, even then.
+	EXPECT_EQ(call({{"verb", "ping"}})["ok"], true);
+	set_adjust(nullptr);
 	EXPECT_EQ(loads.load(), 0);
 }
 

@@ -36,8 +36,8 @@ struct SignatureTest : ::testing::Test {
 	std::unique_ptr<atlas::control::Server> server;
 	std::string dir;
 	std::mutex mu;
-	std::vector<std::string> paths, contents; // what the loader was handed
-	std::function<void(const std::string &)> before_read;
+	std::vector<std::string> paths, contents;             // what the loader was handed
+	std::function<void(const std::string &)> before_read; // guarded by mu
 
 	void SetUp() override
 	{
@@ -65,10 +65,10 @@ struct SignatureTest : ::testing::Test {
 		so.path = dir + "/s/test.sock";
 		so.trusted_keys = keys;
 		so.loader = [this](const std::string &path) -> atlas::control::LoadResult {
+			std::lock_guard lock(mu);
 			if (before_read)
 				before_read(path);
 			std::string bytes = slurp(path);
-			std::lock_guard lock(mu);
 			paths.push_back(path);
 			contents.push_back(bytes);
 			return {std::make_shared<SwapChange>(program, bytes + "@1"), {}};
@@ -181,7 +181,10 @@ TEST_F(SignatureTest, LoaderGetsTheVerifiedBytes)
 {
 	start(dir + "/trusted.pub");
 	const std::string p = patch("t.patch", "verified", "trusted");
-	before_read = [&](const std::string &) { spit(p, "swapped after the check"); };
+	{
+		std::lock_guard lock(mu);
+		before_read = [&](const std::string &) { spit(p, "swapped after the check"); };
+	}
 	auto r = apply(p);
 	EXPECT_EQ(r["outcome"], "finished") << r.dump();
 	std::lock_guard lock(mu);

@@ -430,12 +430,12 @@ int main(int argc, char **argv)
 	          events["view_deleted"], malformed);
 	// The acceptor (accept4, no new connection) and main (sigwait) never leave their calls
 	// during the run: every transition that finished did so with them asleep in the old view.
-	tap_check(wait_free_ends == transitions_done + reverteds &&
-	              sleepers_listed == transitions_done &&
-	              events["thread_migrates_on_wake"] >= transitions_done,
-	          "sleepers on the views kernel: %ld of %d transitions finished with threads asleep "
-	          "in retired views (%ld thread_migrates_on_wake events)",
-	          sleepers_listed, transitions_done, events["thread_migrates_on_wake"]);
+	tap_check(
+	    wait_free_ends == transitions_done + reverteds && sleepers_listed == transitions_done &&
+	        events["thread_migrates_on_wake"] >= transitions_done,
+	    "sleepers on the views kernel: %ld of %d transitions finished with threads asleep "
+	    "in retired views (%ld thread_migrates_on_wake events)",
+	    sleepers_listed, transitions_done, events["thread_migrates_on_wake"]);
 
 	// Every reply against the timeline; none lost.
 	size_t total = 0, per_version[4] = {0, 0, 0, 0}, outside = 0, during_op = 0;

@@ -286,7 +286,8 @@ TEST(PreloadRealPatch, ApplyRevertThroughCli)
 	    cli("apply " + pid + " " ATLAS_REAL_SERVE_PATCH " --mode global --deadline 300", out),
 	    4)
 	    << out;
-	EXPECT_NE(out.find("stack holds serve, which the change replaces"), std::string::npos) << out;
+	EXPECT_NE(out.find("stack holds serve, which the change replaces"), std::string::npos)
+	    << out;
 	ASSERT_EQ(cli("--json status " + pid, out), 0) << out;
 	EXPECT_EQ(nlohmann::json::parse(out, nullptr, false)["status"]["applied"].size(), 1u)
 	    << out;

@@ -51,7 +51,8 @@ replaced_blocking(atlas::preload::BlockedStack *stack)
 atlas::AddressRange replaced_range()
 {
 	return {reinterpret_cast<std::uintptr_t>(__start_atlas_hook_test),
-	        reinterpret_cast<std::uintptr_t>(__stop_atlas_hook_test), {}};
+	        reinterpret_cast<std::uintptr_t>(__stop_atlas_hook_test),
+	        {}};
 }
 
 struct Fixture : ::testing::Test {

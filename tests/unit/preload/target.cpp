@@ -103,7 +103,8 @@ atlas::control::Loader test_loader = [](const std::string &path) -> atlas::contr
 		        {}};
 	if (path == "stack") {
 		atlas::AddressRange r{reinterpret_cast<std::uintptr_t>(__start_atlas_test_blocking),
-		                      reinterpret_cast<std::uintptr_t>(__stop_atlas_test_blocking), {}};
+		                      reinterpret_cast<std::uintptr_t>(__stop_atlas_test_blocking),
+		                      {}};
 		return {
 		    std::make_shared<TestChange>("stack@test", std::vector<atlas::AddressRange>{r}),
 		    {}};

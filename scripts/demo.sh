@@ -21,6 +21,7 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 export BUILD=${1:-$root/build/user}
 export KERNEL=${2:-$root/build/kernel/bzImage}
 export EVAL_THREADS=${EVAL_THREADS:-4} EVAL_REPS=${EVAL_REPS:-1}
+export EVAL_MODES=${EVAL_MODES:-none global wait-free}
 export EVAL_SECONDS=${DEMO_SECONDS:-${EVAL_SECONDS:-15}}
 if [ -z "${EVAL_FIX:-}${EVAL_PATCH:-}" ]; then
 	echo "== building the live patch of upstream fix read-oom-crash with atlas build-patch"

@@ -1,15 +1,17 @@
 #!/bin/sh
 # The evaluation's experiment, inside the guest (busybox sh; bench/eval/run.sh boots it and reads
 # the results back from /out). For each number of worker threads, each repetition and each mode
-# (none, global, wait-free; their order rotates between repetitions), a fresh memcached runs the
-# way Debian runs it (daemonized, as user nobody, under the preload library) while atlas-loadgen
-# offers the same open-loop load; in the patching modes the patch is applied and reverted every
-# INTERVAL seconds with `atlas apply/revert --mode MODE` for the length of the run.
+# (their order rotates between repetitions), a fresh memcached runs the
+# way Debian runs it (daemonized, as user nobody) while atlas-loadgen offers the same open-loop
+# load. Modes: none (the server as Debian runs it, no preload library), preload (under the
+# preload library, nothing applied: the library's own cost), global and wait-free (under the
+# preload library, the patch applied and reverted every INTERVAL seconds with
+# `atlas apply/revert --mode MODE` for the length of the run).
 #
 #   guest.sh MEMCACHED PRELOAD ATLAS LOADGEN PATCH NAME
 #
-# Settings (environment): EVAL_THREADS ("1 2 4"), EVAL_REPS (3), EVAL_MODES ("none global
-# wait-free"), EVAL_SECONDS (20), EVAL_RATE (requests/s, 2000), EVAL_CONNECTIONS (8),
+# Settings (environment): EVAL_THREADS ("1 2 4"), EVAL_REPS (3), EVAL_MODES ("none preload
+# global wait-free"), EVAL_SECONDS (20), EVAL_RATE (requests/s, 2000), EVAL_CONNECTIONS (8),
 # EVAL_INTERVAL (patch every S seconds, 2), EVAL_DEADLINE_MS (2000), EVAL_LONG (fraction of
 # 100-key gets, 0.01). EVAL_STRICT=1 (a test): every apply and revert must finish, and when
 # EVAL_PROBE (a request line) is set, its first reply line must be EVAL_PROBE_APPLIED exactly
@@ -17,12 +19,13 @@
 #
 # /out/<threads>t/<rep>/<mode>/: load.json (the loadgen's result), load.hlog (its interval log),
 # events.jsonl (the runtime's event log), patch.log (one JSON object per CLI call, with its
-# CLOCK_MONOTONIC start and end), memcached.log. /out/settings records the settings.
+# CLOCK_MONOTONIC start and end), memcached.log, cpu (memcached's user and system time over the
+# measured run, in clock ticks of 1/100 s). /out/settings records the settings.
 set -u
 memcached=$1 preload=$2 atlas=$3 loadgen=$4 patch=$5 name=$6
 threads_list=${EVAL_THREADS:-1 2 4}
 reps=${EVAL_REPS:-3}
-modes=${EVAL_MODES:-none global wait-free}
+modes=${EVAL_MODES:-none preload global wait-free}
 seconds=${EVAL_SECONDS:-20}
 rate=${EVAL_RATE:-2000}
 connections=${EVAL_CONNECTIONS:-8}
@@ -74,6 +77,10 @@ start_memcached() {
 		i=$((i + 1))
 	done
 	return 1
+}
+
+cpu_ticks() { # memcached's user + system time, every thread (clock ticks)
+	awk '{ print $14 + $15 }' "/proc/$pid/stat" 2>/dev/null || echo 0
 }
 
 stop_memcached() {
@@ -136,8 +143,6 @@ while [ $rep -le "$reps" ]; do
 			chmod 777 "$dir" # the daemon, as nobody, writes its event log here
 			preloaded=yes
 			[ "$mode" = none ] && preloaded=no
-			# A baseline with the preload but no patching is "global" mode's first
-			# seconds; "none" is the server as Debian runs it.
 			if ! start_memcached "$dir" "$threads" $preloaded; then
 				fail "$threads threads, rep $rep, $mode: memcached did not start ($(cat "$dir/memcached.log"))"
 				continue
@@ -150,7 +155,10 @@ while [ $rep -le "$reps" ]; do
 				fail "$threads threads, rep $rep, $mode: the warm-up run failed"
 			start=$(mono_ns)
 			end=$((start + seconds * 1000000000 + 3000000000))
-			if [ "$mode" != none ]; then
+			cpu0=$(cpu_ticks)
+			patching=yes
+			case $mode in none | preload) patching=no ;; esac
+			if [ $patching = yes ]; then
 				(sleep 3 && patch_loop "$dir" "$mode" "$end") &
 				looper=$!
 			fi
@@ -158,7 +166,8 @@ while [ $rep -le "$reps" ]; do
 				--duration "$seconds" --connections "$connections" --long "$long" \
 				--interval 0.1 --log "$dir/load.hlog" --json >"$dir/load.json" 2>"$dir/load.err"
 			code=$?
-			[ "$mode" = none ] || wait "$looper"
+			echo $(($(cpu_ticks) - cpu0)) >"$dir/cpu"
+			[ $patching = no ] || wait "$looper"
 			[ $code = 0 ] || fail "$threads threads, rep $rep, $mode: the load run exit $code: $(cat "$dir/load.err")"
 			"$atlas" --json status "$pid" >"$dir/status.json" 2>/dev/null
 			stop_memcached

@@ -5,8 +5,9 @@
 #
 # Reads OUT_DIR/raw/<threads>t/<rep>/<mode>/ (bench/eval/guest.sh) and writes OUT_DIR/report.md
 # (per thread count and mode: the latency percentiles of every repetition's requests merged,
-# their ratio to no patching, errors, transitions and their times, per-thread migration
-# latency) and OUT_DIR/latency.{png,svg} (p99.9 per 100 ms over time, patch moments marked).
+# their ratio to no patching, memcached's CPU time per request, errors, transitions and their
+# times, per-thread migration latency, the longest view call that held the mmap lock for
+# writing) and OUT_DIR/latency.{png,svg} (p99.9 per 100 ms over time, patch moments marked).
 # The last line printed is the summary over all thread counts:
 #   eval: wait-free p99.9/none = A, global p99.9/none = B, errors = E
 set -euo pipefail
@@ -20,7 +21,7 @@ die() { echo "bench/eval/report.sh: $*" >&2; exit 1; }
 [ -d "$raw" ] || die "$raw missing: run bench/eval/run.sh first"
 command -v jq >/dev/null || die "jq missing: run 'make deps'"
 
-modes=(none global wait-free)
+modes=(none preload global wait-free)
 # merged MODE DIR_GLOB...: the JSON summary of the merged histograms (empty if no run).
 merged() {
 	local logs=()
@@ -37,6 +38,18 @@ errors() {
 	done
 	echo $n
 }
+# cpu_per_request DIR...: memcached's user + system time per answered request, in us (ticks of
+# 1/100 s, bench/eval/guest.sh), over the runs; "-" without a record.
+cpu_per_request() {
+	local ticks=0 reqs=0 d t r
+	for d in "$@"; do
+		t=$(cat "$d/cpu" 2>/dev/null) || { echo -; return; }
+		r=$(jq '.answered // 0' "$d/load.json" 2>/dev/null) || r=0
+		ticks=$((ticks + t)) reqs=$((reqs + r))
+	done
+	[ "$reqs" -gt 0 ] || { echo -; return; }
+	awk -v t="$ticks" -v r="$reqs" 'BEGIN { printf "%.1f", t * 10000 / r }'
+}
 ms() { awk -v ns="$1" 'BEGIN { printf "%.2f", ns / 1e6 }'; }
 fmt_us() { awk -v us="$1" 'BEGIN { if (us >= 10000) printf "%.1f ms", us / 1000; else printf "%.0f us", us }'; }
 
@@ -48,7 +61,7 @@ report=$out/report.md
 	echo
 } >"$report"
 
-declare -A total_p999=() total_errors=()
+declare -A total_p999=() total_errors=() total_cpu=()
 all_dirs=()
 for tdir in $(ls -d "$raw"/*t 2>/dev/null | sort -V); do
 	threads=$(basename "$tdir")
@@ -56,8 +69,8 @@ for tdir in $(ls -d "$raw"/*t 2>/dev/null | sort -V); do
 	{
 		echo "## $threads worker thread(s)"
 		echo
-		echo "| mode | requests | p50 | p99 | p99.9 | max | p99.9 / none | errors | transitions finished / other | transition time mean / max | migration latency p50 / max |"
-		echo "|---|---|---|---|---|---|---|---|---|---|---|"
+		echo "| mode | requests | p50 | p99 | p99.9 | max | p99.9 / none | cpu per request | errors | transitions finished / other | transition time mean / max | migration latency p50 / max | longest CREATE / SWITCH_BASE / DELETE |"
+		echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 	} >>"$report"
 	none_p999=
 	for mode in "${modes[@]}"; do
@@ -71,8 +84,10 @@ for tdir in $(ls -d "$raw"/*t 2>/dev/null | sort -V); do
 		ratio=-
 		[ -z "$none_p999" ] || ratio=$(awk -v a="$p999" -v b="$none_p999" 'BEGIN { printf "%.2f", a / b }')
 		errs=$(errors "${dirs[@]}")
-		trans=- ttime=- mig=-
-		if [ "$mode" != none ]; then
+		trans=- ttime=- mig=- hold=-
+		cpu=$(cpu_per_request "${dirs[@]}")
+		[ "$cpu" = - ] || cpu="$cpu us"
+		if [ "$mode" = global ] || [ "$mode" = wait-free ]; then
 			calls=$(cat "${dirs[@]/%//patch.log}" 2>/dev/null || true)
 			fin=$(jq -s '[.[] | select(.response.outcome == "finished")] | length' <<<"$calls")
 			other=$(jq -s '[.[] | select(.response.outcome != "finished")] | length' <<<"$calls")
@@ -83,9 +98,15 @@ for tdir in $(ls -d "$raw"/*t 2>/dev/null | sort -V); do
 				mig=$(cat "${dirs[@]/%//events.jsonl}" 2>/dev/null |
 					jq -rs '[.[] | select(.event == "thread_migrated") | .latency_ns] | sort |
 						if length == 0 then "-" else "\((.[length / 2 | floor] / 1e3 | round)) us / \((max / 1e3 | round)) us" end')
+				# The kernel holds the views' mmap lock for writing through these
+				# calls: their longest durations bound the longest hold.
+				hold=$(cat "${dirs[@]/%//events.jsonl}" 2>/dev/null |
+					jq -rs 'def longest(e): [.[] | select(.event == e) | .call_ns // empty] |
+							if length == 0 then "-" else "\((max / 1e3 | round))" end;
+						"\(longest("view_created")) / \(longest("base_switched")) / \(longest("view_deleted")) us"')
 			fi
 		fi
-		echo "| $mode | $(jq '.count' <<<"$m") | $(fmt_us "$(jq '.p50_us' <<<"$m")") | $(fmt_us "$(jq '.p99_us' <<<"$m")") | $(fmt_us "$p999") | $(fmt_us "$(jq '.max_us' <<<"$m")") | $ratio | $errs | $trans | $ttime | $mig |" >>"$report"
+		echo "| $mode | $(jq '.count' <<<"$m") | $(fmt_us "$(jq '.p50_us' <<<"$m")") | $(fmt_us "$(jq '.p99_us' <<<"$m")") | $(fmt_us "$p999") | $(fmt_us "$(jq '.max_us' <<<"$m")") | $ratio | $cpu | $errs | $trans | $ttime | $mig | $hold |" >>"$report"
 	done
 	echo >>"$report"
 done
@@ -98,12 +119,22 @@ for mode in "${modes[@]}"; do
 	m=$(merged "${dirs[@]}")
 	total_p999[$mode]=$([ -n "$m" ] && jq '.p999_us' <<<"$m" || echo 0)
 	total_errors[$mode]=$(errors "${dirs[@]}")
+	total_cpu[$mode]=$(cpu_per_request "${dirs[@]}")
 done
 ratio_of() {
 	[ -n "${total_p999[$1]:-}" ] && [ -n "${total_p999[none]:-}" ] || { echo -; return; }
 	awk -v a="${total_p999[$1]}" -v b="${total_p999[none]}" 'BEGIN { printf "%.2f", a / b }'
 }
-errors_all=$((${total_errors[none]:-0} + ${total_errors[global]:-0} + ${total_errors[wait-free]:-0}))
+errors_all=$((${total_errors[none]:-0} + ${total_errors[preload]:-0} + ${total_errors[global]:-0} + ${total_errors[wait-free]:-0}))
+preload_line=
+if [ -n "${total_p999[preload]:-}" ]; then
+	cpu_ratio=-
+	case "${total_cpu[preload]:--}${total_cpu[none]:--}" in
+	*-*) ;;
+	*) cpu_ratio=$(awk -v a="${total_cpu[preload]}" -v b="${total_cpu[none]}" 'BEGIN { printf "%.3f", a / b }') ;;
+	esac
+	preload_line="eval: preload p99.9/none = $(ratio_of preload), cpu per request preload/none = $cpu_ratio"
+fi
 summary="eval: wait-free p99.9/none = $(ratio_of wait-free), global p99.9/none = $(ratio_of global), errors = $errors_all"
 
 # The plot: the largest thread count, first repetition, p99.9 per interval; patch moments.
@@ -116,7 +147,7 @@ if command -v gnuplot >/dev/null && [ -d "$plot_dir" ]; then
 		d=$plot_dir/$mode
 		[ -s "$d/load.hlog" ] || continue
 		"$loadgen" intervals "$d/load.hlog" >"$work/$mode.dat"
-		case $mode in none) lc="#000000" ;; global) lc="#cc0000" ;; *) lc="#008800" ;; esac
+		case $mode in none) lc="#000000" ;; preload) lc="#777777" ;; global) lc="#cc0000" ;; *) lc="#008800" ;; esac
 		plots+=("'$work/$mode.dat' using 1:(\$6/1000) with lines lc rgb '$lc' title '$mode'")
 		if [ -s "$d/events.jsonl" ]; then
 			# The runtime's own record of each request, on the loadgen's clock
@@ -149,6 +180,8 @@ EOF
 		echo >>"$report"
 	fi
 fi
+[ -z "$preload_line" ] || echo "$preload_line" >>"$report"
+echo >>"$report"
 echo "$summary" >>"$report"
 cat "$report"
 echo "plot: $out/latency.png"

@@ -7,7 +7,8 @@
 #
 # Settings (environment, passed to bench/eval/guest.sh): EVAL_THREADS ("1 2 4"), EVAL_REPS (3),
 # EVAL_SECONDS (20), EVAL_RATE (2000), EVAL_CONNECTIONS (8), EVAL_INTERVAL (2), EVAL_DEADLINE_MS
-# (2000), EVAL_LONG (0.01), EVAL_MODES ("none global wait-free"); EVAL_CPUS (guest vCPUs, 2),
+# (2000), EVAL_LONG (0.01), EVAL_MODES ("none preload global wait-free": no preload library, the
+# library without patching, patching in global mode, in wait-free mode); EVAL_CPUS (guest vCPUs, 2),
 # EVAL_FIX (a real upstream fix of bench/servers/memcached-fixes.tsv, e.g. read-oom-crash, made
 # into a patch by atlas build-patch through bench/servers/memcached-fix-patch.sh; needs a
 # memcached history, MEMCACHED_GIT), or EVAL_PATCH and EVAL_PATCH_NAME (any patch of the 1.6.18-1
@@ -55,7 +56,7 @@ fi
 threads=${EVAL_THREADS:-1 2 4}
 reps=${EVAL_REPS:-3}
 seconds=${EVAL_SECONDS:-20}
-modes=${EVAL_MODES:-none global wait-free}
+modes=${EVAL_MODES:-none preload global wait-free}
 runs=$(($(wc -w <<<"$threads") * reps * $(wc -w <<<"$modes")))
 timeout=$((runs * (seconds + 45) + 300))
 echo "eval: patch $name ($(basename "$patch"))"

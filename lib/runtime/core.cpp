@@ -1333,13 +1333,17 @@ Report Core::run_wait_free(Operation op, std::shared_ptr<CodeChange> change, std
 		              fmt::format("refused, unchanged: patcher could not enter base view "
 		                          "{}: {}",
 		                          base_view_, errno_text(to_base.error)));
+	// The kernel holds the views' shared mmap lock for writing through CREATE, SWITCH_BASE
+	// and DELETE: each call's duration (an upper bound on that hold) goes into its event.
+	std::int64_t call_started = monotonic_ns();
 	ViewResult created = views_->create();
+	const std::int64_t create_ns = monotonic_ns() - call_started;
 	if (!created.ok())
 		return refuse(Outcome::refused,
 		              fmt::format("refused, unchanged: creating a view failed: {}",
 		                          errno_text(created.error)));
 	const ViewId fresh = created.value;
-	log_.emit("view_created", {{"view", fresh}, {"change", identity}});
+	log_.emit("view_created", {{"view", fresh}, {"change", identity}, {"call_ns", create_ns}});
 	{
 		// From here on several views exist: objects loaded now cannot be unshared.
 		auto objects = loaded_objects();
@@ -1471,14 +1475,21 @@ Report Core::wait_wait_free(std::unique_lock<std::mutex> &lock, Deadline deadlin
 	bool base_switched = false;
 	if (tr.phase == Phase::migrating) {
 		ViewResult in = views_->migrate(tr.new_view);
+		std::int64_t call_started = monotonic_ns();
 		ViewResult based = in.ok() ? views_->switch_base() : in;
+		const std::int64_t switch_ns = monotonic_ns() - call_started;
 		base_switched = based.ok();
 		if (based.ok()) {
-			log_.emit("base_switched", {{"transition", tr.id}, {"view", tr.new_view}});
+			log_.emit(
+			    "base_switched",
+			    {{"transition", tr.id}, {"view", tr.new_view}, {"call_ns", switch_ns}});
+			call_started = monotonic_ns();
 			ViewResult removed = views_->remove(tr.old_view);
+			const std::int64_t remove_ns = monotonic_ns() - call_started;
 			if (removed.ok())
-				log_.emit("view_deleted",
-				          {{"transition", tr.id}, {"view", tr.old_view}});
+				log_.emit("view_deleted", {{"transition", tr.id},
+				                           {"view", tr.old_view},
+				                           {"call_ns", remove_ns}});
 			else
 				problems = fmt::format("; deleting old view {} failed: {}",
 				                       tr.old_view, errno_text(removed.error));
@@ -1490,9 +1501,13 @@ Report Core::wait_wait_free(std::unique_lock<std::mutex> &lock, Deadline deadlin
 		}
 	} else {
 		ViewResult back = views_->migrate(tr.old_view);
+		const std::int64_t call_started = monotonic_ns();
 		ViewResult removed = back.ok() ? views_->remove(tr.new_view) : back;
+		const std::int64_t remove_ns = monotonic_ns() - call_started;
 		if (removed.ok())
-			log_.emit("view_deleted", {{"transition", tr.id}, {"view", tr.new_view}});
+			log_.emit(
+			    "view_deleted",
+			    {{"transition", tr.id}, {"view", tr.new_view}, {"call_ns", remove_ns}});
 		else
 			problems = fmt::format("; deleting view {} failed: {}", tr.new_view,
 			                       errno_text(removed.error));

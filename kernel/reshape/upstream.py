@@ -11,6 +11,7 @@ usage:
                                          text from variants/up/ where one exists for P)
   upstream.py final DEVTREE [REV]        check that P = 40 gives REV's upstream files byte for byte
   upstream.py todo                       list the hunks that have no new patch yet
+  upstream.py show DEVTREE FILE IDX [REV] print the final text of one hunk (to start a variant from)
 
 DEVTREE is a development tree made by kernel/dev-tree.sh: atlas-base, one commit adding the new files,
 then one commit per old patch (0001 to 0034 of kernel/patches/series at the time of the scan).
@@ -21,7 +22,9 @@ manifest_up.tsv columns: file, hunk index, header, function (git's hunk context)
 patch (edit this one), the patch from which the final text applies (empty: new), last patch (a hunk
 that exists only until then), note. A hunk that needs a different text in some prefix (code moved by
 an NFC patch, a refusal placed into moved code) has up-variants/<file, '/' as '__'>/<idx>@<P>.txt:
-its new lines from patch P on, until the next variant or the final text. Extra hunks (index N.5,
+its new lines from patch P on, until the next variant or the final text. A variant whose first line
+is '@@ -a,b' replaces base lines [a, a+b) instead of the hunk's own range (when the final hunk's
+edges fall inside a block the variant must close differently). Extra hunks (index N.5,
 header '-a,0' = after base line a) exist only as variants: code of intermediate patches that the final
 tree no longer has (e.g. the mmview_layout_frozen() checks of new 11 to 35).
 """
@@ -157,13 +160,18 @@ def state(dev, rev, path, P, rows):
         m = re.match(r'^-(\d+),(\d+)', r['hdr'])
         a, b = int(m.group(1)), int(m.group(2))
         final_from = int(r['final_from'] or r['new'])
-        text = variant(path, r['idx'], P) if P < final_from else None
+        extra = r['idx'] not in final
+        text = variant(path, r['idx'], P) if P < final_from or extra else None
         if text is None and P < final_from and r['idx'] in final:
             raise SystemExit(f'{path} hunk {r["idx"]} has no variant for patch {P} (final text from {final_from})')
         if text is None:
             if r['idx'] not in final:
                 raise SystemExit(f'{path} extra hunk {r["idx"]} has no variant for patch {P}')
             text = final[r['idx']][5]
+        if text and text[0].startswith('@@ -'):
+            # a variant that replaces a wider range of the base file than the final hunk
+            m = re.match(r'^@@ -(\d+),(\d+)', text[0])
+            a, b, text = int(m.group(1)), int(m.group(2)), text[1:]
         edits.append((a, b, text))
     for a, b, text in sorted(edits, key=lambda e: (e[0], e[1]), reverse=True):
         if b == 0:
@@ -210,6 +218,9 @@ if __name__ == '__main__':
         write(a[1], int(a[2]), a[3], *a[4:])
     elif a[:1] == ['final'] and len(a) in (2, 3):
         sys.exit(0 if final_check(*a[1:]) else 1)
+    elif a[:1] == ['show'] and len(a) in (4, 5):
+        # the final text of one hunk: the starting point of a variant
+        sys.stdout.write(''.join(dict((str(i), h) for i, h in enumerate(hunks(a[1], a[4] if len(a) > 4 else 'HEAD', a[2])))[a[3]][5]))
     elif a[:1] == ['todo']:
         todo()
     else:

@@ -155,7 +155,7 @@ std::string handle(Runtime &runtime, const Loader &loader, std::string_view line
 			// The server loaded it, so the server releases it when the apply did
 			// not take (already applied, refused, failed): the runtime then keeps no
 			// reference and never calls unreachable() on it. A change it holds
-			// (applied, or pending/reverting: core.cpp releases a reverted one) is
+			// (applied, or pending/reverting: the runtime releases a reverted one) is
 			// never released here; neither is one the loader kept a reference to.
 			report = runtime.apply(loaded.change, req);
 			release_if_not_taken(std::move(loaded.change), report);

@@ -295,8 +295,9 @@ TEST_F(WaitFreeTest, EventLogTellsTheWholeTransition)
 			EXPECT_TRUE(line["name"].get<std::string>().starts_with("worker-"));
 		}
 		// The view calls that hold the views' mmap lock for writing carry their duration.
-		if (e == "view_created" || e == "base_switched" || e == "view_deleted")
+		if (e == "view_created" || e == "base_switched" || e == "view_deleted") {
 			EXPECT_GE(line["call_ns"].get<long>(), 0) << e;
+		}
 		if (order.empty() || order.back() != e)
 			order.push_back(e);
 	}

@@ -6,7 +6,9 @@
 #
 #   bench/servers/memcached.sh [OUT_DIR]     (default build/servers)
 #
-# MEMCACHED_CONFIGURE replaces Debian's configure options. With Debian's, the security update
+# MEMCACHED_VERSIONS limits the versions built (e.g. MEMCACHED_VERSIONS=1.6.18-1).
+# MEMCACHED_MAKE replaces the make command (default: make -j<cpus> memcached; the proxy's
+# Lua is built only by a plain make). MEMCACHED_CONFIGURE replaces Debian's configure options. With Debian's, the security update
 # changes no object at all: its SASL fix is in code built only with --enable-sasl-pwdb, its two
 # proxy fixes in code built only with --enable-proxy (measured: all 28 objects of the two builds
 # are byte-identical). The binaries of other options go to memcached-<version>-<options>/.
@@ -18,7 +20,7 @@
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 out=$(mkdir -p "${1:-$root/build/servers}" && cd "${1:-$root/build/servers}" && pwd)
-versions=(1.6.18-1 1.6.18-1+deb12u1)
+read -r -a versions <<<"${MEMCACHED_VERSIONS:-1.6.18-1 1.6.18-1+deb12u1}"
 configure_opts=${MEMCACHED_CONFIGURE:---enable-sasl --enable-tls}
 variant=
 [ "$configure_opts" = "--enable-sasl --enable-tls" ] ||
@@ -54,7 +56,7 @@ for version in "${versions[@]}"; do
 		./configure $configure_opts \
 			CFLAGS="$patchable_cflags -ffile-prefix-map=$src=." \
 			LDFLAGS="-pie -Wl,--build-id" >"$src/configure.log" 2>&1 &&
-		make -j"$(nproc)" memcached >"$src/make.log" 2>&1) ||
+		${MEMCACHED_MAKE:-make -j"$(nproc)" memcached} >"$src/make.log" 2>&1) ||
 		die "building memcached $version failed: see $src/configure.log and $src/make.log"
 	mkdir -p "$(dirname "$bin")"
 	cp "$src/memcached" "$bin"

@@ -5,6 +5,7 @@
 #include "atlas/patch/format.hpp"
 #include "atlas/patch/patch.hpp"
 #include "atlas/patch/writer.hpp"
+#include "build_cache.hpp"
 #include "elf_object.hpp"
 #include "patch_assembly.hpp"
 #include "producer_check.hpp"
@@ -93,7 +94,18 @@ public:
 		return std::move(rep_);
 	}
 
+public:
+	// The patched build failed in a tree copied from the cache: the run is repeated
+	// without the cache (a tree that does not build when moved, e.g. a CMake build
+	// directory, or a cache entry gone stale).
+	bool patched_failed_on_cached_tree() const noexcept
+	{
+		return patched_failed_on_cached_tree_;
+	}
+
 private:
+	bool patched_failed_on_cached_tree_ = false;
+
 	bool stop(Outcome outcome, std::string message)
 	{
 		rep_.outcome = outcome;
@@ -183,6 +195,35 @@ private:
 		} else {
 			work_dir_ = fs::absolute(o_.work_dir).lexically_normal().string();
 		}
+		build_command_ = o_.build_command.empty() ? default_build_command(o_.source_dir)
+		                                          : o_.build_command;
+		// --configure runs once, before the original build (and is cached with it); the
+		// patched build is the build command alone.
+		original_command_ =
+		    o_.configure_command.empty()
+		        ? build_command_
+		        : fmt::format("( {} ) && {}", o_.configure_command, build_command_);
+		look_up_cache();
+		if (cached_) {
+			progress_.begin("copy", fmt::format("copying the original build of {} from "
+			                                    "the cache to {}/tree",
+			                                    o_.source_dir, work_dir_));
+			auto t = WorkTree::restore(work_dir_, cached_->dir + "/tree", o_.source_dir,
+			                           o_.self_exe);
+			if (t) {
+				tree_ = std::make_unique<WorkTree>(std::move(*t));
+				progress_.end(fmt::format("{} files", tree_->files_copied()));
+				return true;
+			}
+			progress_.end("failed");
+			warn(fmt::format("the cached original build {} cannot be used ({}): "
+			                 "building the original tree",
+			                 cached_->dir, t.error().message));
+			cached_.reset();
+			std::error_code ec;
+			fs::remove_all(work_dir_ + "/tree", ec);
+			fs::remove_all(work_dir_ + "/bin", ec);
+		}
 		progress_.begin("copy",
 		                fmt::format("copying {} to {}/tree", o_.source_dir, work_dir_));
 		auto t = WorkTree::create(work_dir_, o_.source_dir, o_.self_exe);
@@ -190,16 +231,68 @@ private:
 			return stop(Outcome::failed, t.error().message);
 		tree_ = std::make_unique<WorkTree>(std::move(*t));
 		progress_.end(fmt::format("{} files", tree_->files_copied()));
-		build_command_ = o_.build_command.empty() ? default_build_command(tree_->tree())
-		                                          : o_.build_command;
 		return true;
+	}
+
+	// The cache of original builds: the key of this tree and command, and its entry.
+	void look_up_cache()
+	{
+		if (!o_.use_cache)
+			return;
+		cache_dir_ = o_.cache_dir.empty() ? default_cache_dir() : o_.cache_dir;
+		if (cache_dir_.empty()) {
+			warn(
+			    fmt::format("no cache directory (set {} or HOME): the original tree is "
+			                "built in full",
+			                env_cache_dir));
+			return;
+		}
+		progress_.begin("cache-key",
+		                fmt::format("looking up the original build in {}", cache_dir_));
+		auto k = original_build_key(o_.source_dir, original_command_, o_.self_exe);
+		if (!k) {
+			progress_.end("no key");
+			warn(fmt::format("the original build cannot be cached: {}",
+			                 k.error().message));
+			return;
+		}
+		key_ = std::move(*k);
+		cached_ = cache_lookup(cache_dir_, *key_);
+		progress_.end(cached_
+		                  ? fmt::format("found {} ({} objects, built in {:.2f} s)",
+		                                cached_->dir, cached_->objects, cached_->seconds)
+		                  : fmt::format("not there ({} files hashed)", key_->files));
 	}
 
 	bool build_original()
 	{
+		if (cached_) {
+			auto r = cache_restore_records(*cached_, work_dir_);
+			if (!r)
+				return stop(
+				    Outcome::failed,
+				    fmt::format("the cached original build {} cannot be read: {}; "
+				                "remove it, or run again with --no-cache",
+				                cached_->dir, r.error().message));
+			original_ = std::move(*r);
+			drop_temporaries(original_);
+			rep_.objects_built = original_.compiles.size();
+			rep_.original_build = "reused";
+			rep_.cache_entry = cached_->dir;
+			progress_.line(
+			    fmt::format("original build reused from the cache: {} objects",
+			                original_.compiles.size()));
+			if (original_.compiles.empty())
+				return stop(
+				    Outcome::failed,
+				    fmt::format("the cached original build {} has no objects: "
+				                "remove it, or run again with --no-cache",
+				                cached_->dir));
+			return true;
+		}
 		progress_.begin("build-original",
-		                fmt::format("building the original tree: {}", build_command_));
-		auto r = tree_->build("original", build_command_);
+		                fmt::format("building the original tree: {}", original_command_));
+		auto r = tree_->build("original", original_command_);
 		if (!r) {
 			build_failed_ = true;
 			return stop(Outcome::failed, r.error().message);
@@ -207,7 +300,8 @@ private:
 		original_ = std::move(*r);
 		drop_temporaries(original_);
 		rep_.objects_built = original_.compiles.size();
-		progress_.end(fmt::format("{} objects compiled", original_.compiles.size()));
+		const double seconds =
+		    progress_.end(fmt::format("{} objects compiled", original_.compiles.size()));
 		if (original_.compiles.empty())
 			return stop(
 			    Outcome::failed,
@@ -216,7 +310,23 @@ private:
 			        "wrapper: the tree was already built (give a clean source "
 			        "tree), or the build calls its compiler by an absolute path "
 			        "(use gcc/cc/g++/c++ from PATH); see {}",
-			        build_command_, tree_->log_of("original")));
+			        original_command_, tree_->log_of("original")));
+		if (key_) {
+			progress_.begin(
+			    "cache-store",
+			    fmt::format("keeping the original build in {}", cache_dir_));
+			auto e = cache_store(cache_dir_, *key_, work_dir_, seconds,
+			                     original_.compiles.size());
+			if (e) {
+				rep_.original_build = "stored";
+				rep_.cache_entry = e->dir;
+				progress_.end(e->dir);
+			} else {
+				progress_.end("failed");
+				warn(fmt::format("the original build was not cached: {}",
+				                 e.error().message));
+			}
+		}
 		return true;
 	}
 
@@ -253,6 +363,7 @@ private:
 		auto r = tree_->build("patched", build_command_);
 		if (!r) {
 			build_failed_ = true;
+			patched_failed_on_cached_tree_ = cached_.has_value();
 			return stop(Outcome::failed, r.error().message);
 		}
 		patched_ = std::move(*r);
@@ -658,7 +769,8 @@ private:
 	{
 		if (work_dir_.empty())
 			return;
-		if (o_.keep_work || keep_ || build_failed_ || !temporary_) {
+		if (o_.keep_work || keep_ || (build_failed_ && !patched_failed_on_cached_tree_) ||
+		    !temporary_) {
 			rep_.work_dir = work_dir_;
 			if (temporary_)
 				progress_.line(fmt::format("work directory kept: {}", work_dir_));
@@ -676,7 +788,10 @@ private:
 	std::string work_dir_;
 	bool temporary_ = false, keep_ = false, build_failed_ = false;
 	std::unique_ptr<WorkTree> tree_;
-	std::string build_command_;
+	std::string build_command_, original_command_;
+	std::string cache_dir_;
+	std::optional<CacheKey> key_;
+	std::optional<CacheEntry> cached_;
 	BuildRecords original_, patched_;
 	std::vector<std::unique_ptr<Unit>> units_;
 	std::set<std::pair<const ObjectFile *, uint32_t>> checked_pieces_;
@@ -692,7 +807,26 @@ private:
 BuildReport build_patch_from_diff(const BuildOptions &options, Progress &progress)
 {
 	Builder b(options, progress);
-	return b.run();
+	BuildReport r = b.run();
+	if (!b.patched_failed_on_cached_tree())
+		return r;
+	progress.line(fmt::format("the patched build failed in the tree copied from the cache "
+	                          "({}): building the original tree again, without the cache",
+	                          r.cache_entry));
+	BuildOptions again = options;
+	again.use_cache = false;
+	if (!again.work_dir.empty()) {
+		std::error_code ec;
+		for (const char *d : {"tree", "bin", "records"})
+			fs::remove_all(fs::path(again.work_dir) / d, ec);
+	}
+	Builder b2(again, progress);
+	BuildReport r2 = b2.run();
+	r2.warnings.insert(r2.warnings.begin(),
+	                   fmt::format("the patched build failed in the tree copied from the "
+	                               "cache entry {}; built again without the cache",
+	                               r.cache_entry));
+	return r2;
 }
 
 } // namespace atlas::build_patch

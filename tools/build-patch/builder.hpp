@@ -21,13 +21,17 @@ struct BuildOptions {
 	std::string source_dir;
 	std::string diff;
 	std::string target;
-	std::string build_command; // empty: default_build_command()
-	std::string output;        // empty: <build-id>-<name>.patch.o in the current directory
-	std::string name;          // empty: from the diff's file name
-	std::string work_dir;      // empty: a temporary directory, removed unless kept
+	std::string build_command;     // empty: default_build_command()
+	std::string configure_command; // run before the original build only (e.g. ./configure)
+	std::string output;            // empty: <build-id>-<name>.patch.o in the current directory
+	std::string name;              // empty: from the diff's file name
+	std::string work_dir;          // empty: a temporary directory, removed unless kept
 	bool keep_work = false;
 	bool keep_lines = true; // insert #line directives (false only to show why they matter)
 	std::string self_exe;   // this program, for the compiler links
+	// The cache of original builds (build_cache.hpp): empty means default_cache_dir().
+	std::string cache_dir;
+	bool use_cache = true;
 };
 
 // Exit statuses of atlas build-patch.
@@ -74,6 +78,10 @@ struct BuildReport {
 	size_t objects_built = 0;
 	size_t objects_rebuilt = 0;
 	std::string work_dir; // when kept
+	// The original build: "built" (no cache), "stored" (built, then kept in the cache),
+	// "reused" (copied from the cache); the cache entry.
+	std::string original_build = "built";
+	std::string cache_entry;
 };
 
 BuildReport build_patch_from_diff(const BuildOptions &options, Progress &progress);

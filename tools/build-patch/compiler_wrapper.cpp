@@ -153,6 +153,15 @@ int wrapper_main(int argc, char **argv)
 	return 0;
 }
 
+std::vector<std::pair<std::string, std::string>> real_compilers()
+{
+	std::vector<std::pair<std::string, std::string>> out;
+	for (const std::string &n : compiler_names())
+		if (std::string real = find_real(n, ""); !real.empty())
+			out.emplace_back(n, real);
+	return out;
+}
+
 Result<void> install_compiler_shims(const std::string &dir, const std::string &self)
 {
 	std::error_code ec;

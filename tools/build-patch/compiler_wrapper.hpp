@@ -9,6 +9,8 @@
 #include "atlas/patch/result.hpp"
 
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace atlas::build_patch
 {
@@ -18,6 +20,9 @@ bool is_wrapper_invocation(const char *argv0);
 
 // The wrapper's main; returns the real compiler's exit status.
 int wrapper_main(int argc, char **argv);
+
+// Each compiler name the wrapper stands in for that PATH has, with the real compiler's path.
+std::vector<std::pair<std::string, std::string>> real_compilers();
 
 // Creates `dir` with a link to `self` for each compiler name found in PATH.
 patch::Result<void> install_compiler_shims(const std::string &dir, const std::string &self);

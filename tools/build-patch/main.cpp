@@ -44,12 +44,20 @@ int main(int argc, char **argv)
 	               "file in /usr/lib/debug/.build-id)");
 	app.add_option("--build", o.build_command,
 	               "the build command, run by /bin/sh in the tree (default: make -j<cpus>)");
+	app.add_option("--configure", o.configure_command,
+	               "run by /bin/sh in the tree before the original build only, e.g. "
+	               "\"./configure ...\" (the patched build runs --build alone)");
 	app.add_option("-o,--output", o.output,
 	               "the patch file to write (default: <build-id>-<name>.patch.o)");
 	app.add_option("--name", o.name, "the patch's name (default: the diff's file name)");
 	app.add_option("--work", o.work_dir,
 	               "work directory (default: a temporary one, removed afterwards)");
 	app.add_flag("--keep-work", o.keep_work, "keep the work directory (builds, logs, objects)");
+	app.add_option("--cache", o.cache_dir,
+	               "the cache of original builds (default: $ATLAS_BUILD_PATCH_CACHE, else "
+	               "$XDG_CACHE_HOME/atlas/build-patch or ~/.cache/atlas/build-patch)");
+	app.add_flag("!--no-cache", o.use_cache,
+	             "build the original tree in full, neither reading nor filling the cache");
 	app.add_flag("--json", as_json, "print the result as one JSON object on stdout");
 	app.add_flag("--print-flags", print,
 	             "print the compiler flags a program must be built with to be patchable");

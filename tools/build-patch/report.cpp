@@ -74,6 +74,9 @@ nlohmann::ordered_json report_json(const BuildReport &r)
 	j["line_directives"] = r.line_directives;
 	j["objects_built"] = r.objects_built;
 	j["objects_rebuilt"] = r.objects_rebuilt;
+	j["original_build"] = r.original_build;
+	if (!r.cache_entry.empty())
+		j["cache_entry"] = r.cache_entry;
 	nlohmann::ordered_json t = nlohmann::ordered_json::object();
 	for (const auto &[step, s] : r.timings)
 		t[step] = s;

@@ -17,9 +17,6 @@ using patch::make_error;
 using patch::Result;
 namespace fs = std::filesystem;
 
-namespace
-{
-
 Result<size_t> copy_tree(const fs::path &from, const fs::path &to)
 {
 	std::error_code ec;
@@ -61,8 +58,6 @@ Result<size_t> copy_tree(const fs::path &from, const fs::path &to)
 	return files;
 }
 
-} // namespace
-
 Result<WorkTree> WorkTree::create(const std::string &work, const std::string &source,
                                   const std::string &self_exe)
 {
@@ -79,6 +74,30 @@ Result<WorkTree> WorkTree::create(const std::string &work, const std::string &so
 		    Errc::io,
 		    fmt::format("{} already exists: give an empty --work directory", t.tree_));
 	auto files = copy_tree(t.source_, t.tree_);
+	if (!files)
+		return files.error();
+	t.files_ = *files;
+	if (auto r = install_compiler_shims(t.shims_, self_exe); !r)
+		return r.error();
+	return t;
+}
+
+Result<WorkTree> WorkTree::restore(const std::string &work, const std::string &built_tree,
+                                   const std::string &source, const std::string &self_exe)
+{
+	WorkTree t;
+	t.work_ = fs::absolute(work).lexically_normal().string();
+	t.tree_ = t.work_ + "/tree";
+	t.shims_ = t.work_ + "/bin";
+	t.source_ = fs::absolute(source).lexically_normal().string();
+	while (t.source_.size() > 1 && t.source_.back() == '/')
+		t.source_.pop_back();
+	std::error_code ec;
+	if (fs::exists(t.tree_, ec))
+		return make_error(
+		    Errc::io,
+		    fmt::format("{} already exists: give an empty --work directory", t.tree_));
+	auto files = copy_tree(built_tree, t.tree_);
 	if (!files)
 		return files.error();
 	t.files_ = *files;

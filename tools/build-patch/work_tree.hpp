@@ -7,6 +7,7 @@
 
 #include "build_records.hpp"
 
+#include <filesystem>
 #include <string>
 
 namespace atlas::build_patch
@@ -19,6 +20,12 @@ public:
 	// rely on) to <work>/tree and installs the compiler links in <work>/bin.
 	static patch::Result<WorkTree> create(const std::string &work, const std::string &source,
 	                                      const std::string &self_exe);
+	// The same with <work>/tree a copy of `built_tree`, an original build of `source`
+	// kept by the cache (build_cache.hpp).
+	static patch::Result<WorkTree> restore(const std::string &work,
+	                                       const std::string &built_tree,
+	                                       const std::string &source,
+	                                       const std::string &self_exe);
 
 	const std::string &tree() const noexcept
 	{
@@ -44,6 +51,10 @@ private:
 	std::string work_, tree_, shims_, source_;
 	size_t files_ = 0;
 };
+
+// Copies the directory `from` to `to` (created), without .git directories, keeping the
+// files' modification times; returns how many files it copied.
+patch::Result<size_t> copy_tree(const std::filesystem::path &from, const std::filesystem::path &to);
 
 // The build command for a tree that does not say: make, in parallel.
 std::string default_build_command(const std::string &tree);

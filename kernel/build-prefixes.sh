@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build every prefix of the views series in turn (issue 13 item 3):
 #
-#   kernel/build-prefixes.sh [--from N] [--to N] [--boot] [--stop] DEVTREE [WORKDIR]
+#   kernel/build-prefixes.sh [--from N] [--to N] [--boot] [--stop] [--quick] DEVTREE [WORKDIR]
 #
 # DEVTREE is a development tree made by kernel/dev-tree.sh (tag atlas-base). Prefix 0 is
 # atlas-base (the baseline), prefix K the K-th commit of atlas-base..HEAD (first parent). Every
@@ -20,6 +20,10 @@
 #   - with --boot, a boot of the image in the guest runner (guest/run ... -- true).
 # A prefix passes when it builds with no new warnings (and boots, with --boot).
 #
+# --quick is a fast pre-check, not the real thing: instead of bzImage it compiles only the .c
+# files the prefix adds or changes (those the configuration builds, with their generated headers),
+# every warning counts as new, and W=1 and boots are skipped. Use its own WORKDIR.
+#
 # Results: WORKDIR/results.tsv, one line per prefix (a later run replaces a prefix's line),
 # and WORKDIR/logs/NNNN.{build,w1,boot}. A prefix whose commit already has a result is skipped,
 # so a second run continues where the first stopped. --stop ends at the first failing prefix.
@@ -28,13 +32,14 @@ set -euo pipefail
 
 main() {
 	root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-	from=0 to='' boot=0 stop=0
+	from=0 to='' boot=0 stop=0 quick=0
 	while [ $# -gt 0 ]; do
 		case "$1" in
 		--from) from=$2; shift 2 ;;
 		--to) to=$2; shift 2 ;;
 		--boot) boot=1; shift ;;
 		--stop) stop=1; shift ;;
+		--quick) quick=1; shift ;;
 		-h | --help) sed -n '2,/^set -e/p' "${BASH_SOURCE[0]}" | sed -e '$d' -e 's/^# \{0,1\}//'; exit 0 ;;
 		-*) echo "kernel/build-prefixes.sh: unknown option $1" >&2; exit 2 ;;
 		*) break ;;
@@ -67,6 +72,41 @@ main() {
 	export CCACHE_BASEDIR=$work CCACHE_NOHASHDIR=1 CCACHE_COMPILERCHECK=content
 	export PATH=/usr/lib/ccache:$PATH
 	kmake() { nice -n 19 make -C "$src" -j"$(nproc)" "$@"; }
+	# Whether the configuration builds file F (--quick): its line in its directory's Makefile,
+	# and each parent directory's line, is obj-y or obj-$(CONFIG_X) with X set (a name not found
+	# counts as built).
+	built() {
+		python3 - "$src" "$obj/.config" "$1" <<'PY'
+import os, re, sys
+src, config, f = sys.argv[1:]
+conf = set(re.findall(r'^(CONFIG_\w+)=[ym]$', open(config).read(), re.M))
+def ok(makefile, entry):
+    for mk in (makefile + '/Makefile', makefile + '/Kbuild'):
+        p = os.path.join(src, mk)
+        if not os.path.exists(p):
+            continue
+        text = open(p).read().replace('\\\n', ' ')
+        found = False
+        for line in text.split('\n'):
+            m = re.match(r'^\s*([\w-]+?)-(y|\$\((CONFIG_\w+)\))\s*[+:]?=(.*)$', line)
+            if not m or not re.search(r'(^|\s)' + re.escape(entry) + r'(\s|$)', m.group(4)):
+                continue
+            found = True
+            if m.group(2) == 'y' or m.group(3) in conf:
+                return True
+        if found:
+            return False
+    return True
+d, name = os.path.split(f)
+if not ok(d, name[:-2] + '.o'):
+    sys.exit(1)
+while os.path.dirname(d):
+    parent, base = os.path.split(d)
+    if not ok(parent, base + '/'):
+        sys.exit(1)
+    d = parent
+PY
+	}
 	# "file:line:col: warning: text" -> "file: warning: text", sorted and unique.
 	norm() { grep -E '(warning|error):' | sed -E 's/^([^:]+):[0-9]+(:[0-9]+)?:/\1:/' | sort -u; }
 
@@ -99,10 +139,22 @@ main() {
 		mmview=${mmview:--}
 
 		start=$SECONDS
-		if kmake -s O="$obj" bzImage >"$work/logs/$n.build" 2>&1; then result=ok; else result=FAIL; fi
+		if [ "$quick" = 1 ]; then
+			# The objects of the .c files this prefix touches that the configuration builds
+			# (obj-y in their directory's Makefile, as the config has it).
+			mapfile -t touched < <([ "$k" = 0 ] || git -C "$dev" diff --name-only --diff-filter=AM "$c^" "$c" -- '*.c' ':(exclude)tools/**' ':(exclude)Documentation/**')
+			targets=()
+			for f in "${touched[@]}"; do
+				if built "$f"; then targets+=("${f%.c}.o"); fi
+			done
+			result=ok
+			: >"$work/logs/$n.build"
+			[ ${#targets[@]} = 0 ] || kmake -k -s O="$obj" "${targets[@]}" >"$work/logs/$n.build" 2>&1 || result=FAIL
+		elif kmake -s O="$obj" bzImage >"$work/logs/$n.build" 2>&1; then result=ok; else result=FAIL; fi
 		build_s=$((SECONDS - start))
 		norm <"$work/logs/$n.build" >"$work/logs/$n.build.warnings" || true
-		if [ "$k" = 0 ]; then cp "$work/logs/$n.build.warnings" "$work/baseline.warnings"; fi
+		if [ "$k" = 0 ] || [ "$quick" = 1 ]; then : >"$work/baseline.warnings"; fi
+		if [ "$k" = 0 ] && [ "$quick" = 0 ]; then cp "$work/logs/$n.build.warnings" "$work/baseline.warnings"; fi
 		new_warn=$(comm -23 "$work/logs/$n.build.warnings" "$work/baseline.warnings" | wc -l)
 
 		# W=1 on the .c files this prefix touches (at prefix 0: every .c file of the series).
@@ -113,7 +165,7 @@ main() {
 		fi
 		w1_files=0 new_w1=0
 		: >"$work/logs/$n.w1"
-		if [ "$result" = ok ]; then
+		if [ "$result" = ok ] && [ "$quick" = 0 ]; then
 			for f in "${files[@]}"; do
 				o=${f%.c}.o
 				[ -f "$obj/$o" ] || continue # not built in this configuration

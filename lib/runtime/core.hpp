@@ -163,8 +163,11 @@ private:
 	// (checked again: applied_ changes only while a patcher is busy); false with `report`.
 	bool claim_patcher(Operation op, std::shared_ptr<CodeChange> &change,
 	                   const std::string &identity, Report &report);
-	// Publishes `tr` (mu_ held): a transition number, a new generation, in flight.
-	void publish_locked(Transition tr);
+	// Publishes a transition (mu_ held) in its first state, gathering or migrating, with
+	// `new_view` as its target: a transition number, a new generation, in flight.
+	void publish_locked(Mode mode, Operation op, std::shared_ptr<CodeChange> change,
+	                    std::string identity, std::int64_t started_ns, ViewId old_view,
+	                    ViewId new_view);
 	void finish_locked(Report &report); // ends the transition: tr_ reset, counters, busy
 	Result unknown_threads_check();
 	std::vector<ThreadInfo> lagging_locked() const;
@@ -207,6 +210,7 @@ private:
 	// by the patcher alone. On failure nothing is left changed.
 	Prepared prepare_view(Operation op, CodeChange &change, const std::string &identity);
 	Report wait_wait_free(std::unique_lock<std::mutex> &lock, Deadline deadline, Report report);
+	nlohmann::json moved_fields_locked(const ThreadRecord &r, std::int64_t at) const;
 	void log_arrivals_locked(Events &events);
 	void log_sleepers_locked(Events &events);
 	void pending_locked(Report &report, Events &events);
@@ -225,6 +229,10 @@ private:
 	// `report` names the transition; otherwise `report` carries the refusal, lock not held.
 	bool begin_pending_call(const char *verb, std::unique_lock<std::mutex> &lock,
 	                        Report &report);
+	// Common end of wait() and revert_pending(): waits for the transition, remembers the
+	// report.
+	Report end_pending_call(std::unique_lock<std::mutex> &lock,
+	                        std::chrono::milliseconds deadline, Report report);
 	// A registered thread's side: migrates to the target of generation `gen`. True when
 	// the target changed meanwhile and the caller must look again.
 	bool migrate_locked(ThreadRecord &record, std::uint64_t gen,

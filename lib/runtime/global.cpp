@@ -79,15 +79,7 @@ Report Core::run_global(Operation op, std::shared_ptr<CodeChange> change, std::s
 
 	Events events;
 	std::unique_lock lock(mu_);
-	Transition tr;
-	tr.mode = Mode::global;
-	tr.phase = Phase::gathering;
-	tr.op = op;
-	tr.change = change;
-	tr.identity = identity;
-	tr.started_ns = tr.gen_started_ns = monotonic_ns();
-	tr.target_view = tr.old_view = tr.new_view = base_view_;
-	publish_locked(std::move(tr));
+	publish_locked(Mode::global, op, change, identity, monotonic_ns(), base_view_, base_view_);
 	report.transition = tr_->id;
 	if (!gather_locked(lock, deadline, report, events)) {
 		lock.unlock();

@@ -121,9 +121,21 @@ bool Core::claim_patcher(Operation op, std::shared_ptr<CodeChange> &change,
 	return true;
 }
 
-void Core::publish_locked(Transition tr)
+void Core::publish_locked(Mode mode, Operation op, std::shared_ptr<CodeChange> change,
+                          std::string identity, std::int64_t started_ns, ViewId old_view,
+                          ViewId new_view)
 {
+	Transition tr;
 	tr.id = ++transition_counter_;
+	tr.mode = mode;
+	tr.phase = mode == Mode::global ? Phase::gathering : Phase::migrating;
+	tr.op = op;
+	tr.change = std::move(change);
+	tr.identity = std::move(identity);
+	tr.started_ns = started_ns;
+	tr.gen_started_ns = monotonic_ns();
+	tr.old_view = old_view;
+	tr.target_view = tr.new_view = new_view;
 	tr_ = std::move(tr);
 	set_generation_locked(gen_counter_ + 1);
 	tr_->gen = gen_counter_;

@@ -111,19 +111,9 @@ Report Core::run_wait_free(Operation op, std::shared_ptr<CodeChange> change, std
 	}
 
 	std::unique_lock lock(mu_);
-	Transition tr;
-	tr.mode = Mode::wait_free;
-	tr.phase = Phase::migrating;
-	tr.op = op;
-	tr.change = change;
-	tr.identity = identity;
-	tr.started_ns = started;
-	tr.gen_started_ns = monotonic_ns();
-	tr.target_view = tr.new_view = prepared.view;
-	tr.old_view = base_view_;
 	// Publishing: threads see it at their next point (relaxed loads on the fast path; the
 	// slow path takes mu_, which orders everything the patcher wrote before).
-	publish_locked(std::move(tr));
+	publish_locked(Mode::wait_free, op, change, identity, started, base_view_, prepared.view);
 	report.transition = tr_->id;
 	return wait_wait_free(lock, deadline, std::move(report));
 }
@@ -186,6 +176,17 @@ Report Core::wait_wait_free(std::unique_lock<std::mutex> &lock, Deadline deadlin
 	return report;
 }
 
+// A thread event of this generation: the thread, its view and the time from the target's
+// publication to `at`.
+nlohmann::json Core::moved_fields_locked(const ThreadRecord &r, std::int64_t at) const
+{
+	return {{"transition", tr_->id},
+	        {"tid", r.tid},
+	        {"name", name_locked(r)},
+	        {"view", r.view},
+	        {"latency_ns", at - tr_->gen_started_ns}};
+}
+
 // Threads that reached the target for this generation, and those that exited: once each.
 void Core::log_arrivals_locked(Events &events)
 {
@@ -193,13 +194,8 @@ void Core::log_arrivals_locked(Events &events)
 	for (auto &r : records_) {
 		if (r->acked_gen == gen && r->reported_gen != gen && r->view == tr_->target_view) {
 			r->reported_gen = gen;
-			events.emplace_back(
-			    "thread_migrated",
-			    nlohmann::json{{"transition", tr_->id},
-			                   {"tid", r->tid},
-			                   {"name", name_locked(*r)},
-			                   {"view", r->view},
-			                   {"latency_ns", r->arrived_ns - tr_->gen_started_ns}});
+			events.emplace_back("thread_migrated",
+			                    moved_fields_locked(*r, r->arrived_ns));
 		}
 	}
 	for (const auto &[tid, name] : exited_during_)
@@ -220,13 +216,8 @@ void Core::log_sleepers_locked(Events &events)
 		    r->state.load(std::memory_order_seq_cst) != ThreadState::blocked)
 			continue;
 		r->reported_gen = gen;
-		events.emplace_back(
-		    "thread_migrates_on_wake",
-		    nlohmann::json{{"transition", tr_->id},
-		                   {"tid", r->tid},
-		                   {"name", name_locked(*r)},
-		                   {"view", r->view},
-		                   {"latency_ns", monotonic_ns() - tr_->gen_started_ns}});
+		events.emplace_back("thread_migrates_on_wake",
+		                    moved_fields_locked(*r, monotonic_ns()));
 	}
 }
 
@@ -362,17 +353,23 @@ bool Core::begin_pending_call(const char *verb, std::unique_lock<std::mutex> &lo
 	return true;
 }
 
+Report Core::end_pending_call(std::unique_lock<std::mutex> &lock,
+                              std::chrono::milliseconds deadline, Report report)
+{
+	report = wait_wait_free(lock, deadline_of(deadline), std::move(report));
+	if (lock.owns_lock())
+		lock.unlock();
+	remember(report);
+	return report;
+}
+
 Report Core::wait(std::chrono::milliseconds deadline)
 {
 	Report report;
 	std::unique_lock<std::mutex> lock;
 	if (!begin_pending_call("wait", lock, report))
 		return report;
-	report = wait_wait_free(lock, deadline_of(deadline), std::move(report));
-	if (lock.owns_lock())
-		lock.unlock();
-	remember(report);
-	return report;
+	return end_pending_call(lock, deadline, std::move(report));
 }
 
 Report Core::revert_pending(std::chrono::milliseconds deadline)
@@ -394,11 +391,7 @@ Report Core::revert_pending(std::chrono::milliseconds deadline)
 	lock.unlock();
 	log_.emit("reverting", {{"transition", id}, {"view", old_view}});
 	lock.lock();
-	report = wait_wait_free(lock, deadline_of(deadline), std::move(report));
-	if (lock.owns_lock())
-		lock.unlock();
-	remember(report);
-	return report;
+	return end_pending_call(lock, deadline, std::move(report));
 }
 
 } // namespace atlas::detail

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
-// The patch loader (design sec. 4; docs/patch-format.md, "Loader").
+// The patch loader's passes (docs/patch-format.md, "Loader"); the redirect engine, unwind
+// registration and the loaded-objects scan are in their own files (loader_internal.hpp).
 //
 // Order of work, so that a refusal leaves the process unchanged: parse and validate the file;
 // find the target object among the loaded ones by build-id; resolve every redirect site (and
@@ -11,6 +12,7 @@
 #include "atlas/patch/reloc.hpp"
 #include "atlas/patch/target.hpp"
 #include "internal.hpp"
+#include "loader_internal.hpp"
 
 #include <Zydis/Zydis.h>
 #include <algorithm>
@@ -20,25 +22,13 @@
 #include <cstring>
 #include <dlfcn.h>
 #include <elf.h>
-#include <fcntl.h>
 #include <fmt/format.h>
-#include <link.h>
 #include <map>
-#include <mutex>
 #include <set>
 #include <sys/mman.h>
-#include <sys/prctl.h>
 #include <tuple>
 #include <unistd.h>
 
-// libgcc's unwinder registry: the patch's .eh_frame must be known to it for exceptions to
-// propagate through patched functions (the patch is not a dlopen'ed object that
-// dl_iterate_phdr would report to the unwinder).
-extern "C" void __register_frame(void *begin);
-extern "C" void __deregister_frame(void *begin);
-// Runs and forgets the destructors registered with __cxa_atexit for one DSO handle: the
-// patch's static objects must not be destroyed at exit from unmapped text.
-extern "C" void __cxa_finalize(void *dso);
 // .fini_array entries are registered like destructors, against the patch's handle: run by
 // __cxa_finalize in unreachable() before the text is unmapped, or at exit if still mapped.
 extern "C" int __cxa_atexit(void (*fn)(void *), void *arg, void *dso);
@@ -49,130 +39,12 @@ namespace atlas::patch
 namespace
 {
 
-constexpr uint64_t page_size = 4096;
-// A patch and everything it reaches with a 32-bit displacement must fit in this span; the
-// margin leaves room for addends.
-constexpr uint64_t near_span = (uint64_t(2) << 30) - (uint64_t(16) << 20);
-constexpr size_t jump_size = 5;
-constexpr std::array<uint8_t, 4> endbr64 = {0xf3, 0x0f, 0x1e, 0xfa};
-constexpr size_t stub_size = 16; // jmp *0(%rip); .quad target; padding
-
-uint64_t align_up(uint64_t v, uint64_t a)
-{
-	return a <= 1 ? v : (v + a - 1) & ~(a - 1);
-}
-
-// One object of this process as dl_iterate_phdr reports it.
-struct LoadedObject {
-	std::string name; // dlpi_name; empty for the main program
-	uint64_t bias = 0;
-	uint64_t lo = 0, hi = 0; // extent of its PT_LOAD segments
-	std::vector<uint8_t> build_id;
-	size_t tls_modid = 0;
-	void *tls_data = nullptr;
-
-	std::string path() const
-	{
-		return name.empty() ? std::string("/proc/self/exe") : name;
-	}
-	std::string display() const
-	{
-		return name.empty() ? std::string("the main program") : name;
-	}
-};
-
-void read_note_build_id(const uint8_t *p, size_t size, std::vector<uint8_t> &out)
-{
-	size_t off = 0;
-	while (off + sizeof(Elf64_Nhdr) <= size) {
-		Elf64_Nhdr nh;
-		std::memcpy(&nh, p + off, sizeof nh);
-		size_t name_off = off + sizeof nh;
-		size_t desc_off = name_off + align_up(nh.n_namesz, 4);
-		size_t next = desc_off + align_up(nh.n_descsz, 4);
-		if (next > size || next <= off)
-			return;
-		if (nh.n_type == NT_GNU_BUILD_ID && nh.n_namesz == 4 &&
-		    std::memcmp(p + name_off, "GNU", 4) == 0 && nh.n_descsz > 0) {
-			out.assign(p + desc_off, p + desc_off + nh.n_descsz);
-			return;
-		}
-		off = next;
-	}
-}
-
-int collect_object(struct dl_phdr_info *info, size_t, void *data)
-{
-	auto *out = static_cast<std::vector<LoadedObject> *>(data);
-	LoadedObject o;
-	o.name = info->dlpi_name ? info->dlpi_name : "";
-	o.bias = info->dlpi_addr;
-	o.tls_modid = info->dlpi_tls_modid;
-	o.tls_data = info->dlpi_tls_data;
-	uint64_t lo = UINT64_MAX, hi = 0;
-	for (unsigned i = 0; i < info->dlpi_phnum; i++) {
-		const ElfW(Phdr) &ph = info->dlpi_phdr[i];
-		if (ph.p_type == PT_LOAD) {
-			lo = std::min<uint64_t>(lo, ph.p_vaddr);
-			hi = std::max<uint64_t>(hi, ph.p_vaddr + ph.p_memsz);
-		} else if (ph.p_type == PT_NOTE && o.build_id.empty()) {
-			read_note_build_id(reinterpret_cast<const uint8_t *>(o.bias + ph.p_vaddr),
-			                   ph.p_memsz, o.build_id);
-		}
-	}
-	if (hi == 0)
-		return 0; // the vDSO without loads, or nothing to patch
-	o.lo = o.bias + lo;
-	o.hi = o.bias + hi;
-	out->push_back(std::move(o));
-	return 0;
-}
-
-std::vector<LoadedObject> loaded_objects()
-{
-	std::vector<LoadedObject> out;
-	dl_iterate_phdr(collect_object, &out);
-	return out;
-}
+using namespace detail;
 
 std::string base_name(const std::string &p)
 {
 	size_t s = p.rfind('/');
 	return s == std::string::npos ? p : p.substr(s + 1);
-}
-
-uint64_t thread_pointer()
-{
-	uint64_t tp;
-	// x86-64 TLS variant II: %fs:0 holds the thread pointer itself (the TCB's self pointer).
-	asm volatile("mov %%fs:0, %0" : "=r"(tp));
-	return tp;
-}
-
-// The offset of a module's TLS block from the thread pointer, when the block is in the static
-// TLS area (at a fixed offset in every thread), which initial-exec and local-exec code needs.
-std::optional<int64_t> static_tls_offset(const LoadedObject &o)
-{
-	if (!o.tls_data)
-		return std::nullopt;
-	uint64_t tp = thread_pointer();
-	uint64_t block = reinterpret_cast<uint64_t>(o.tls_data);
-	// glibc exports the static TLS area's size (GLIBC_PRIVATE; the sanitizers use it too).
-	// The area lies right below the thread pointer; a dynamically allocated block of a
-	// dlopen'ed module lies elsewhere and has no fixed offset.
-	using info_fn = void (*)(size_t *, size_t *);
-	static info_fn info =
-	    reinterpret_cast<info_fn>(dlsym(RTLD_DEFAULT, "_dl_get_tls_static_info"));
-	if (info) {
-		size_t size = 0, align = 0;
-		info(&size, &align);
-		if (block < tp && tp - block <= size)
-			return int64_t(block - tp);
-		return std::nullopt;
-	}
-	if (o.tls_modid == 1) // the main program's block is always static
-		return int64_t(block - tp);
-	return std::nullopt;
 }
 
 // How a patch symbol resolved.
@@ -196,15 +68,6 @@ struct SectionPlace {
 	bool rx = false;
 	uint64_t offset = 0; // within its region
 	uint64_t size = 0;
-};
-
-struct RedirectSite {
-	std::string name;
-	uint64_t entry = 0; // the symbol's address
-	uint64_t site = 0;  // where the jump goes (after endbr64)
-	uint64_t size = 0;
-	uint32_t replacement = 0; // patch symbol
-	uint64_t destination = 0; // filled after placement
 };
 
 // Decodes the target function and refuses it when the jump would not fit or a branch in it
@@ -324,504 +187,6 @@ Result<uint64_t> reserve_near(uint64_t lo, uint64_t hi, uint64_t size)
 	}
 	return make_error(Errc::io, "the address space kept changing while placing the patch");
 }
-
-// The FDEs of a relocated .eh_frame (bytes `eh`, mapped at `addr`) as {start_ip - segbase,
-// FDE address - segbase}, sorted: the search table of an .eh_frame_hdr, which libunwind's
-// dynamic registry takes. Records it cannot decode are skipped (they stay unknown to libunwind
-// only; libgcc reads the section itself).
-std::vector<std::array<int32_t, 2>> fde_table(std::span<const uint8_t> eh, uint64_t addr,
-                                              uint64_t segbase)
-{
-	std::vector<std::array<int32_t, 2>> out;
-	std::map<uint64_t, uint8_t> cie_encoding; // CIE offset -> FDE pointer encoding
-	auto u32 = [&](uint64_t at) {
-		uint32_t v;
-		std::memcpy(&v, eh.data() + at, 4);
-		return v;
-	};
-	auto uleb = [&](uint64_t &at, uint64_t end) {
-		uint64_t v = 0;
-		unsigned shift = 0;
-		while (at < end) {
-			uint8_t b = eh[at++];
-			if (shift < 64)
-				v |= uint64_t(b & 0x7f) << shift;
-			shift += 7;
-			if (!(b & 0x80))
-				break;
-		}
-		return v;
-	};
-	auto enc_size = [](uint8_t enc) -> unsigned {
-		switch (enc & 0x0f) {
-		case 0x00: // DW_EH_PE_absptr
-		case 0x04: // udata8
-		case 0x0c: // sdata8
-			return 8;
-		case 0x03: // udata4
-		case 0x0b: // sdata4
-			return 4;
-		case 0x02: // udata2
-		case 0x0a: // sdata2
-			return 2;
-		default:
-			return 0;
-		}
-	};
-	uint64_t off = 0;
-	while (off + 8 <= eh.size()) {
-		uint32_t len = u32(off);
-		if (len == 0 || len == 0xffffffff || len > eh.size() - off - 4)
-			break; // terminator, 64-bit DWARF (not emitted by gcc) or garbage
-		uint64_t rec = off + 4, end = rec + len;
-		uint32_t id = u32(rec);
-		if (id == 0) {                     // CIE
-			uint64_t at = rec + 4 + 1; // version
-			std::string aug;
-			while (at < end && eh[at])
-				aug += char(eh[at++]);
-			at++;
-			(void)uleb(at, end); // code alignment
-			(void)uleb(at, end); // data alignment (sleb: only skipped)
-			(void)uleb(at, end); // return address register (version 3; 1 byte in v1)
-			uint8_t fde_enc = 0;
-			if (!aug.empty() && aug[0] == 'z') {
-				(void)uleb(at, end);
-				for (size_t i = 1; i < aug.size() && at < end; i++) {
-					if (aug[i] == 'R') {
-						fde_enc = eh[at++];
-					} else if (aug[i] == 'P') {
-						uint8_t penc = eh[at++];
-						at += enc_size(penc);
-					} else if (aug[i] == 'L') {
-						at++;
-					}
-				}
-			}
-			cie_encoding[off] = fde_enc;
-		} else if (id <= rec) { // FDE; id: distance back to its CIE
-			auto cie = cie_encoding.find(rec - id);
-			uint8_t enc = cie == cie_encoding.end() ? 0 : cie->second;
-			uint64_t at = rec + 4;
-			unsigned size = enc_size(enc);
-			if (size && at + size <= end && (enc & 0x70) <= 0x10) {
-				int64_t v = 0;
-				if (size == 8) {
-					std::memcpy(&v, eh.data() + at, 8);
-				} else if (size == 4) {
-					uint32_t w = u32(at);
-					v = (enc & 0x08) ? int64_t(int32_t(w)) : int64_t(w);
-				} else {
-					uint16_t h;
-					std::memcpy(&h, eh.data() + at, 2);
-					v = (enc & 0x08) ? int64_t(int16_t(h)) : int64_t(h);
-				}
-				uint64_t start =
-				    uint64_t(v) + ((enc & 0x70) == 0x10 ? addr + at : 0);
-				out.push_back({int32_t(int64_t(start - segbase)),
-				               int32_t(int64_t(addr + off - segbase))});
-			}
-		}
-		off = end;
-	}
-	std::sort(out.begin(), out.end());
-	return out;
-}
-
-class Mem
-{
-public:
-	// /proc/thread-self/mem of the calling thread's view (wait-free mode: the new one the
-	// patcher migrated into; /proc/self/mem would be the leader's). Writes through it reach
-	// read-only text without making it writable (the kernel copies the page on write).
-	Mem() : fd_(open_own_mem()) {}
-	~Mem()
-	{
-		if (fd_ >= 0)
-			::close(fd_);
-	}
-	Mem(const Mem &) = delete;
-	Mem &operator=(const Mem &) = delete;
-	int error() const
-	{
-		return fd_ < 0 ? errno_ : 0;
-	}
-	bool read(uint64_t addr, uint8_t *buf, size_t n)
-	{
-		return ::pread(fd_, buf, n, off_t(addr)) == ssize_t(n);
-	}
-	bool write(uint64_t addr, const uint8_t *buf, size_t n)
-	{
-		return ::pwrite(fd_, buf, n, off_t(addr)) == ssize_t(n);
-	}
-
-private:
-	// A process that changed its credentials (a server started as root that dropped to its
-	// own user) is not dumpable, and then /proc/self belongs to root and refuses the open,
-	// although the kernel lets a process access its own memory. Dumpable for the open only:
-	// the descriptor stays usable, and for those microseconds another process of the same
-	// user could attach with ptrace, as it could to any dumpable process of that user.
-	static int open_own_mem()
-	{
-		int fd = ::open("/proc/thread-self/mem", O_RDWR | O_CLOEXEC);
-		if (fd >= 0 || errno != EACCES || prctl(PR_GET_DUMPABLE) != 0)
-			return fd;
-		if (prctl(PR_SET_DUMPABLE, 1) != 0) {
-			errno = EACCES;
-			return -1;
-		}
-		fd = ::open("/proc/thread-self/mem", O_RDWR | O_CLOEXEC);
-		const int saved = errno;
-		prctl(PR_SET_DUMPABLE, 0);
-		errno = saved;
-		return fd;
-	}
-
-	int fd_;
-	int errno_ = errno;
-};
-
-using Jump = std::array<uint8_t, jump_size>;
-
-Jump make_jump(uint64_t site, uint64_t dest)
-{
-	int32_t rel = int32_t(int64_t(dest - (site + jump_size)));
-	Jump j{0xe9};
-	std::memcpy(j.data() + 1, &rel, 4);
-	return j;
-}
-
-// What each applied redirect wrote over, process-wide: for a jump found at a redirect site,
-// the bytes that were there before it (the original, or the jump of the patch below it). The
-// jump's destination lies in the text of the patch that wrote it, so the jump identifies that
-// patch; recorded by apply(), dropped when the patch is unmapped. in_effect() follows it from
-// the bytes it reads at a site down to its own jump (in effect, a later patch on top) or to
-// something else (reverted, and the function patched again by another patch). A leaf lock:
-// nothing else is locked while it is held.
-class Layers
-{
-public:
-	void record(uint64_t site, const Jump &written, const Jump &found)
-	{
-		std::lock_guard lock(mu_);
-		try {
-			below_[{site, written}] = found;
-		} catch (...) {
-			// Unrecorded: in_effect() then treats the site as not this patch's.
-		}
-	}
-	void forget(uint64_t site, const Jump &written)
-	{
-		std::lock_guard lock(mu_);
-		below_.erase({site, written});
-	}
-	// Whether `mine` is in the stack of jumps whose top is `now` at `site`.
-	bool under(uint64_t site, Jump now, const Jump &mine) const
-	{
-		std::lock_guard lock(mu_);
-		for (size_t depth = 0; depth <= below_.size(); depth++) {
-			if (now == mine)
-				return true;
-			auto it = below_.find({site, now});
-			if (it == below_.end())
-				return false;
-			now = it->second;
-		}
-		return false;
-	}
-
-private:
-	mutable std::mutex mu_;
-	std::map<std::pair<uint64_t, Jump>, Jump> below_;
-};
-
-Layers &layers()
-{
-	static Layers *l = new Layers; // never destroyed: patches may be released at exit
-	return *l;
-}
-
-class PatchImpl final : public LoadedPatch
-{
-public:
-	std::string identity_;
-	bool requires_global_ = false;
-	std::vector<RedirectSite> redirects_;
-	std::map<std::string, uint64_t, std::less<>> exports_;
-	uint64_t base_ = 0, rx_size_ = 0, rw_size_ = 0;
-	void *eh_frame_ = nullptr;
-	void *dso_handle_ = nullptr;
-
-	~PatchImpl() override
-	{
-		// Only unreachable() frees: the code may still run in some view when the last
-		// reference to the change goes away without it.
-	}
-
-	std::string identity() const override
-	{
-		return identity_;
-	}
-	bool requires_global() const override
-	{
-		return requires_global_;
-	}
-	std::vector<atlas::AddressRange> replaced_functions() const override
-	{
-		std::vector<atlas::AddressRange> out;
-		for (const auto &r : redirects_)
-			out.push_back({uintptr_t(r.entry), uintptr_t(r.entry + r.size), r.name});
-		return out;
-	}
-	std::optional<uint64_t> lookup(std::string_view name) const override
-	{
-		auto it = exports_.find(name);
-		if (it == exports_.end())
-			return std::nullopt;
-		return it->second;
-	}
-	atlas::AddressRange text_range() const override
-	{
-		return {uintptr_t(base_), uintptr_t(base_ + rx_size_), {}};
-	}
-	atlas::AddressRange data_range() const override
-	{
-		return {uintptr_t(base_ + rx_size_), uintptr_t(base_ + rx_size_ + rw_size_), {}};
-	}
-	Cells cells_{};
-	std::vector<std::array<int32_t, 2>> unwind_entries_;
-	UnwindTable unwind_table() const override
-	{
-		UnwindTable t;
-		t.start_ip = base_;
-		t.end_ip = base_ + rx_size_;
-		t.segbase = base_;
-		if (!unwind_entries_.empty()) {
-			t.table_data = reinterpret_cast<uint64_t>(unwind_entries_.data());
-			t.table_len = unwind_entries_.size(); // 8 bytes per entry: one word
-		}
-		return t;
-	}
-	Cells cells() const override
-	{
-		return cells_;
-	}
-	std::vector<uint64_t> redirect_sites() const override
-	{
-		std::vector<uint64_t> out;
-		for (const auto &r : redirects_)
-			out.push_back(r.site);
-		return out;
-	}
-	// The earlier patches whose own text or data this one's relocations bound to.
-	std::vector<std::shared_ptr<const LoadedPatch>> bases_;
-	std::vector<std::shared_ptr<const atlas::CodeChange>> stacked_on() const override
-	{
-		return {bases_.begin(), bases_.end()};
-	}
-
-	atlas::Result apply() override
-	{
-		std::lock_guard lock(mu_);
-		if (unmapped_)
-			return atlas::Result::failure(identity_ + ": the patch was unmapped");
-		Mem mem;
-		if (mem.error())
-			return atlas::Result::failure(
-			    fmt::format("{}: cannot open /proc/thread-self/mem: {}", identity_,
-			                std::strerror(mem.error())));
-		std::vector<Jump> saved(redirects_.size());
-		for (size_t i = 0; i < redirects_.size(); i++)
-			if (!mem.read(redirects_[i].site, saved[i].data(), jump_size))
-				return atlas::Result::failure(fmt::format(
-				    "{}: cannot read the entry of '{}' at 0x{:x}: {}", identity_,
-				    redirects_[i].name, redirects_[i].site, std::strerror(errno)));
-		// Applied or not is a property of the caller's view: the entries tell (see mu_).
-		if (redirects_.empty() ? applied_ : all_jump_here(saved))
-			return atlas::Result::failure(identity_ + ": already applied");
-		// Stacking (also when called directly, not through the runtime): every patch whose
-		// code or data this one uses must be in effect here, or the redirects would lead
-		// into code calling a reverted or unmapped base. Bases are older: no lock cycle.
-		for (const auto &base : bases_) {
-			atlas::Result there = base->in_effect();
-			if (!there)
-				return atlas::Result::failure(fmt::format(
-				    "{}: stacked on {} (it uses its code or data), which is not in "
-				    "effect: {}; nothing changed. Apply {} again, then load {} "
-				    "anew "
-				    "on top of it",
-				    identity_, base->identity(), there.message(), base->identity(),
-				    identity_));
-		}
-		for (size_t i = 0; i < redirects_.size(); i++) {
-			const RedirectSite &r = redirects_[i];
-			Jump j = make_jump(r.site, r.destination);
-			if (!mem.write(r.site, j.data(), jump_size)) {
-				int e = errno;
-				// Undo the redirects already written: all or nothing.
-				for (size_t k = i; k-- > 0;)
-					(void)mem.write(redirects_[k].site, saved[k].data(),
-					                jump_size);
-				return atlas::Result::failure(fmt::format(
-				    "{}: cannot write the redirect of '{}' at 0x{:x} through "
-				    "/proc/thread-self/mem: {}; nothing was changed",
-				    identity_, r.name, r.site, std::strerror(e)));
-			}
-		}
-		for (size_t i = 0; i < redirects_.size(); i++)
-			layers().record(redirects_[i].site,
-			                make_jump(redirects_[i].site, redirects_[i].destination),
-			                saved[i]);
-		saved_ = std::move(saved);
-		applied_ = true;
-		written_ = true;
-		return atlas::Result::success();
-	}
-
-	atlas::Result revert() override
-	{
-		std::lock_guard lock(mu_);
-		if (!written_)
-			return atlas::Result::failure(identity_ + ": not applied");
-		Mem mem;
-		if (mem.error())
-			return atlas::Result::failure(
-			    fmt::format("{}: cannot open /proc/thread-self/mem: {}", identity_,
-			                std::strerror(mem.error())));
-		std::vector<Jump> now(redirects_.size());
-		for (size_t i = 0; i < redirects_.size(); i++)
-			if (!mem.read(redirects_[i].site, now[i].data(), jump_size))
-				return atlas::Result::failure(fmt::format(
-				    "{}: cannot read the entry of '{}' at 0x{:x}: {}", identity_,
-				    redirects_[i].name, redirects_[i].site, std::strerror(errno)));
-		// Not applied in this view: every entry holds what apply() found there. The
-		// flag alone would be wrong in wait-free mode: a revert() done in a view that the
-		// runtime then deleted (revert_pending) cleared it while the base still jumps here.
-		if (redirects_.empty() ? !applied_ : now == saved_)
-			return atlas::Result::failure(identity_ + ": not applied");
-		// Last in, first out per function: each entry must still hold this patch's jump,
-		// else a later patch of that function is applied on top and must be reverted first.
-		for (size_t i = 0; i < redirects_.size(); i++) {
-			const RedirectSite &r = redirects_[i];
-			if (now[i] != make_jump(r.site, r.destination))
-				return atlas::Result::failure(fmt::format(
-				    "{}: '{}' at 0x{:x} no longer jumps to this patch: a later "
-				    "patch of "
-				    "it is applied; revert that one first (last in, first out)",
-				    identity_, r.name, r.site));
-		}
-		for (size_t i = redirects_.size(); i-- > 0;) {
-			if (!mem.write(redirects_[i].site, saved_[i].data(), jump_size)) {
-				int e = errno;
-				for (size_t k = i + 1; k < redirects_.size(); k++) {
-					Jump j = make_jump(redirects_[k].site,
-					                   redirects_[k].destination);
-					(void)mem.write(redirects_[k].site, j.data(), jump_size);
-				}
-				return atlas::Result::failure(fmt::format(
-				    "{}: cannot restore the entry of '{}' at 0x{:x}: {}; "
-				    "the patch stays applied",
-				    identity_, redirects_[i].name, redirects_[i].site,
-				    std::strerror(e)));
-			}
-		}
-		applied_ = false;
-		return atlas::Result::success();
-	}
-
-	atlas::Result in_effect() const override
-	{
-		std::lock_guard lock(mu_);
-		if (unmapped_)
-			return atlas::Result::failure(identity_ +
-			                              " was released (reverted and unmapped)");
-		if (!written_)
-			return atlas::Result::failure(identity_ + " was never applied");
-		if (redirects_.empty())
-			return applied_ ? atlas::Result::success()
-			                : atlas::Result::failure(identity_ + " was reverted");
-		Mem mem;
-		if (mem.error())
-			return atlas::Result::failure(fmt::format(
-			    "cannot open /proc/thread-self/mem to read the entries of {}: {}",
-			    identity_, std::strerror(mem.error())));
-		std::vector<Jump> now(redirects_.size());
-		for (size_t i = 0; i < redirects_.size(); i++)
-			if (!mem.read(redirects_[i].site, now[i].data(), jump_size))
-				return atlas::Result::failure(fmt::format(
-				    "cannot read the entry of '{}' at 0x{:x}: {}",
-				    redirects_[i].name, redirects_[i].site, std::strerror(errno)));
-		// In effect: every entry holds this patch's jump, or a later patch's whose jumps
-		// lead down to it (stacked on top). Every entry as apply() found it: reverted here.
-		// Another jump that does not lead here: reverted, and patched again by another
-		// patch (say another copy of this one).
-		if (now == saved_)
-			return atlas::Result::failure(identity_ + " is reverted in this view");
-		for (size_t i = 0; i < redirects_.size(); i++) {
-			const RedirectSite &r = redirects_[i];
-			if (!layers().under(r.site, now[i], make_jump(r.site, r.destination)))
-				return atlas::Result::failure(fmt::format(
-				    "{} is reverted in this view: '{}' at 0x{:x} leads to another "
-				    "patch that was not applied on top of it",
-				    identity_, r.name, r.site));
-		}
-		return atlas::Result::success();
-	}
-
-	void unreachable() noexcept override
-	{
-		std::lock_guard lock(mu_);
-		// The flags only say what the last apply()/revert() did, in whichever view it ran:
-		// in wait-free mode that view is deleted when its transition is undone
-		// (revert_pending). What counts is whether a redirect is visible here (the runtime
-		// calls this when one view is left): if so the code is reachable, keep it.
-		if (unmapped_ || (written_ && redirect_visible()))
-			return;
-		unmapped_ = true;
-		for (const RedirectSite &r : redirects_)
-			layers().forget(r.site, make_jump(r.site, r.destination));
-		if (dso_handle_)
-			__cxa_finalize(dso_handle_);
-		if (eh_frame_)
-			__deregister_frame(eh_frame_);
-		munmap(reinterpret_cast<void *>(base_), rx_size_ + rw_size_);
-	}
-
-private:
-	// Whether an entry still holds this patch's jump in the calling thread's view; true also
-	// when that cannot be read (keep the code rather than unmap it under a thread).
-	bool redirect_visible()
-	{
-		Mem mem;
-		if (mem.error())
-			return true;
-		for (const RedirectSite &r : redirects_) {
-			Jump now{};
-			if (!mem.read(r.site, now.data(), jump_size) ||
-			    now == make_jump(r.site, r.destination))
-				return true;
-		}
-		return false;
-	}
-
-	// Whether every entry holds this patch's jump (`entries` read in the caller's view).
-	bool all_jump_here(const std::vector<Jump> &entries) const
-	{
-		for (size_t i = 0; i < redirects_.size(); i++)
-			if (entries[i] != make_jump(redirects_[i].site, redirects_[i].destination))
-				return false;
-		return true;
-	}
-
-	mutable std::mutex mu_;
-	// Applied or not is decided in the caller's view from the entries themselves (all hold
-	// this patch's jump / all hold what apply() found); applied_ is what the last call did,
-	// only consulted for a patch without redirects.
-	bool applied_ = false;
-	bool written_ = false; // apply() succeeded once: saved_ holds the original entries
-	bool unmapped_ = false;
-	std::vector<Jump> saved_;
-};
 
 // Everything load_patch works out before it maps anything.
 class Loader
@@ -1474,14 +839,14 @@ Result<std::shared_ptr<atlas::CodeChange>> Loader::publish()
 		                                       p_.sections[eh_frame_section_].size),
 		              base_ + eh_frame_offset_, base_);
 		impl->eh_frame_ = reinterpret_cast<void *>(base_ + eh_frame_offset_);
-		__register_frame(impl->eh_frame_);
+		register_eh_frame(impl->eh_frame_);
 	}
 	if (needs_dso_handle_)
 		impl->dso_handle_ = reinterpret_cast<void *>(base_ + rx_size_ + dso_offset_);
 	// Destructors (.fini_array) mirror the constructors: nothing registered may point into
-	// text that is later unmapped (design sec. 4). Each entry is registered with __cxa_atexit
-	// against the patch's DSO handle, before the constructors run: __cxa_finalize in
-	// unreachable() then runs, before unmapping, first what the constructors registered and
+	// text that is later unmapped (unreachable() unmaps it). Each entry is registered with
+	// __cxa_atexit against the patch's DSO handle, before the constructors run: __cxa_finalize
+	// in unreachable() then runs, before unmapping, first what the constructors registered and
 	// then the .fini_array from its last entry to its first (the order of an ELF object's
 	// teardown); a patch still mapped at exit is torn down by exit() like any object.
 	for (uint32_t i = 1; i < p_.sections.size(); i++) {
@@ -1514,6 +879,8 @@ Result<std::shared_ptr<atlas::CodeChange>> Loader::publish()
 				reinterpret_cast<void (*)()>(fn)();
 		}
 	}
+	if (opt_.on_mapped)
+		impl->before_unmap_ = opt_.on_mapped(*impl);
 	return std::shared_ptr<atlas::CodeChange>(std::move(impl));
 }
 

@@ -48,9 +48,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#if ATLAS_HAVE_PATCH_LOADER
 #include <atlas/patch/loader.hpp>
-#endif
 
 namespace
 {
@@ -334,113 +332,32 @@ void *start_trampoline(void *p)
 	return args.start(args.arg);
 }
 
-#if ATLAS_HAVE_PATCH_LOADER
-// A loaded patch whose frames are registered with the stack check's libunwind
-// (_U_dyn_register), so that a thread blocked in a wrapped call below a patched function can
-// be unwound through it. The registration is cancelled before the patch's text is unmapped
-// (unreachable()). Everything else is the loader's patch.
-class RegisteredPatch final : public atlas::patch::LoadedPatch
+// The loader's lifecycle hook: the patch's frames are registered with the stack check's
+// libunwind (_U_dyn_register), so that a thread blocked in a wrapped call below a patched
+// function can be unwound through it; the registration is cancelled before the patch's text
+// is unmapped (unreachable()).
+std::function<void()> register_patch_frames(const atlas::patch::LoadedPatch &patch)
 {
-public:
-	explicit RegisteredPatch(std::shared_ptr<atlas::patch::LoadedPatch> inner)
-	    : inner_(std::move(inner))
-	{
-		const UnwindTable t = inner_->unwind_table();
-		std::string error;
-		if (t.table_len != 0) {
-			frames_ = preload::register_frames(
-			    {t.start_ip, t.end_ip, t.segbase, t.table_data, t.table_len}, &error);
-			if (!frames_)
-				note(fmt::format(
-				    "{}: patch frames not registered with libunwind ({}): "
-				    "the stack check refuses threads blocked below its "
-				    "functions",
-				    inner_->identity(), error));
-		}
+	const atlas::patch::LoadedPatch::UnwindTable t = patch.unwind_table();
+	if (t.table_len == 0)
+		return {};
+	std::string error;
+	void *frames = preload::register_frames(
+	    {t.start_ip, t.end_ip, t.segbase, t.table_data, t.table_len}, &error);
+	if (!frames) {
+		note(fmt::format("{}: patch frames not registered with libunwind ({}): the stack "
+		                 "check refuses threads blocked below its functions",
+		                 patch.identity(), error));
+		return {};
 	}
-	~RegisteredPatch() override = default; // like the loader's: only unreachable() frees
-
-	std::string identity() const override
-	{
-		return inner_->identity();
-	}
-	Result apply() override
-	{
-		return inner_->apply();
-	}
-	Result revert() override
-	{
-		return inner_->revert();
-	}
-	bool requires_global() const override
-	{
-		return inner_->requires_global();
-	}
-	std::vector<AddressRange> replaced_functions() const override
-	{
-		return inner_->replaced_functions();
-	}
-	std::vector<std::shared_ptr<const CodeChange>> stacked_on() const override
-	{
-		return inner_->stacked_on();
-	}
-	void unreachable() noexcept override
-	{
-		{
-			std::lock_guard lock(mu_);
-			preload::cancel_frames(frames_);
-			frames_ = nullptr;
-		}
-		inner_->unreachable();
-	}
-	std::optional<uint64_t> lookup(std::string_view name) const override
-	{
-		return inner_->lookup(name);
-	}
-	AddressRange text_range() const override
-	{
-		return inner_->text_range();
-	}
-	AddressRange data_range() const override
-	{
-		return inner_->data_range();
-	}
-	std::vector<uint64_t> redirect_sites() const override
-	{
-		return inner_->redirect_sites();
-	}
-	Cells cells() const override
-	{
-		return inner_->cells();
-	}
-	UnwindTable unwind_table() const override
-	{
-		return inner_->unwind_table();
-	}
-	Result in_effect() const override
-	{
-		return inner_->in_effect();
-	}
-	bool frames_registered() const
-	{
-		std::lock_guard lock(mu_);
-		return frames_ != nullptr;
-	}
-
-private:
-	std::shared_ptr<atlas::patch::LoadedPatch> inner_;
-	mutable std::mutex mu_;
-	void *frames_ = nullptr;
-};
-
-#endif
+	return [frames] { preload::cancel_frames(frames); };
+}
 
 // What the stack check looks for: the functions the change replaces and, for a loaded patch,
 // its own text (reverting it must not leave a thread returning into it).
 std::vector<AddressRange> ranges_of(const CodeChange &change)
 {
 	std::vector<AddressRange> ranges = change.replaced_functions();
-#if ATLAS_HAVE_PATCH_LOADER
 	if (auto *patch = dynamic_cast<const atlas::patch::LoadedPatch *>(&change)) {
 		AddressRange text = patch->text_range();
 		if (text.end > text.start) {
@@ -448,7 +365,6 @@ std::vector<AddressRange> ranges_of(const CodeChange &change)
 			ranges.push_back(std::move(text));
 		}
 	}
-#endif
 	return ranges;
 }
 
@@ -456,30 +372,21 @@ control::LoadResult load(const std::string &path)
 {
 	if (control::Loader *l = test_loader.load(std::memory_order_acquire))
 		return (*l)(path);
-#if ATLAS_HAVE_PATCH_LOADER
 	// Stacking: the new patch resolves symbols in the applied ones (newest first). Exactly the
 	// instances the runtime applied, one per identity: never a duplicate that was loaded but
 	// not applied (already applied, refused, failed), which the control server unmaps. Oldest
 	// first, as LoadOptions wants.
 	atlas::patch::LoadOptions options;
+	options.on_mapped = register_patch_frames;
 	for (const auto &c : runtime->applied_changes())
 		if (auto lp = std::dynamic_pointer_cast<const atlas::patch::LoadedPatch>(c))
 			options.earlier.push_back(std::move(lp));
 	auto loaded = atlas::patch::load_patch(path, options);
 	if (!loaded)
 		return {nullptr, loaded.error().message};
-	std::shared_ptr<CodeChange> change = std::move(loaded).value();
-	if (auto lp = std::dynamic_pointer_cast<atlas::patch::LoadedPatch>(change)) {
-		auto registered = std::make_shared<RegisteredPatch>(std::move(lp));
-		change = std::move(registered);
-	}
 	// No reference kept here: the control server releases the change if its apply does not
 	// take it, the runtime keeps it while applied.
-	return {std::move(change), {}};
-#else
-	return {nullptr, "this libatlas-preload.so was built without the patch loader "
-	                 "(atlas/patch/loader.hpp); rebuild atlas with it"};
-#endif
+	return {std::move(loaded).value(), {}};
 }
 
 // Creates the runtime, registers the calling thread and starts the control socket.

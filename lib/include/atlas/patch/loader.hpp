@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// The patch loader (design sec. 4, docs/patch-format.md "Loader"): maps a validated patch into
+// The patch loader (docs/patch-format.md, "Loader"): maps a validated patch into
 // the calling process next to its target object, resolves and applies its relocations, and
 // returns an atlas::CodeChange whose apply() writes the redirects and whose revert() restores
 // the original bytes. Nothing here throws, exits or aborts: it runs inside the patched process.
@@ -10,6 +10,7 @@
 #include "atlas/runtime.hpp"
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -68,6 +69,12 @@ struct LoadOptions {
 	// Patches loaded before, for symbol resolution patch -> earlier patches (last first) ->
 	// target -> global scope.
 	std::vector<std::shared_ptr<const LoadedPatch>> earlier;
+	// Lifecycle hook, for code that must follow the patch's mappings: called once the patch
+	// is mapped (relocated, its frames registered with libgcc, its constructors run), before
+	// load_patch() returns it. The function it returns, if any, is called once in
+	// unreachable(), before the patch's text is unmapped. The preload library registers the
+	// patch's unwind_table() with its libunwind here and cancels that registration.
+	std::function<std::function<void()>(const LoadedPatch &patch)> on_mapped;
 };
 
 // Reads, validates and maps the patch file into this process (text from a memfd as R+X, data

@@ -1,6 +1,7 @@
-// The stack check of preload mode (design sec. 2): a thread may complete a handshake only when
-// no frame of a function the pending change replaces is on its stack, and never from inside a
-// signal handler. Stacks are unwound with libunwind (local unwinding).
+// The stack check of preload mode (docs/live-patching.md, "Unmodified programs (preload)"): a
+// thread may complete a handshake only when no frame of a function the pending change replaces is
+// on its stack, and never from inside a signal handler. Stacks are unwound with libunwind (local
+// unwinding).
 #ifndef ATLAS_PRELOAD_STACK_CHECK_HPP
 #define ATLAS_PRELOAD_STACK_CHECK_HPP
 

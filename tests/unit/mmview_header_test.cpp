@@ -1,5 +1,5 @@
 // The wrappers of atlas/mmview.h must pass syscall 1000 the op code and arguments of the ABI
-// (views-kernel.md sec. 2). No views kernel is needed to check that: a child process installs
+// (docs/mmview.2). No views kernel is needed to check that: a child process installs
 // a seccomp filter that fails syscall 1000 with an errno carrying one argument's low bits, and
 // everything else is allowed. A wrapper using the wrong number would reach the real kernel and
 // get ENOSYS instead.

@@ -11,4 +11,4 @@
 _Static_assert(MMVIEW_CREATE == 0 && MMVIEW_DELETE == 1 && MMVIEW_CURRENT == 2 &&
                    MMVIEW_MIGRATE == 3 && MMVIEW_UNSHARE == 4 && MMVIEW_SHARE == 5 &&
                    MMVIEW_SWITCH_BASE == 6,
-               "op codes of views-kernel.md sec. 2");
+               "op codes of docs/mmview.2");

@@ -1,5 +1,6 @@
 #!/bin/bash
-# Issue 4, "Safety": the code that runs inside the patched process never exits or aborts it.
+# Safety (docs/live-patching.md, "Testing"): the code that runs inside the patched process never
+# exits or aborts it.
 # Fails if an object of the in-process libraries imports a function that ends the process:
 # exit, _exit, _Exit, quick_exit, abort, __assert_fail (assert() compiled in), err/errx.
 # std::terminate is not listed: the compiler references it from every noexcept function

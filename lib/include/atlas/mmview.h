@@ -4,7 +4,7 @@
  *
  * One header for everything in user space that talks to the kernel feature: the in-guest
  * kernel tests and libatlas both include it. The ABI is that of the original ATLAS kernel's
- * newest release (docs/kernel.md; design: views-kernel.md sec. 2): one multiplexed syscall,
+ * newest release (docs/kernel.md, "Status"; the man page docs/mmview.2): one multiplexed syscall,
  * number 1000 on x86-64, `long mmview(long op, ...)`.
  *
  * Every wrapper follows the libc convention of syscall(2): it returns the kernel's

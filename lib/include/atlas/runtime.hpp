@@ -244,8 +244,8 @@ struct StatusSnapshot {
 	// application code again (all transitions).
 	std::uint64_t migrated_on_wake = 0;
 	// Objects (shared libraries) loaded while a wait-free transition had several views live:
-	// their text cannot be unshared until one view remains (design sec. 3, "Lifecycle").
-	// Listed while that lasts; empty once the transition has ended.
+	// their text cannot be unshared until one view remains (docs/live-patching.md, "dlopen
+	// while two views exist"). Listed while that lasts; empty once the transition has ended.
 	struct LoadedWhileSplit {
 		std::string name;
 		std::uint64_t transition = 0;

@@ -2,7 +2,7 @@
 /*
  * mmview(2) ABI on the views kernel: every operation's result and errno for a process with a
  * single view, and MMVIEW_UNSHARE/SHARE's effect on VMAs as /proc/self/smaps shows it
- * (VmFlags "vu" = VM_MMVIEW_UNSHARED). Design: views-kernel.md secs. 2 and 7.
+ * (VmFlags "vu" = VM_MMVIEW_UNSHARED). See docs/mmview.2 and docs/kernel.md, "Refusals".
  */
 #define _GNU_SOURCE
 #include <errno.h>

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * NUMA memory policies in a process with views (views-kernel.md sec. 5.3, docs/kernel.md): the
+ * NUMA memory policies in a process with views (docs/kernel.md, "Replays"): the
  * guest has two nodes (guest/run --numa 2, one vCPU each). mbind() and
  * set_mempolicy_home_node() are replayed: a policy set from any view is the policy of that
  * range in every view, VMA splits included, and pages faulted from any view are placed by it.

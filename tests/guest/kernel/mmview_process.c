@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * Process-wide state with views (design views-kernel.md sec. 6): each view is an mm_struct of
+ * Process-wide state with views (docs/kernel.md, "Status", stage 6): each view is an mm_struct of
  * its own, and what belongs to the process must not split with them.
  *
  * - the memory cgroup owner: a view whose creator exited is still charged to the process's

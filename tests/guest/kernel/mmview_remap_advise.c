@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * The layout changes replayed after mmap and friends (views-kernel.md secs. 5.1 and 5.5):
+ * The layout changes replayed after mmap and friends (docs/kernel.md, "Replays"):
  * mremap, madvise, mlock and mseal made in any view. Flag changes (MADV_DONTFORK, VM_LOCKED,
  * VM_SEALED, ...) hold in every view, read through /proc/thread-self/smaps in each; content
  * advice on shared private memory acts on the base, which owns the pages, so that every view

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * Layout changes with several views (design views-kernel.md sec. 5.1): mmap, munmap, brk,
+ * Layout changes with several views (docs/kernel.md, "Replays"): mmap, munmap, brk,
  * mprotect and stack growth made in any view are replayed in every view, so all views keep
  * one layout (compared through /proc/thread-self/maps in each) and shared memory stays one
  * memory (contents and PFNs). Also what a real program does with views: thread creation and

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * Views under stress (views-kernel.md sec. 10): 8 worker threads over at least 4 views migrate
+ * Views under stress (docs/kernel.md, "Testing"): 8 worker threads over at least 4 views migrate
  * at random and hammer shared memory with atomic increments while a controller thread creates
  * and deletes views, switches the base, forks from the base or a view, and runs compaction, all
  * under zram swap pressure (the process's memory cgroup is smaller than its working set, so the

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * Uprobes in a process with views (views-kernel.md sec. 7, docs/kernel.md "Uprobes"): a probe
+ * Uprobes in a process with views (docs/kernel.md, "Uprobes"): a probe
  * registered through tracefs on this program's own text. A breakpoint in mirrored text is
  * written once, into the base's page, which every view maps (same PFN); in an unshared range
  * each view gets its own. The area a probed instruction is stepped in (XOL, "[uprobes]") is at

@@ -1,11 +1,11 @@
 // SPDX-License-Identifier: MIT
 /*
- * Views on the views kernel (design views-kernel.md secs. 1, 2, 5.2-5.4, 7, 10): creation,
- * migration, deletion; shared memory is one memory in every view, also under concurrent first
- * faults and compaction (checked through the PFNs of /proc/thread-self/pagemap); unshared data
- * and code diverge per view; fork writes do not leak into the child; futexes, condition
- * variables and pthread_join work across views; exit and exec from a view; every errno and
- * refusal of this stage; no leak over many view lifetimes.
+ * Views on the views kernel (docs/kernel.md, "The model as built", "Mirror model", "Refusals",
+ * "Testing"; docs/mmview.2): creation, migration, deletion; shared memory is one memory in every
+ * view, also under concurrent first faults and compaction (checked through the PFNs of
+ * /proc/thread-self/pagemap); unshared data and code diverge per view; fork writes do not leak into
+ * the child; futexes, condition variables and pthread_join work across views; exit and exec from a
+ * view; every errno and refusal of this stage; no leak over many view lifetimes.
  *
  * Each case runs in a child process of its own (views_case.h). Layout changes with views are
  * tested in mmview_replay.c.
@@ -480,9 +480,9 @@ static bool is_huge_zero_pfn(uint64_t pfn)
 }
 
 /*
- * The huge zero page mapped before CREATE (issue 13's crash): MMF_HUGE_ZERO_PAGE stands for
- * the base's reference on it; a view that copied the flag put that reference a second time
- * when it was freed, and the base's exit then hit the BUG in put_huge_zero_page(). Reads and
+ * The huge zero page mapped before CREATE (a kernel BUG before the fix): MMF_HUGE_ZERO_PAGE
+ * stands for the base's reference on it; a view that copied the flag put that reference a second
+ * time when it was freed, and the base's exit then hit the BUG in put_huge_zero_page(). Reads and
  * a write from the view go through the base's huge zero PMD.
  */
 static void case_huge_zero_page(void)
@@ -1751,7 +1751,7 @@ static void case_switch_base_under_load(void)
 
 /* ---- no leak over many view lifetimes ---- */
 
-/* The leak test's sizes (views-kernel issue: 10,000 lifetimes, 1,000 processes). */
+/* The leak test's sizes (docs/kernel.md, "Status", stage 8: 10,000 lifetimes, 1,000 processes). */
 #define LEAK_LIFETIMES 10000
 #define LEAK_PROCESSES 1000
 

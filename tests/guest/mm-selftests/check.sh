@@ -25,7 +25,7 @@ while read -r pass name outcome rest; do
 done < <(tr -d '\r' <"$log" | grep -E '^MM(VIEW)?TEST ')
 
 # Each test must give its recorded outcome, and inside a view the outcome recorded for views
-# (view=OUTCOME in expected.txt, where a refusal of views-kernel.md sec. 7 changes it; else
+# (view=OUTCOME in expected.txt, where a refusal of docs/kernel.md "Refusals" changes it; else
 # the same one).
 mismatches=0 passed=0
 set -f

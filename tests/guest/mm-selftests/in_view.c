@@ -2,7 +2,7 @@
 /*
  * Preloaded (LD_PRELOAD) into every upstream mm selftest in guest-run.sh's second pass: before
  * main(), the process creates a view and moves its main thread into it, so the whole test runs
- * in a view other than the base, with two live views (views-kernel.md sec. 10: the selftests
+ * in a view other than the base, with two live views (docs/kernel.md, "Testing": the selftests
  * pass the same inside a non-base view as outside it). It says so on stderr, which guest-run.sh
  * looks for; if it cannot enter a view the test exits 97, which can never match a baseline.
  * Programs the test executes start in a view of their own the same way.

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# memcached in wait-free mode on the views kernel (issue 14, items 2 and 9): 1.6.18-1 as Debian
+# memcached in wait-free mode on the views kernel (docs/live-patching.md, "On the views kernel"): 1.6.18-1 as Debian
 # builds it, daemonized as nobody under the preload with 4 workers, under atlas-loadgen's
 # steady load (300 requests/s: the debug kernel under emulation is slow), patched and reverted
 # every 2 s in wait-free mode for 12 s by the evaluation's own script (bench/eval/guest.sh,

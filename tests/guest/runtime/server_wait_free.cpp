@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
- * The integration server under load, patched in wait-free mode on the views kernel (issue 4
- * item 7; docs/live-patching.md, "Testing"). In the guest: tests/integration's server
+ * The integration server under load, patched in wait-free mode on the views kernel
+ * (docs/live-patching.md, "Testing"). In the guest: tests/integration's server
  * (integ_server_plain: no atlas call of its own) runs under LD_PRELOAD=libatlas-preload.so;
  * client connections send requests back to back and check every reply (the three versions of
  * compute_reply are recomputed, tests/integration/load.hpp) while the atlas CLI applies,

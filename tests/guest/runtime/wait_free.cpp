@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
- * Wait-free live patching on the views kernel (live-patching.md secs. 1, 3, 4): four worker
+ * Wait-free live patching on the views kernel (docs/live-patching.md, "Runtime core", "Modes and
+ * the transition state machine", "Deadlines"): four worker
  * threads call a function while it is patched, re-patched, stacked and reverted in wait-free
  * mode, and once in global mode. Checks, as TAP: every transition finishes with the mode
  * asked for; a thread changes code only at its quiescence points (two calls between points

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # memcached, a server nobody here wrote, as Debian builds and runs it (1.6.18-1 from Debian's
 # source package, daemonized, as user nobody), under the preload library and a steady request
-# stream, patched and reverted in global mode through the atlas CLI (issue 14, item 9). Asserts:
+# stream, patched and reverted in global mode through the atlas CLI (docs/live-patching.md, "Testing"). Asserts:
 # each transition finishes on the first try within its deadline, `stats settings` answers from
 # the patched function while the patch is applied and from the original after the revert, no
 # reply is lost or wrong; prints the largest latency of the run (the largest reply gap).

@@ -1,8 +1,9 @@
 // Servers written in other people's idioms (tests/unit/preload/corpus/), each run unmodified
 // under the preload library and patched in global mode on the first try while a client sends a
-// steady request stream (issue 14, item 9): every request is answered exactly once, by the
-// version in effect (reply_for(n) = 2n before the patch, 3n while it is applied), and the
-// largest gap between replies during the transitions is reported. Plain build only (LD_PRELOAD).
+// steady request stream (servers we did not write must patch as ours do): every request is answered
+// exactly once, by the version in effect (reply_for(n) = 2n before the patch, 3n while it is
+// applied), and the largest gap between replies during the transitions is reported. Plain build
+// only (LD_PRELOAD).
 //
 // The same binary runs in the guest on the views kernel in wait-free mode
 // (guest.corpus_wait_free): ATLAS_CORPUS_MODE=wait-free, and ATLAS_CORPUS_DIR=<dir> holding

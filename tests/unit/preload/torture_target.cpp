@@ -1,4 +1,5 @@
-// The blocked-call torture target (design sec. 7): run under LD_PRELOAD with
+// The blocked-call torture target (docs/live-patching.md, "Unmodified programs (preload)",
+// the torture test): run under LD_PRELOAD with
 // ATLAS_PRELOAD_TEST_SIMULATED_VIEWS=1 (wait-free mode natively). It knows nothing of atlas
 // but the test-loader entry point. Its threads sit in wrapped blocking calls with long or no
 // timeouts (which stay in their old view, counted as quiescent, and migrate when they return),
@@ -304,7 +305,8 @@ void t_cond()
 	}
 }
 
-// Calls made wrapped in the preload's second round (issue 14): a lock another process holds,
+// Calls the preload wraps besides the common ones (docs/live-patching.md, "Unmodified
+// programs (preload)"): a lock another process holds,
 // a futex wait as libstdc++'s std::atomic<T>::wait makes it, a message queue never written.
 int lock_fd = -1; // locked by the feeder child (F_SETLKW here waits for ever)
 void t_fcntl_lock()

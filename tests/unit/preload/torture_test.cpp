@@ -1,5 +1,5 @@
-// The blocked-call torture test (design sec. 7; docs/live-patching.md, "Threads blocked in
-// wrapped calls"): torture_target under LD_PRELOAD on simulated views, transitions back to back
+// The blocked-call torture test (docs/live-patching.md, "Unmodified programs (preload)",
+// "Torture test"): torture_target under LD_PRELOAD on simulated views, transitions back to back
 // for ATLAS_TORTURE_SECONDS (default 40; the long form: e.g. ATLAS_TORTURE_SECONDS=600),
 // wait-free (3 of 4 rounds) and global (1 of 4), each apply + revert. Asserts: every transition
 // finishes before its deadline although most threads sit in calls that end late or never,

@@ -1,7 +1,8 @@
 // Threads blocked in bracketed calls during wait-free transitions (simulated views): they count
 // as migrated when their quiescence check passes, the transition finishes without them, and
 // each moves to the newest base when its call returns, before it runs application code. Also
-// the status note for objects loaded while two views exist (design sec. 3, "Lifecycle").
+// the status note for objects loaded while two views exist (docs/live-patching.md, "dlopen while
+// two views exist").
 #include "changes.hpp"
 
 #include <atlas/runtime_json.hpp>

@@ -466,11 +466,12 @@ bool names(const std::string &text, pid_t tid)
 	return text.find(std::to_string(tid) + " (") != std::string::npos;
 }
 
-// Nobody migrates a thread the runtime does not register (design: only registered threads
-// migrate at their points): after a wait-free transition an exempt thread is still in the
-// retired view and keeps it live. The runtime says so: the report's message and a
-// threads_left_behind event name it (not a thread that promised to follow the base), status
-// lists every such thread (left_behind, also in JSON) until it calls follow_base() or exits.
+// Nobody migrates a thread the runtime does not register (docs/live-patching.md, "Threads the
+// runtime does not register": only registered threads migrate at their points): after a wait-free
+// transition an exempt thread is still in the retired view and keeps it live. The runtime says so:
+// the report's message and a threads_left_behind event name it (not a thread that promised to
+// follow the base), status lists every such thread (left_behind, also in JSON) until it calls
+// follow_base() or exits.
 TEST_F(WaitFreeTest, UnregisteredThreadsLeftBehindAreReported)
 {
 	start_workers(2);

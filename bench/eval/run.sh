@@ -36,6 +36,12 @@ libunwind=$(readlink -f /usr/lib/x86_64-linux-gnu/libunwind.so.8) ||
 	die "libunwind.so.8 missing: run 'make deps'"
 
 mkdir -p "$out"
+# The guest's vCPUs are host threads: anything else on the host delays them, and the figures
+# with them. Say so when the host is not idle (docs/evaluation.md, "Where things run").
+load=$(cut -d' ' -f1 /proc/loadavg)
+if awk -v l="$load" 'BEGIN { exit !(l > 0.5) }'; then
+	echo "bench/eval/run.sh: warning: the host's load average is $load; other work on the host distorts the guest's latencies (run it on an idle host, or run the other work under nice -n 19 with /proc/sys/kernel/sched_autogroup_enabled at 0)" >&2
+fi
 patch=${EVAL_PATCH:-}
 name=${EVAL_PATCH_NAME:-}
 if [ -n "${EVAL_FIX:-}" ]; then

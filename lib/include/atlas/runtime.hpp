@@ -62,7 +62,8 @@ private:
 struct AddressRange {
 	std::uintptr_t start = 0;
 	std::uintptr_t end = 0; // exclusive
-	std::string name;       // what is there (a function's symbol), for messages; may be empty
+	std::string name = {};  // what is there (a function's symbol), for messages; may be empty;
+	                        // "= {}" lets users write AddressRange{start, end} under -Wextra
 };
 
 // One code change: implemented by the patch loader, and by tests. apply() and revert() run on

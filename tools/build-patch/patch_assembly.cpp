@@ -233,6 +233,9 @@ private:
 				    !replaced_globals_.insert(s.name).second) {
 					replacement = false;
 					duplicates_.insert({&u, i});
+					// Renamed: one name, one definition in the patch (the
+					// replacement is the first unit's).
+					o.name = fmt::format("{}.atlas.copy.{}", s.name, ++copies_);
 				}
 				if (replacement) {
 					// Bound by the loader to the original entry.
@@ -430,6 +433,7 @@ private:
 	std::vector<uint32_t> renamed_; // replacements of local functions
 	std::set<std::string> replaced_globals_;
 	std::set<std::pair<const Unit *, uint32_t>> duplicates_; // second copies of COMDAT code
+	size_t copies_ = 0;
 	std::vector<PlannedReference> references_;
 };
 

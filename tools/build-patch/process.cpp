@@ -60,8 +60,10 @@ Result<int> run_process(const std::vector<std::string> &argv, const RunOptions &
 	if (!o.cwd.empty())
 		posix_spawn_file_actions_addchdir_np(&fa, o.cwd.c_str());
 	if (!o.log.empty()) {
+		// Not O_CLOEXEC: the file becomes the child's stdout, which must stay open
+		// across the exec (with it, every write to stdout in the build failed).
 		posix_spawn_file_actions_addopen(&fa, 1, o.log.c_str(),
-		                                 O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+		                                 O_WRONLY | O_CREAT | O_APPEND, 0644);
 		if (!o.stdout_to_log_only)
 			posix_spawn_file_actions_adddup2(&fa, 1, 2);
 	}

@@ -50,6 +50,45 @@ cpu_per_request() {
 	[ "$reqs" -gt 0 ] || { echo -; return; }
 	awk -v t="$ticks" -v r="$reqs" 'BEGIN { printf "%.1f", t * 10000 / r }'
 }
+# window_maxima DIR...: for each 100 ms interval of the runs' interval logs, its largest
+# latency (us), one per line; in a patching mode only the intervals that overlap a transition
+# (from the runtime's "request" to its "finished", "reverted", "refused" or "failed": both on
+# the loadgen's CLOCK_MONOTONIC). What a transition costs the requests due while it runs,
+# compared with what any 100 ms of the unpatched server shows.
+window_maxima() {
+	local d start
+	for d in "$@"; do
+		[ -s "$d/load.hlog" ] || continue
+		start=$(jq '.start_monotonic_ns' "$d/load.json" 2>/dev/null) || continue
+		{
+			# Transition boundaries (none in the modes without patching: every interval).
+			[ ! -s "$d/events.jsonl" ] ||
+				jq -r --argjson s "$start" 'select(.event == "request" or .event == "finished" or
+						.event == "reverted" or .event == "refused" or .event == "failed") |
+					"\(.event) \((.mono_ns - $s) / 1e9)"' "$d/events.jsonl"
+			echo intervals
+			"$loadgen" intervals "$d/load.hlog"
+		} | awk -v patching="$([ "$(basename "$d")" = global ] || [ "$(basename "$d")" = wait-free ] && echo 1 || echo 0)" '
+			$1 == "request" { open = $2; next }
+			$1 == "finished" || $1 == "reverted" || $1 == "refused" || $1 == "failed" {
+				if (open != "") { from[n] = open; to[n] = $2; n++; open = "" }
+				next
+			}
+			$1 == "intervals" { data = 1; next }
+			data && $1 !~ /^#/ && $3 > 0 {
+				if (!patching) { print $7; next }
+				for (i = 0; i < n; i++)
+					if ($1 < to[i] && $2 > from[i]) { print $7; break }
+			}'
+	done
+}
+# quantiles: median / p90 / max of the numbers on stdin, formatted; "-" if none.
+quantiles() {
+	sort -g | awk '{ v[NR] = $1 } END {
+		if (NR == 0) { print "-"; exit }
+		m = v[int((NR + 1) / 2)]; p = v[int(NR * 0.9 + 0.999)]; x = v[NR]
+		printf "%.1f / %.1f / %.1f ms (%d)\n", m / 1000, p / 1000, x / 1000, NR }'
+}
 ms() { awk -v ns="$1" 'BEGIN { printf "%.2f", ns / 1e6 }'; }
 fmt_us() { awk -v us="$1" 'BEGIN { if (us >= 10000) printf "%.1f ms", us / 1000; else printf "%.0f us", us }'; }
 
@@ -69,8 +108,8 @@ for tdir in $(ls -d "$raw"/*t 2>/dev/null | sort -V); do
 	{
 		echo "## $threads worker thread(s)"
 		echo
-		echo "| mode | requests | p50 | p99 | p99.9 | max | p99.9 / none | cpu per request | errors | transitions finished / other | transition time mean / max | migration latency p50 / max | longest CREATE / SWITCH_BASE / DELETE |"
-		echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+		echo "| mode | requests | p50 | p99 | p99.5 | p99.9 | max | p99.9 / none | cpu per request | errors | transitions finished / other | transition time mean / max | migration latency p50 / max | longest CREATE / SWITCH_BASE / DELETE | largest latency per 100 ms: median / p90 / max (intervals) |"
+		echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 	} >>"$report"
 	none_p999=
 	for mode in "${modes[@]}"; do
@@ -106,7 +145,7 @@ for tdir in $(ls -d "$raw"/*t 2>/dev/null | sort -V); do
 						"\(longest("view_created")) / \(longest("base_switched")) / \(longest("view_deleted")) us"')
 			fi
 		fi
-		echo "| $mode | $(jq '.count' <<<"$m") | $(fmt_us "$(jq '.p50_us' <<<"$m")") | $(fmt_us "$(jq '.p99_us' <<<"$m")") | $(fmt_us "$p999") | $(fmt_us "$(jq '.max_us' <<<"$m")") | $ratio | $cpu | $errs | $trans | $ttime | $mig | $hold |" >>"$report"
+		echo "| $mode | $(jq '.count' <<<"$m") | $(fmt_us "$(jq '.p50_us' <<<"$m")") | $(fmt_us "$(jq '.p99_us' <<<"$m")") | $(fmt_us "$(jq '.p995_us' <<<"$m")") | $(fmt_us "$p999") | $(fmt_us "$(jq '.max_us' <<<"$m")") | $ratio | $cpu | $errs | $trans | $ttime | $mig | $hold | $(window_maxima "${dirs[@]}" | quantiles) |" >>"$report"
 	done
 	echo >>"$report"
 done

@@ -11,7 +11,7 @@
 #   guest.sh MEMCACHED PRELOAD ATLAS LOADGEN PATCH NAME
 #
 # Settings (environment): EVAL_THREADS ("1 2 4"), EVAL_REPS (3), EVAL_MODES ("none preload
-# global wait-free"), EVAL_SECONDS (20), EVAL_RATE (requests/s, 2000), EVAL_CONNECTIONS (8),
+# global wait-free"), EVAL_SECONDS (20), EVAL_RATE (requests/s, 400), EVAL_CONNECTIONS (8),
 # EVAL_INTERVAL (patch every S seconds, 2), EVAL_DEADLINE_MS (2000), EVAL_LONG (fraction of
 # 100-key gets, 0.01). EVAL_STRICT=1 (a test): every apply and revert must finish, and when
 # EVAL_PROBE (a request line) is set, its first reply line must be EVAL_PROBE_APPLIED exactly
@@ -27,7 +27,7 @@ threads_list=${EVAL_THREADS:-1 2 4}
 reps=${EVAL_REPS:-3}
 modes=${EVAL_MODES:-none preload global wait-free}
 seconds=${EVAL_SECONDS:-20}
-rate=${EVAL_RATE:-2000}
+rate=${EVAL_RATE:-400}
 connections=${EVAL_CONNECTIONS:-8}
 interval=${EVAL_INTERVAL:-2}
 deadline=${EVAL_DEADLINE_MS:-2000}

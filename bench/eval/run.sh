@@ -6,7 +6,7 @@
 #   bench/eval/run.sh [OUT_DIR]      (default: build/eval/<date>)
 #
 # Settings (environment, passed to bench/eval/guest.sh): EVAL_THREADS ("1 2 4"), EVAL_REPS (3),
-# EVAL_SECONDS (20), EVAL_RATE (2000), EVAL_CONNECTIONS (8), EVAL_INTERVAL (2), EVAL_DEADLINE_MS
+# EVAL_SECONDS (20), EVAL_RATE (400), EVAL_CONNECTIONS (8), EVAL_INTERVAL (2), EVAL_DEADLINE_MS
 # (2000), EVAL_LONG (0.01), EVAL_MODES ("none preload global wait-free": no preload library, the
 # library without patching, patching in global mode, in wait-free mode); EVAL_CPUS (guest vCPUs, 2),
 # EVAL_FIX (a real upstream fix of bench/servers/memcached-fixes.tsv, e.g. read-oom-crash, made

@@ -212,7 +212,7 @@ std::string to_string(Why why)
 
 bool IncludedFunction::redirected() const noexcept
 {
-	return original.has_value() && why != Why::part_of && !cold;
+	return original.has_value() && why != Why::part_of && !cold && !local_clone;
 }
 
 namespace
@@ -391,6 +391,7 @@ ObjectDiff diff_objects(const ObjectFile &o, const ObjectFile &p)
 		e.symbol = f;
 		e.original = d.match.original_of[f];
 		e.cold = is_cold_piece(ps[f].name);
+		e.local_clone = ps[f].local() && is_clone(ps[f].name);
 		if (!e.original)
 			e.why = Why::added;
 		else if (cmp.same_symbol(*e.original, f))
@@ -469,6 +470,7 @@ ObjectDiff diff_objects(const ObjectFile &o, const ObjectFile &p)
 		e.symbol = f;
 		e.original = d.match.original_of[f];
 		e.cold = is_cold_piece(ps[f].name);
+		e.local_clone = ps[f].local() && is_clone(ps[f].name);
 		e.why = why;
 		e.because = ps[because].name;
 		inc.emplace(f, e);

@@ -45,7 +45,13 @@ struct IncludedFunction {
 	Why why = Why::changed;
 	std::string because; // the symbol behind `why` (the clone, the datum, the piece, ...)
 	bool cold = false;   // a .cold piece
-	// Redirected from the original: matched and not a .cold piece.
+	// A local clone (.constprop, .isra, .part): only its unit's functions call it, and
+	// every one of them is in the patch (they call a changed clone), so the patch's copy
+	// needs no redirect. Not redirecting it is also what keeps a clone shorter than the
+	// jump patchable, and an old caller still running keeps calling the old clone, whose
+	// calling convention it was compiled for.
+	bool local_clone = false;
+	// Redirected from the original: matched, not a .cold piece, not a local clone.
 	bool redirected() const noexcept;
 };
 

@@ -201,13 +201,31 @@ private:
 	Result<void> resolve_redirects();
 	Result<const uint8_t *> file_bytes(uint64_t vaddr, uint64_t size) const;
 	Result<void> resolve_symbols();
+	// The target's defined global symbols by name; the patch symbols that replace a function,
+	// with its original entry.
+	using Globals = std::map<std::string, const TargetSymbol *>;
+	using Replaced = std::map<uint32_t, uint64_t>;
+	Resolved resolve_defined(uint32_t i, const Symbol &sym, const Replaced &replaced,
+	                         const Globals &target_globals) const;
+	Result<Resolved> resolve_reference(const Symbol &sym, const Reference &ref,
+	                                   std::map<std::string, TargetSymbols> &other_syms);
+	bool resolve_in_earlier(const Symbol &sym, Resolved &out);
+	Result<void> check_tls_relocations() const;
 	Result<Resolved> resolve_in_object(const LoadedObject &o, const TargetSymbols &syms,
 	                                   const TargetSymbol &s);
 	void layout();
 	uint64_t cell(CellKind kind, uint64_t a, uint64_t b);
 	uint64_t address_of(const Resolved &r) const;
 	Result<void> relocate();
+	Result<void> relocate_section(const RelocationSection &rs);
+	uint64_t slot_of(const Relocation &e, const Resolved &r) const;
+	void write_cells();
+	Result<void> place_redirects();
 	Result<std::shared_ptr<atlas::CodeChange>> publish();
+	std::shared_ptr<PatchImpl> make_patch() const;
+	Result<void> map_image();
+	void register_unwind(PatchImpl &impl) const;
+	void for_each_array_entry(uint32_t type, const std::function<void(uint64_t)> &fn) const;
 
 	std::string who() const
 	{
@@ -374,6 +392,114 @@ Result<Resolved> Loader::resolve_in_object(const LoadedObject &o, const TargetSy
 	return r;
 }
 
+// An undefined symbol from the global scope (dlsym), or an undefined weak one (0).
+bool resolve_global(const Symbol &sym, Resolved &out)
+{
+	dlerror();
+	void *a = dlsym(RTLD_DEFAULT, sym.name.c_str());
+	if (a || !dlerror()) {
+		out.kind = Resolved::absolute;
+		out.value = reinterpret_cast<uint64_t>(a);
+		return true;
+	}
+	if (sym.bind == STB_WEAK) {
+		out.kind = Resolved::absolute; // an undefined weak symbol is 0
+		out.value = 0;
+		return true;
+	}
+	return false;
+}
+
+// A symbol the patch defines.
+Resolved Loader::resolve_defined(uint32_t i, const Symbol &sym, const Replaced &replaced,
+                                 const Globals &target_globals) const
+{
+	Resolved out;
+	if (auto it = replaced.find(i); it != replaced.end() && sym.bind != STB_LOCAL) {
+		// &replacement is the original's address: function pointers keep comparing equal,
+		// and calls take the newest redirect.
+		out.kind = Resolved::absolute;
+		out.value = it->second;
+		return out;
+	}
+	if (sym.section == section_abs) {
+		out.kind = Resolved::absolute;
+		out.value = sym.value;
+		return out;
+	}
+	if (sym.type == STT_OBJECT && sym.bind != STB_LOCAL) {
+		auto it = target_globals.find(sym.name);
+		if (it != target_globals.end() && it->second->type == STT_OBJECT) {
+			// Data are never duplicated: bind to the program's instance (COMDAT statics
+			// of inline functions, guard variables).
+			out.kind = Resolved::absolute;
+			out.value = target_->bias + it->second->value;
+			return out;
+		}
+	}
+	out.kind = Resolved::internal;
+	out.section = sym.section;
+	out.value = sym.value;
+	return out;
+}
+
+// An undefined symbol the metadata binds: "this symbol is that symbol of that object".
+Result<Resolved> Loader::resolve_reference(const Symbol &sym, const Reference &ref,
+                                           std::map<std::string, TargetSymbols> &other_syms)
+{
+	const LoadedObject *obj = target_;
+	const TargetSymbols *table = &target_syms_;
+	if (!ref.object.empty()) {
+		obj = nullptr;
+		for (const auto &o : objects_)
+			if (o.name == ref.object)
+				obj = &o;
+		if (!obj)
+			return make_error(Errc::not_found,
+			                  fmt::format("{}: reference '{}': object {} is not loaded",
+			                              who(), sym.name, ref.object));
+		auto &t = other_syms[ref.object];
+		if (t.symbols.empty()) {
+			auto bytes = read_file(obj->path());
+			if (!bytes)
+				return bytes.error();
+			auto st = read_symbols(*bytes);
+			if (!st)
+				return st.error();
+			t = std::move(*st);
+		}
+		table = &t;
+	}
+	auto s = resolve_symbol(*table, ref.target, SymbolKind::any);
+	if (!s)
+		return make_error(s.error().code, fmt::format("{}: reference '{}': {}", who(),
+		                                              sym.name, s.error().message));
+	auto r = resolve_in_object(*obj, *table, **s);
+	if (!r)
+		return make_error(r.error().code, who() + ": " + r.error().message);
+	return *r;
+}
+
+// An undefined symbol an earlier patch defines (the newest first).
+bool Loader::resolve_in_earlier(const Symbol &sym, Resolved &out)
+{
+	for (auto e = opt_.earlier.rbegin(); e != opt_.earlier.rend(); ++e) {
+		if (!*e)
+			continue;
+		auto a = (*e)->lookup(sym.name);
+		if (!a)
+			continue;
+		out.kind = Resolved::absolute;
+		out.value = *a;
+		// Bound into that patch's own text or data (not an original entry it redirects):
+		// this patch stacks on it.
+		if (within((*e)->text_range(), *a) || within((*e)->data_range(), *a))
+			note_base(*e);
+		return true;
+	}
+	return false;
+}
+
 Result<void> Loader::resolve_symbols()
 {
 	syms_.assign(p_.symbols.size(), Resolved{});
@@ -391,12 +517,12 @@ Result<void> Loader::resolve_symbols()
 
 	// The target's defined global symbols by name, for the normal lookup and for data
 	// the patch defines that the program already has (bound to the program's instance).
-	std::map<std::string, const TargetSymbol *> target_globals;
+	Globals target_globals;
 	for (const auto &s : target_syms_.symbols)
 		if (s.defined() && s.bind != STB_LOCAL && !s.name.empty())
 			target_globals.emplace(s.name, &s);
 
-	std::map<uint32_t, uint64_t> replaced; // patch symbol -> original entry
+	Replaced replaced; // patch symbol -> original entry
 	for (const auto &r : redirects_)
 		replaced[r.replacement] = r.entry;
 
@@ -405,71 +531,16 @@ Result<void> Loader::resolve_symbols()
 		const Symbol &sym = p_.symbols[i];
 		Resolved &out = syms_[i];
 		if (sym.defined()) {
-			if (auto it = replaced.find(i);
-			    it != replaced.end() && sym.bind != STB_LOCAL) {
-				// &replacement is the original's address: function pointers keep
-				// comparing equal, and calls take the newest redirect.
-				out.kind = Resolved::absolute;
-				out.value = it->second;
-				continue;
-			}
-			if (sym.section == section_abs) {
-				out.kind = Resolved::absolute;
-				out.value = sym.value;
-				continue;
-			}
-			if (sym.type == STT_OBJECT && sym.bind != STB_LOCAL) {
-				auto it = target_globals.find(sym.name);
-				if (it != target_globals.end() && it->second->type == STT_OBJECT) {
-					// Data are never duplicated: bind to the program's instance
-					// (COMDAT statics of inline functions, guard variables).
-					out.kind = Resolved::absolute;
-					out.value = target_->bias + it->second->value;
-					continue;
-				}
-			}
-			out.kind = Resolved::internal;
-			out.section = sym.section;
-			out.value = sym.value;
+			out = resolve_defined(i, sym, replaced, target_globals);
 			continue;
 		}
 		if (!referenced[i])
 			continue;
 		if (auto it = by_reference.find(i); it != by_reference.end()) {
-			const Reference &ref = p_.metadata.references[it->second];
-			const LoadedObject *obj = target_;
-			const TargetSymbols *table = &target_syms_;
-			if (!ref.object.empty()) {
-				obj = nullptr;
-				for (const auto &o : objects_)
-					if (o.name == ref.object)
-						obj = &o;
-				if (!obj)
-					return make_error(
-					    Errc::not_found,
-					    fmt::format("{}: reference '{}': object {} is not "
-					                "loaded",
-					                who(), sym.name, ref.object));
-				auto &t = other_syms[ref.object];
-				if (t.symbols.empty()) {
-					auto bytes = read_file(obj->path());
-					if (!bytes)
-						return bytes.error();
-					auto st = read_symbols(*bytes);
-					if (!st)
-						return st.error();
-					t = std::move(*st);
-				}
-				table = &t;
-			}
-			auto s = resolve_symbol(*table, ref.target, SymbolKind::any);
-			if (!s)
-				return make_error(s.error().code,
-				                  fmt::format("{}: reference '{}': {}", who(),
-				                              sym.name, s.error().message));
-			auto r = resolve_in_object(*obj, *table, **s);
+			auto r =
+			    resolve_reference(sym, p_.metadata.references[it->second], other_syms);
 			if (!r)
-				return make_error(r.error().code, who() + ": " + r.error().message);
+				return r.error();
 			out = *r;
 			continue;
 		}
@@ -481,20 +552,7 @@ Result<void> Loader::resolve_symbols()
 			out.section = UINT32_MAX;
 			continue;
 		}
-		bool found = false;
-		for (auto e = opt_.earlier.rbegin(); e != opt_.earlier.rend() && !found; ++e)
-			if (*e)
-				if (auto a = (*e)->lookup(sym.name)) {
-					out.kind = Resolved::absolute;
-					out.value = *a;
-					found = true;
-					// Bound into that patch's own text or data (not an
-					// original entry it redirects): this patch stacks on it.
-					if (within((*e)->text_range(), *a) ||
-					    within((*e)->data_range(), *a))
-						note_base(*e);
-				}
-		if (found)
+		if (resolve_in_earlier(sym, out))
 			continue;
 		if (auto it = target_globals.find(sym.name); it != target_globals.end()) {
 			auto r = resolve_in_object(*target_, target_syms_, *it->second);
@@ -509,19 +567,8 @@ Result<void> Loader::resolve_symbols()
 			                          sym.name);
 			continue;
 		}
-		dlerror();
-		void *a = dlsym(RTLD_DEFAULT, sym.name.c_str());
-		if (a || !dlerror()) {
-			out.kind = Resolved::absolute;
-			out.value = reinterpret_cast<uint64_t>(a);
-			continue;
-		}
-		if (sym.bind == STB_WEAK) {
-			out.kind = Resolved::absolute; // an undefined weak symbol is 0
-			out.value = 0;
-			continue;
-		}
-		unresolved += "\n  " + sym.name;
+		if (!resolve_global(sym, out))
+			unresolved += "\n  " + sym.name;
 	}
 	if (!unresolved.empty())
 		return make_error(Errc::not_found,
@@ -530,7 +577,12 @@ Result<void> Loader::resolve_symbols()
 		                              "a reference in the manifest or load the object that "
 		                              "defines them; nothing was mapped",
 		                              who(), target_->display(), unresolved));
-	// TLS references: initial- and local-exec need the block in static TLS.
+	return check_tls_relocations();
+}
+
+// TLS references: initial- and local-exec need the block in static TLS.
+Result<void> Loader::check_tls_relocations() const
+{
 	for (const auto &rs : p_.relocations)
 		for (const auto &e : rs.entries) {
 			const Resolved &r = syms_[e.symbol];
@@ -646,6 +698,24 @@ uint64_t Loader::address_of(const Resolved &r) const
 	}
 }
 
+// The address of the cell a relocation of `e` (against `r`) uses; 0 when it uses none.
+uint64_t Loader::slot_of(const Relocation &e, const Resolved &r) const
+{
+	switch (relocation_slot(e.type)) {
+	case Slot::got:
+		return base_ + cells_.at({CellKind::got, e.symbol, 0});
+	case Slot::got_tpoff:
+		return base_ + cells_.at({CellKind::got_tpoff, uint64_t(*r.tpoff), 0});
+	case Slot::tls_index:
+		return base_ + cells_.at({CellKind::tls_index, r.modid, uint64_t(r.dtpoff)});
+	case Slot::tls_module:
+		return base_ + cells_.at({CellKind::tls_index, r.modid, 0});
+	case Slot::none:
+		break;
+	}
+	return 0;
+}
+
 Result<void> Loader::relocate()
 {
 	rx_.assign(rx_size_, 0);
@@ -659,69 +729,65 @@ Result<void> Loader::relocate()
 		          buf.begin() + pl.offset);
 	}
 	// Every symbol a relocation uses must have an address in the image.
-	for (const auto &rs : p_.relocations) {
-		const SectionPlace &tp = places_[rs.target];
-		if (!tp.loaded)
-			continue;
-		auto &buf = tp.rx ? rx_ : rw_;
-		std::span<uint8_t> field(buf.data() + tp.offset, tp.size);
-		uint64_t sec_addr = base_ + (tp.rx ? 0 : rx_size_) + tp.offset;
-		for (const auto &e : rs.entries) {
-			const Resolved &r = syms_[e.symbol];
-			if (r.kind == Resolved::internal && r.section != UINT32_MAX &&
-			    !places_[r.section].loaded)
-				return make_error(
-				    Errc::unsupported,
-				    fmt::format("{}: relocation in {} against '{}' in the "
-				                "non-loaded section {}",
-				                who(), p_.sections[rs.target].name,
-				                p_.symbols[e.symbol].name,
-				                p_.sections[r.section].name));
-			RelocationInput in;
-			in.type = e.type;
-			in.addend = e.addend;
-			in.place = sec_addr + e.offset;
-			in.symbol = address_of(r);
-			switch (relocation_slot(e.type)) {
-			case Slot::got:
-				in.slot = base_ + cells_.at({CellKind::got, e.symbol, 0});
-				break;
-			case Slot::got_tpoff:
-				in.slot =
-				    base_ + cells_.at({CellKind::got_tpoff, uint64_t(*r.tpoff), 0});
-				break;
-			case Slot::tls_index:
-				in.slot = base_ + cells_.at({CellKind::tls_index, r.modid,
-				                             uint64_t(r.dtpoff)});
-				break;
-			case Slot::tls_module:
-				in.slot = base_ + cells_.at({CellKind::tls_index, r.modid, 0});
-				break;
-			case Slot::none:
-				break;
-			}
-			if (e.type == R_X86_64_TPOFF32)
-				in.tls_offset = r.tpoff ? *r.tpoff : 0;
-			else if (e.type == R_X86_64_DTPOFF32 || e.type == R_X86_64_DTPOFF64)
-				in.tls_offset = r.dtpoff;
-			auto v = compute_relocation(in);
-			if (!v && v.error().code == Errc::needs_branch_stub) {
-				in.symbol = base_ + cells_.at({CellKind::stub, e.symbol, 0});
-				stubs_used_.insert(e.symbol);
-				v = compute_relocation(in);
-			}
-			if (!v)
-				return make_error(
-				    v.error().code,
-				    fmt::format("{}: {} at {}+0x{:x} against '{}': {}", who(),
-				                relocation_name(e.type),
-				                p_.sections[rs.target].name, e.offset,
-				                p_.symbols[e.symbol].name, v.error().message));
-			if (auto w = write_relocation(field, e.offset, *v); !w)
-				return w.error();
-		}
+	for (const auto &rs : p_.relocations)
+		if (auto r = relocate_section(rs); !r)
+			return r;
+	write_cells();
+	if (needs_dso_handle_) {
+		uint64_t self = base_ + rx_size_ + dso_offset_;
+		std::memcpy(rw_.data() + dso_offset_, &self, 8);
 	}
-	// The cells.
+	return place_redirects();
+}
+
+Result<void> Loader::relocate_section(const RelocationSection &rs)
+{
+	const SectionPlace &tp = places_[rs.target];
+	if (!tp.loaded)
+		return {};
+	auto &buf = tp.rx ? rx_ : rw_;
+	std::span<uint8_t> field(buf.data() + tp.offset, tp.size);
+	uint64_t sec_addr = base_ + (tp.rx ? 0 : rx_size_) + tp.offset;
+	for (const auto &e : rs.entries) {
+		const Resolved &r = syms_[e.symbol];
+		if (r.kind == Resolved::internal && r.section != UINT32_MAX &&
+		    !places_[r.section].loaded)
+			return make_error(Errc::unsupported,
+			                  fmt::format("{}: relocation in {} against '{}' in the "
+			                              "non-loaded section {}",
+			                              who(), p_.sections[rs.target].name,
+			                              p_.symbols[e.symbol].name,
+			                              p_.sections[r.section].name));
+		RelocationInput in;
+		in.type = e.type;
+		in.addend = e.addend;
+		in.place = sec_addr + e.offset;
+		in.symbol = address_of(r);
+		in.slot = slot_of(e, r);
+		if (e.type == R_X86_64_TPOFF32)
+			in.tls_offset = r.tpoff ? *r.tpoff : 0;
+		else if (e.type == R_X86_64_DTPOFF32 || e.type == R_X86_64_DTPOFF64)
+			in.tls_offset = r.dtpoff;
+		auto v = compute_relocation(in);
+		if (!v && v.error().code == Errc::needs_branch_stub) {
+			in.symbol = base_ + cells_.at({CellKind::stub, e.symbol, 0});
+			stubs_used_.insert(e.symbol);
+			v = compute_relocation(in);
+		}
+		if (!v)
+			return make_error(
+			    v.error().code,
+			    fmt::format("{}: {} at {}+0x{:x} against '{}': {}", who(),
+			                relocation_name(e.type), p_.sections[rs.target].name,
+			                e.offset, p_.symbols[e.symbol].name, v.error().message));
+		if (auto w = write_relocation(field, e.offset, *v); !w)
+			return w.error();
+	}
+	return {};
+}
+
+void Loader::write_cells()
+{
 	for (const auto &[key, off] : cells_) {
 		auto [kind, a, b] = key;
 		uint8_t *c = rx_.data() + off;
@@ -748,11 +814,11 @@ Result<void> Loader::relocate()
 			break;
 		}
 	}
-	if (needs_dso_handle_) {
-		uint64_t self = base_ + rx_size_ + dso_offset_;
-		std::memcpy(rw_.data() + dso_offset_, &self, 8);
-	}
-	// The redirect destinations, which must be reachable by a rel32 jump.
+}
+
+// The redirect destinations, which must be reachable by a rel32 jump.
+Result<void> Loader::place_redirects()
+{
 	for (auto &r : redirects_) {
 		const Symbol &s = p_.symbols[r.replacement];
 		const SectionPlace &pl = places_[s.section];
@@ -768,7 +834,8 @@ Result<void> Loader::relocate()
 	return {};
 }
 
-Result<std::shared_ptr<atlas::CodeChange>> Loader::publish()
+// The loaded patch as the redirect engine sees it, before anything is mapped.
+std::shared_ptr<PatchImpl> Loader::make_patch() const
 {
 	auto impl = std::make_shared<PatchImpl>();
 	impl->identity_ = p_.identity().to_string();
@@ -792,15 +859,20 @@ Result<std::shared_ptr<atlas::CodeChange>> Loader::publish()
 			impl->exports_[s.name] = address_of(syms_[i]);
 	}
 
+	return impl;
+}
+
+// Text: written into a memfd, then mapped read+execute. It is never writable and executable
+// at once, which also satisfies MemoryDenyWriteExecute (no PROT_EXEC on anonymous or writable
+// memory). On failure the reservation is unmapped: nothing is left mapped.
+Result<void> Loader::map_image()
+{
 	auto fail = [&](const std::string &what) -> Error {
 		int e = errno;
 		munmap(reinterpret_cast<void *>(base_), rx_size_ + rw_size_);
 		return make_error(Errc::io, fmt::format("{}: {}: {}; nothing was mapped", who(),
 		                                        what, std::strerror(e)));
 	};
-	// Text: written into a memfd, then mapped read+execute. It is never writable and
-	// executable at once, which also satisfies MemoryDenyWriteExecute (no PROT_EXEC on
-	// anonymous or writable memory).
 	std::string memfd_name = "atlas-patch:" + p_.metadata.name;
 	int fd = memfd_create(memfd_name.c_str(), MFD_CLOEXEC);
 	if (fd < 0)
@@ -833,14 +905,15 @@ Result<std::shared_ptr<atlas::CodeChange>> Loader::publish()
 			return fail("mapping the patch data");
 		std::memcpy(d, rw_.data(), rw_size_);
 	}
-	if (eh_frame_section_) {
-		impl->unwind_entries_ =
-		    fde_table(std::span<const uint8_t>(rx_.data() + eh_frame_offset_,
-		                                       p_.sections[eh_frame_section_].size),
-		              base_ + eh_frame_offset_, base_);
-		impl->eh_frame_ = reinterpret_cast<void *>(base_ + eh_frame_offset_);
-		register_eh_frame(impl->eh_frame_);
-	}
+	return {};
+}
+
+Result<std::shared_ptr<atlas::CodeChange>> Loader::publish()
+{
+	auto impl = make_patch();
+	if (auto r = map_image(); !r)
+		return r.error();
+	register_unwind(*impl);
 	if (needs_dso_handle_)
 		impl->dso_handle_ = reinterpret_cast<void *>(base_ + rx_size_ + dso_offset_);
 	// Destructors (.fini_array) mirror the constructors: nothing registered may point into
@@ -849,39 +922,49 @@ Result<std::shared_ptr<atlas::CodeChange>> Loader::publish()
 	// in unreachable() then runs, before unmapping, first what the constructors registered and
 	// then the .fini_array from its last entry to its first (the order of an ELF object's
 	// teardown); a patch still mapped at exit is torn down by exit() like any object.
-	for (uint32_t i = 1; i < p_.sections.size(); i++) {
-		const Section &s = p_.sections[i];
-		if (s.type != SHT_FINI_ARRAY || !places_[i].loaded || !impl->dso_handle_)
-			continue;
-		const SectionPlace &pl = places_[i];
-		uint64_t addr = base_ + (pl.rx ? 0 : rx_size_) + pl.offset;
-		for (uint64_t k = 0; k + 8 <= s.size; k += 8) {
-			uint64_t fn;
-			std::memcpy(&fn, reinterpret_cast<const void *>(addr + k), 8);
-			if (fn != 0 && fn != UINT64_MAX)
-				// A void(void) entry called with one ignored argument: the x86-64
-				// calling convention makes that exact (as glibc does for atexit).
-				__cxa_atexit(reinterpret_cast<void (*)(void *)>(fn), nullptr,
-				             impl->dso_handle_);
-		}
-	}
+	if (impl->dso_handle_)
+		for_each_array_entry(SHT_FINI_ARRAY, [&](uint64_t fn) {
+			// A void(void) entry called with one ignored argument: the x86-64 calling
+			// convention makes that exact (as glibc does for atexit).
+			__cxa_atexit(reinterpret_cast<void (*)(void *)>(fn), nullptr,
+			             impl->dso_handle_);
+		});
 	// Constructors of the patch's new data run before the change can be published.
-	for (uint32_t i = 1; i < p_.sections.size(); i++) {
-		const Section &s = p_.sections[i];
-		if (s.type != SHT_INIT_ARRAY || !places_[i].loaded)
-			continue;
-		const SectionPlace &pl = places_[i];
-		uint64_t addr = base_ + (pl.rx ? 0 : rx_size_) + pl.offset;
-		for (uint64_t k = 0; k + 8 <= s.size; k += 8) {
-			uint64_t fn;
-			std::memcpy(&fn, reinterpret_cast<const void *>(addr + k), 8);
-			if (fn != 0 && fn != UINT64_MAX)
-				reinterpret_cast<void (*)()>(fn)();
-		}
-	}
+	for_each_array_entry(SHT_INIT_ARRAY,
+	                     [](uint64_t fn) { reinterpret_cast<void (*)()>(fn)(); });
 	if (opt_.on_mapped)
 		impl->before_unmap_ = opt_.on_mapped(*impl);
 	return std::shared_ptr<atlas::CodeChange>(std::move(impl));
+}
+
+void Loader::register_unwind(PatchImpl &impl) const
+{
+	if (eh_frame_section_) {
+		impl.unwind_entries_ =
+		    fde_table(std::span<const uint8_t>(rx_.data() + eh_frame_offset_,
+		                                       p_.sections[eh_frame_section_].size),
+		              base_ + eh_frame_offset_, base_);
+		impl.eh_frame_ = reinterpret_cast<void *>(base_ + eh_frame_offset_);
+		register_eh_frame(impl.eh_frame_);
+	}
+}
+
+// Calls fn with every entry (a function address) of the loaded sections of type `type`, in order.
+void Loader::for_each_array_entry(uint32_t type, const std::function<void(uint64_t)> &fn) const
+{
+	for (uint32_t i = 1; i < p_.sections.size(); i++) {
+		const Section &s = p_.sections[i];
+		if (s.type != type || !places_[i].loaded)
+			continue;
+		const SectionPlace &pl = places_[i];
+		uint64_t addr = base_ + (pl.rx ? 0 : rx_size_) + pl.offset;
+		for (uint64_t k = 0; k + 8 <= s.size; k += 8) {
+			uint64_t entry;
+			std::memcpy(&entry, reinterpret_cast<const void *>(addr + k), 8);
+			if (entry != 0 && entry != UINT64_MAX)
+				fn(entry);
+		}
+	}
 }
 
 Result<std::shared_ptr<atlas::CodeChange>> Loader::run()

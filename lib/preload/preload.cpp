@@ -390,9 +390,9 @@ control::LoadResult load(const std::string &path)
 }
 
 // Creates the runtime, registers the calling thread and starts the control socket.
-void start_runtime() noexcept
+// ATLAS_PARK_BOUND_MS and ATLAS_EVENT_LOG into `options`; a bad value is noted and ignored.
+void options_from_environment(RuntimeOptions &options)
 {
-	RuntimeOptions options;
 	if (const char *bound = std::getenv("ATLAS_PARK_BOUND_MS"); bound && *bound) {
 		char *end = nullptr;
 		const long ms = std::strtol(bound, &end, 10);
@@ -415,10 +415,11 @@ void start_runtime() noexcept
 			note(fmt::format("cannot open event log {}: {}; continuing without it", log,
 			                 strerror(errno)));
 	}
-	blocked_stacks = new (std::nothrow) preload::BlockedStacks;
-	if (!blocked_stacks)
-		return;
-	// Views: the kernel's, or (test hook, off by default) the simulation.
+}
+
+// Views: the kernel's, or (test hook, off by default) the simulation.
+std::unique_ptr<ViewOps> make_view_ops()
+{
 	std::unique_ptr<ViewOps> views;
 	if (const char *sim = std::getenv("ATLAS_PRELOAD_TEST_SIMULATED_VIEWS");
 	    sim && *sim == '1') {
@@ -460,7 +461,35 @@ void start_runtime() noexcept
 	} else {
 		views = kernel_view_ops();
 	}
-	options.views = std::move(views);
+	return views;
+}
+
+// The control socket (ATLAS_CONTROL_SOCKET, else the default path), loading through load().
+void start_control_server()
+{
+	control::ServerOptions server_options;
+	if (const char *path = std::getenv("ATLAS_CONTROL_SOCKET"); path && *path)
+		server_options.path = path;
+	server_options.loader = [](const std::string &path) { return load(path); };
+	std::string error;
+	tl_creating_internal = true;
+	server = control::Server::start(*runtime, std::move(server_options), error).release();
+	tl_creating_internal = false;
+	server_pid = getpid();
+	if (!server)
+		note(fmt::format("control socket not started: {}; the program runs, but cannot be "
+		                 "patched from outside",
+		                 error));
+}
+
+void start_runtime() noexcept
+{
+	RuntimeOptions options;
+	options_from_environment(options);
+	blocked_stacks = new (std::nothrow) preload::BlockedStacks;
+	if (!blocked_stacks)
+		return;
+	options.views = make_view_ops();
 	options.may_complete = [](const CodeChange &change) {
 		return preload::check_current(ranges_of(change));
 	};
@@ -476,19 +505,7 @@ void start_runtime() noexcept
 	register_thread();
 	active.store(true, std::memory_order_release);
 
-	control::ServerOptions server_options;
-	if (const char *path = std::getenv("ATLAS_CONTROL_SOCKET"); path && *path)
-		server_options.path = path;
-	server_options.loader = [](const std::string &path) { return load(path); };
-	std::string error;
-	tl_creating_internal = true;
-	server = control::Server::start(*runtime, std::move(server_options), error).release();
-	tl_creating_internal = false;
-	server_pid = getpid();
-	if (!server)
-		note(fmt::format("control socket not started: {}; the program runs, but cannot be "
-		                 "patched from outside",
-		                 error));
+	start_control_server();
 }
 
 // In the child of fork(): only the forking thread exists. The parent's runtime, server and

@@ -3,10 +3,11 @@
 //   probe.cpp      capability probing at creation (views, unshared text, membarrier)
 //   registry.cpp   thread registry, quiescence points' slow path, blocking_enter/exit
 //   transition.cpp what both modes share: admission of a request, publication, lagging, end
-//   global.cpp     global mode: gathering -> applying -> released (patcher and parked threads)
+//   global.cpp     global mode: gathering -> applying -> release (patcher and parked threads)
 //   wait_free.cpp  wait-free mode: migrating <-> reverting, pending (patcher and migrating threads)
 //   applied.cpp    applied-change bookkeeping: admissibility, the applied list
 //   status.cpp     status snapshot and the report/event formatting both modes share
+//   proc.cpp       what /proc and the dynamic loader say (proc.hpp)
 //
 // Locking: one mutex (Core::mu_) guards the registry and the transition. Quiescence points
 // never touch it unless a transition is in flight; the event log is written after mu_ is

@@ -34,6 +34,9 @@ for f in "$builder" "$atlas" "$preload"; do
 	[ -e "$f" ] || die "$f missing: build user space into $build first"
 done
 command -v jq >/dev/null || die "jq missing: run 'make deps'"
+# The SASL PLAIN mechanism the live part authenticates with (Cyrus SASL's plugin).
+compgen -G "/usr/lib/*/sasl2/libplain.so*" >/dev/null || compgen -G "/usr/lib/sasl2/libplain.so*" >/dev/null ||
+	die "Cyrus SASL's PLAIN mechanism is missing: apt-get install libsasl2-modules"
 export ATLAS_BUILD_PATCH_CACHE=${ATLAS_BUILD_PATCH_CACHE:-$out/build-patch-cache}
 
 "$root/bench/servers/memcached.sh" "$out" >/dev/null ||
@@ -72,14 +75,15 @@ configure_line() {
 
 results=$su/results.tsv
 printf 'build\tpatch\toutcome\tfunctions\tseconds\toriginal_build\tmessage\n' >"$results"
-# build_patch LABEL BINARY SRC_CONFIG MAKE PATCH: runs the builder, appends the result, sets
-# $outcome and $json.
+# build_patch LABEL BINARY SRC_CONFIG MAKE PATCH [PREPARE]: runs the builder (configure with
+# SRC_CONFIG, then PREPARE, once; MAKE for each build), appends the result, sets $outcome and
+# $json.
 build_patch() {
-	local label=$1 binary=$2 config=$3 make=$4 patch=$5 start rc=0
+	local label=$1 binary=$2 config=$3 make=$4 patch=$5 prepare=${6:+ && $6} start rc=0
 	json=$su/runs/$label.$patch.json
 	start=$(date +%s.%N)
 	"$builder" --src "$pristine" --diff "$su/debian-new/debian/patches/$patch" \
-		--target "$binary" --configure "./configure $config >/dev/null" --build "$make" \
+		--target "$binary" --configure "./configure $config >/dev/null$prepare" --build "$make" \
 		-o "$su/$label.$patch.patch.o" --name "${patch%.patch}" --json \
 		>"$json" 2>"$su/runs/$label.$patch.log" || rc=$?
 	outcome=$(jq -r .outcome "$json" 2>/dev/null) ||
@@ -203,8 +207,11 @@ if [ "${MEMCACHED_SECURITY_PROXY:-0}" = 1 ]; then
 	proxy_bin=$out/memcached-1.6.18-1-sasl-tls-proxy/memcached
 	echo "with $proxy_opts: $proxy_bin"
 	for p in "${added[@]}"; do
+		# The vendored Lua once, then only the server: a plain make also builds
+		# memcached-debug, whose objects the builder would count (the server's link takes
+		# an archive, liblua.a, so the builder cannot tell which objects are the server's).
 		build_patch proxy "$proxy_bin" "$(configure_line "$out/src/1.6.18-1-sasl-tls-proxy")" \
-			"make -j$(nproc)" "$p"
+			"make -j$(nproc) memcached" "$p" "make -C vendor >/dev/null"
 		case $p in
 		*46852*) expect "$p" written proxy_process_command ;;
 		*46853*)

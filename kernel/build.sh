@@ -4,12 +4,13 @@
 #   kernel/build.sh release   ->  build/kernel/bzImage
 #   kernel/build.sh debug     ->  build/kernel-debug/bzImage
 #   kernel/build.sh stock     ->  build/kernel-stock/bzImage: the release configuration without
-#                                 the series (no kernel/src, no patches, no CONFIG_MMVIEW), the
-#                                 baseline of the benchmarks (bench/README.md)
+#                                 the series (no patches, no CONFIG_MMVIEW), the baseline of the
+#                                 benchmarks (bench/README.md)
 #
 # Steps (docs/building.md explains each):
 #   1. extract /usr/src/linux-source-6.12.tar.xz to build/linux (a fixed path, so ccache hits
-#      from any clone), copy kernel/src/ over it and apply kernel/patches/series;
+#      from any clone) and apply kernel/patches/series (the patches add the new files too;
+#      kernel/src/ only keeps a copy of the new uapi headers for user space);
 #   2. configure: tinyconfig + kernel/configs/base.config (+ debug.config), and check that every
 #      requested option survived;
 #   3. build bzImage out of tree (build/kernel-obj-<variant>) through ccache.
@@ -59,10 +60,6 @@ main() {
 	# Hash of everything that determines the patched source tree.
 	source_inputs() {
 		echo "linux-source-6.12 $pkg_version"
-		# kernel/src may be absent: git keeps no empty directories.
-		if [ -d "$kdir/src" ] && [ "$stock" = 0 ]; then
-			(cd "$kdir" && find src -type f -print0 | sort -z | xargs -0 -r sha256sum)
-		fi
 		sha256sum "$kdir/patches/series" | cut -d' ' -f1
 		for p in "${series[@]}"; do sha256sum "$kdir/patches/$p"; done
 	}
@@ -79,9 +76,6 @@ main() {
 		rm -rf "$srcdir" "$srcdir.tmp"
 		mkdir -p "$srcdir.tmp"
 		tar -xf "$src_tar" -C "$srcdir.tmp" --strip-components=1
-		if [ -d "$kdir/src" ] && [ -n "$(ls -A "$kdir/src")" ] && [ "$stock" = 0 ]; then
-			cp -r "$kdir/src/." "$srcdir.tmp/"
-		fi
 		for p in "${series[@]}"; do
 			echo "kernel: applying $p"
 			# No fuzz: a hunk that only applies with fuzz may be applied in the wrong place.

@@ -4,8 +4,8 @@
 #   kernel/dev-tree.sh [--rebase] DIR
 #
 # DIR gets the installed Debian linux-source-6.12, committed as the upstream base (tag
-# atlas-base), then one commit adding the new files of kernel/src/, then the series applied with
-# `git am`, one commit per patch. Edit and commit there (one logical change per commit), then
+# atlas-base), then the series applied with `git am`, one commit per patch (the patches add the
+# new files too). Edit and commit there (one logical change per commit), then
 # bring the result back with kernel/export-series.sh DIR. docs/building.md, "The patch series".
 #
 # --rebase is for a source version the series was not exported on (kernel/linux-source.version
@@ -40,11 +40,6 @@ git add -A
 # kernel/export-series.sh reads the version back from this subject.
 commit -m "linux-source-6.12 $version"
 git tag atlas-base
-if [ -d "$root/kernel/src" ] && [ -n "$(ls -A "$root/kernel/src")" ]; then
-	cp -r "$root/kernel/src/." .
-	git add -A
-	commit -m "atlas: new files (kernel/src)"
-fi
 fuzzed=()
 mapfile -t series < <(sed -e 's/#.*//' -e 's/[[:space:]]*$//' -e '/^$/d' "$root/kernel/patches/series")
 for p in "${series[@]}"; do

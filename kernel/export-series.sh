@@ -1,32 +1,29 @@
 #!/usr/bin/env bash
 # Export the views series from a development tree made by kernel/dev-tree.sh:
 #
-#   kernel/export-series.sh [--whole] [--out OUT] DIR
+#   kernel/export-series.sh [--out OUT] DIR
 #
-# Files that do not exist upstream (atlas-base) are copied, at their final version, to
-# kernel/src/<path>; every commit in atlas-base..HEAD that changes upstream files becomes one
-# patch in kernel/patches/ (only those files), listed in order in kernel/patches/series, with a
-# cover letter (0000-cover-letter.patch, its text from kernel/cover-letter.txt); the
-# source version of atlas-base goes to kernel/linux-source.version (the version the series is
-# tested on, which `make deps` installs).
-# --whole: new files are exported in the patches that add them, like every other change (no
-# kernel/src/; the reshaped series of kernel/reshape/ is made that way). --out OUT writes
-# OUT/patches/, OUT/src/ and OUT/linux-source.version instead of kernel/'s (e.g. to compare a
-# new series with the current one before switching).
+# Every commit in atlas-base..HEAD becomes one patch in kernel/patches/ (git format-patch; a new
+# file is added by the patch of the commit that adds it), listed in order in
+# kernel/patches/series, with a cover letter (0000-cover-letter.patch, its text from
+# kernel/cover-letter.txt); the source version of atlas-base goes to kernel/linux-source.version
+# (the version the series is tested on, which `make deps` installs). The new uapi headers are
+# also copied to kernel/src/include/uapi/, for user space that builds against them
+# (tests/unit/CMakeLists.txt); kernel/build.sh does not use that copy.
+# --out OUT writes OUT/patches/, OUT/src/ and OUT/linux-source.version instead of kernel/'s
+# (e.g. to compare a new series with the current one).
 # Afterwards it checks everything with checkpatch.pl --strict and the kernel-doc of every C file
 # the series touches with kernel-doc -Wall, and says what it found.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-whole=0
 out=$root/kernel
 while [ $# -gt 1 ]; do
 	case "$1" in
-	--whole) whole=1; shift ;;
 	--out) mkdir -p "$2"; out=$(cd "$2" && pwd); shift 2 ;;
 	*) break ;;
 	esac
 done
-dir=$(cd "${1:?usage: kernel/export-series.sh [--whole] [--out OUT] DIR}" && pwd)
+dir=$(cd "${1:?usage: kernel/export-series.sh [--out OUT] DIR}" && pwd)
 cd "$dir"
 git rev-parse -q --verify atlas-base >/dev/null || { echo "kernel/export-series.sh: $dir has no tag atlas-base (make it with kernel/dev-tree.sh)" >&2; exit 1; }
 base_version=$(git log -1 --format=%s atlas-base | sed -n 's/^linux-source-6\.12 //p')
@@ -35,18 +32,15 @@ base_version=$(git log -1 --format=%s atlas-base | sed -n 's/^linux-source-6\.12
 
 mapfile -t new_files < <(git diff --name-only --diff-filter=A atlas-base HEAD)
 rm -rf "$out/src"
-excludes=()
-if [ $whole = 0 ]; then
-	for f in "${new_files[@]}"; do
-		mkdir -p "$out/src/$(dirname "$f")"
-		cp "$f" "$out/src/$f"
-		excludes+=(":(exclude)$f")
-	done
-fi
+for f in "${new_files[@]}"; do
+	case "$f" in include/uapi/*) ;; *) continue ;; esac
+	mkdir -p "$out/src/$(dirname "$f")"
+	cp "$f" "$out/src/$f"
+done
 
 mkdir -p "$out/patches"
 rm -f "$out/patches/"*.patch
-git -c user.name="atlas developer" -c user.email=dev@atlas.invalid format-patch -q --no-signature --zero-commit --cover-letter -o "$out/patches" atlas-base..HEAD -- . "${excludes[@]}"
+git -c user.name="atlas developer" -c user.email=dev@atlas.invalid format-patch -q --no-signature --zero-commit --cover-letter -o "$out/patches" atlas-base..HEAD
 # The cover letter's subject and text: kernel/cover-letter.txt (first line, then the rest).
 python3 - "$out/patches/0000-cover-letter.patch" "$root/kernel/cover-letter.txt" <<'PY'
 import sys
@@ -57,21 +51,13 @@ open(letter, 'w').write(body)
 PY
 {
 	echo "# atlas kernel patch series, applied in this order by kernel/build.sh (patch -p1, no fuzz)."
-	if [ $whole = 0 ]; then
-		echo "# Exported from a development tree by kernel/export-series.sh; new files are in kernel/src/."
-	else
-		echo "# Exported from a development tree by kernel/export-series.sh --whole; each new file is added by the patch that first needs it."
-	fi
+	echo "# Exported from a development tree by kernel/export-series.sh; each new file is added by the patch that first needs it."
 	(cd "$out/patches" && ls -1 ./*.patch 2>/dev/null | sed 's|^\./||' | grep -v '^0000-cover-letter')
 } >"$out/patches/series"
 
 echo "$base_version" >"$out/linux-source.version"
 
-if [ $whole = 0 ]; then
-	echo "exported ${#new_files[@]} new files to ${out#"$root"/}/src and $(grep -c '\.patch$' "$out/patches/series") patches to ${out#"$root"/}/patches, tested-on version $base_version"
-else
-	echo "exported $(grep -c '\.patch$' "$out/patches/series") patches (${#new_files[@]} new files in them) to ${out#"$root"/}/patches, tested-on version $base_version"
-fi
+echo "exported $(grep -c '\.patch$' "$out/patches/series") patches (${#new_files[@]} new files in them) to ${out#"$root"/}/patches, tested-on version $base_version"
 # checkpatch's SPDX check runs python3 with the ply module: Debian's python3-ply, so Debian's
 # python3 first (a python3 of pyenv or a venv lacks it).
 export PATH=/usr/bin:$PATH

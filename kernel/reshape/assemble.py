@@ -59,8 +59,11 @@ def assemble(final_path, kind, P):
         inc[idx] = m['first'] <= P and (m['last'] is None or P <= m['last'])
     for i, (idx, t) in enumerate(seq):
         if t is not None and t.strip() == '':
+            # a separator: kept when a piece of this patch follows, once (a piece the patch
+            # leaves out may carry the separator after it, as its own last line)
             nxt = next((j for j, _ in seq[i + 1:] if j in inc), None)
-            if nxt is None or inc[nxt]:
+            later = any(inc[j] for j, _ in seq[i + 1:] if j in inc)
+            if nxt is None or inc[nxt] or (later and out and not ''.join(out[-1:]).endswith('\n\n')):
                 out.append(t)
             continue
         if not inc[idx]:

@@ -4,7 +4,8 @@
 #   kernel/reshape/make-series.sh DEVTREE NEWTREE [LAST]
 #
 # DEVTREE: a development tree of the current series (kernel/dev-tree.sh; its HEAD is the final
-# tree). NEWTREE: a new git worktree of DEVTREE on branch `reshape`, from atlas-base. For each
+# tree). NEWTREE: a new git worktree of DEVTREE from atlas-base, on a branch named after
+# NEWTREE's last path component. For each
 # new patch P = 1..LAST (default 40) it writes
 #   - every upstream file as it is after P (upstream.py write: manifest_up.tsv, up-variants/),
 #   - mm/mmview.c and include/linux/mmview.h after P (assemble.py --write: manifest_c/h.tsv and
@@ -15,7 +16,7 @@
 # file is missing, a placeholder subject naming P. It stops at the first patch it cannot write
 # (a hunk without its variant). At the end (LAST = 40) it checks that the reshaped tree equals
 # DEVTREE's HEAD (git diff --stat must be empty).
-# Export the result with kernel/export-series.sh --new-files-in-patches --out DIR NEWTREE.
+# Export the result with kernel/export-series.sh [--out DIR] NEWTREE.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 dev=$(cd "${1:?usage: make-series.sh DEVTREE NEWTREE [LAST]}" && pwd)
@@ -34,7 +35,8 @@ python3 "$here/gen_variants.py" "$tmp/final.c" "$tmp/final.h" "$here/variants" >
 python3 "$here/assemble.py" "$tmp/final.c" "$tmp/final.h" --final
 python3 "$here/upstream.py" final "$dev" "$final"
 
-git -C "$dev" worktree add -q -b reshape "$new" atlas-base
+branch=$(basename "$new")
+git -C "$dev" worktree add -q -b "$branch" "$new" atlas-base
 new=$(cd "$new" && pwd)
 commit() { git -C "$new" -c user.name="atlas developer" -c user.email=dev@atlas.invalid commit -q "$@"; }
 
@@ -59,5 +61,5 @@ if [ "$last" = 40 ]; then
 	diff=$(git -C "$new" diff --stat "$final" HEAD)
 	[ -z "$diff" ] || die "the reshaped tree differs from $dev's HEAD:
 $diff"
-	echo "make-series.sh: $new (branch reshape) equals $dev's HEAD"
+	echo "make-series.sh: $new (branch $branch) equals $dev's HEAD"
 fi

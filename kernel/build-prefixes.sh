@@ -155,6 +155,7 @@ PY
 		norm <"$work/logs/$n.build" >"$work/logs/$n.build.warnings" || true
 		if [ "$k" = 0 ] || [ "$quick" = 1 ]; then : >"$work/baseline.warnings"; fi
 		if [ "$k" = 0 ] && [ "$quick" = 0 ]; then cp "$work/logs/$n.build.warnings" "$work/baseline.warnings"; fi
+		[ -f "$work/baseline.warnings" ] || : >"$work/baseline.warnings" # --from N without prefix 0
 		new_warn=$(comm -23 "$work/logs/$n.build.warnings" "$work/baseline.warnings" | wc -l)
 
 		# W=1 on the .c files this prefix touches (at prefix 0: every .c file of the series).

@@ -10,9 +10,8 @@
 #
 #   scripts/demo.sh [BUILD_DIR] [KERNEL]
 #
-# The patch is a real upstream fix on memcached's request path, read-oom-crash (memcached commit
-# 8b852b61fc32, in drive_machine()), made by atlas build-patch, when a memcached history is at
-# hand (MEMCACHED_GIT, see bench/servers/README.md); otherwise the harness's own patch, said so.
+# The patch comes from Debian's security update for memcached, made by atlas build-patch (below);
+# if that fails, the harness's own patch, said so.
 # DEMO_SECONDS (15) sets each run's length; EVAL_* settings of bench/eval/run.sh apply too.
 # The synthetic demo of earlier versions (four threads calling one function) is the test
 # guest.wait_free.
@@ -23,13 +22,25 @@ export KERNEL=${2:-$root/build/kernel/bzImage}
 export EVAL_THREADS=${EVAL_THREADS:-4} EVAL_REPS=${EVAL_REPS:-1}
 export EVAL_MODES=${EVAL_MODES:-none global wait-free}
 export EVAL_SECONDS=${DEMO_SECONDS:-${EVAL_SECONDS:-15}}
+# The patch: Debian's security update for memcached, made into live patches by atlas
+# build-patch (bench/servers/memcached-security-update.sh). Its fixes change no code of Debian's
+# own build (the builder says so for each); the SASL password-file fix (CVE-2026-47783/47784)
+# changes the build configured with --enable-sasl-pwdb, so that build runs and is patched.
+# EVAL_FIX=read-oom-crash (an upstream fix on every request's path; needs a memcached history,
+# MEMCACHED_GIT) or EVAL_PATCH choose another.
 if [ -z "${EVAL_FIX:-}${EVAL_PATCH:-}" ]; then
-	echo "== building the live patch of upstream fix read-oom-crash with atlas build-patch"
-	if "$root/bench/servers/memcached-fix-patch.sh" read-oom-crash >"$root/build/demo-patch.log" 2>&1; then
-		export EVAL_PATCH=$root/build/servers/patches/read-oom-crash.patch.o
-		export EVAL_PATCH_NAME=read-oom-crash
+	echo "== Debian's memcached security update (1.6.18-1+deb12u1) patch by patch, with atlas build-patch"
+	if "$root/bench/servers/memcached-security-update.sh" "$BUILD" >"$root/build/demo-security-update.log" 2>&1; then
+		grep -E '^(Debian|with|  [0-9A-Z])' "$root/build/demo-security-update.log" | sed 's/^/   /' || true
+		su=$root/build/servers/security-update
+		sasl=$(ls "$su"/pwdb.*.patch.o | head -n1)
+		export EVAL_MEMCACHED=$root/build/servers/memcached-1.6.18-1-sasl-sasl-pwdb-tls/memcached
+		export EVAL_PATCH=$sasl
+		name=${sasl##*/pwdb.}
+		export EVAL_PATCH_NAME=${name%.patch.patch.o}
+		echo "== the demo runs the --enable-sasl-pwdb build and patches it with $EVAL_PATCH_NAME"
 	else
-		echo "== $(tail -n1 "$root/build/demo-patch.log")"
+		echo "== $(tail -n1 "$root/build/demo-security-update.log")"
 		echo "== so the harness's own patch is used instead of a real fix (bench/eval/patches/)"
 	fi
 fi

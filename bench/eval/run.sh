@@ -12,7 +12,9 @@
 # EVAL_FIX (a real upstream fix of bench/servers/memcached-fixes.tsv, e.g. read-oom-crash, made
 # into a patch by atlas build-patch through bench/servers/memcached-fix-patch.sh; needs a
 # memcached history, MEMCACHED_GIT), or EVAL_PATCH and EVAL_PATCH_NAME (any patch of the 1.6.18-1
-# binary and its name); default: the harness's own bench/eval/patches/stats-settings. BUILD (build/user) and KERNEL
+# binary and its name); default: the harness's own bench/eval/patches/stats-settings.
+# EVAL_MEMCACHED: another build of 1.6.18-1 to run (with EVAL_PATCH made for it; default
+# Debian's, from bench/servers/memcached.sh). BUILD (build/user) and KERNEL
 # (build/kernel/bzImage) name what it runs; both must be built (make, make kernel).
 #
 # OUT_DIR/raw/ holds what the guest measured (bench/eval/guest.sh), OUT_DIR/report.md the
@@ -31,7 +33,8 @@ done
 [ -r "$kernel" ] || die "$kernel is missing: build the views kernel first (make kernel)"
 "$root/bench/servers/memcached.sh" "$root/build/servers" >/dev/null ||
 	die "building memcached failed (bench/servers/memcached.sh)"
-memcached=$root/build/servers/memcached-1.6.18-1/memcached
+memcached=${EVAL_MEMCACHED:-$root/build/servers/memcached-1.6.18-1/memcached}
+[ -x "$memcached" ] || die "$memcached (EVAL_MEMCACHED) is not an executable"
 libunwind=$(readlink -f /usr/lib/x86_64-linux-gnu/libunwind.so.8) ||
 	die "libunwind.so.8 missing: run 'make deps'"
 

@@ -20,8 +20,9 @@ packages=(
 	# guest runner (guest/run)
 	qemu-system-x86 busybox-static cpio
 	# benchmark scripts (bench/); the evaluation's servers built from Debian source
-	# (bench/servers/: apt-get source, dpkg-source, and what memcached's build needs)
-	jq dpkg-dev libevent-dev libsasl2-dev
+	# (bench/servers/: apt-get source, dpkg-source, and what memcached's build needs; SASL's PLAIN
+	# mechanism for the security update's live check)
+	jq dpkg-dev libevent-dev libsasl2-dev libsasl2-modules
 	# the evaluation's plots (bench/eval/report.sh)
 	gnuplot-nox
 	# the test corpus's GLib server (tests/unit/preload/corpus)

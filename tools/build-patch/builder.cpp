@@ -2,6 +2,7 @@
 #include "builder.hpp"
 
 #include "apply_diff.hpp"
+#include "archive_members.hpp"
 #include "atlas/patch/format.hpp"
 #include "atlas/patch/patch.hpp"
 #include "atlas/patch/writer.hpp"
@@ -424,13 +425,47 @@ private:
 			    relative_to(s, tree_->tree())));
 		std::set<std::string> objs(link->inputs.begin(), link->inputs.end());
 		for (const std::string &i : link->inputs)
-			if (i.ends_with(".a")) {
-				warn(fmt::format("{} links the archive {}: every changed object is "
-				                 "assumed to be part of the target",
+			if (i.ends_with(".a") && !add_archive_members(i, objs)) {
+				warn(fmt::format("{} links the archive {}, whose members cannot be "
+				                 "read: every changed object is assumed to be part "
+				                 "of the target",
 				                 name, relative_to(i, tree_->tree())));
 				return std::nullopt;
 			}
 		return objs;
+	}
+
+	// The objects of the original build an archive the target links holds: for a regular
+	// archive, the compiled objects with a member's file name (those in the archive's
+	// directory when there are several), for a thin one the paths it names.
+	bool add_archive_members(const std::string &archive, std::set<std::string> &objs)
+	{
+		auto members = archive_members(archive);
+		if (!members)
+			return false;
+		const fs::path dir = fs::path(archive).parent_path();
+		std::map<std::string, std::vector<std::string>> by_name;
+		for (const CompileRecord &c : original_.compiles)
+			by_name[fs::path(c.object).filename().string()].push_back(c.object);
+		for (const std::string &m : *members) {
+			const fs::path mp(m);
+			if (mp.has_parent_path()) { // a thin archive's path
+				objs.insert(
+				    (mp.is_absolute() ? mp : dir / mp).lexically_normal().string());
+				continue;
+			}
+			auto it = by_name.find(m);
+			if (it == by_name.end())
+				continue; // not compiled through the wrapper: the diff cannot
+				          // change it
+			std::vector<std::string> here;
+			for (const std::string &o : it->second)
+				if (fs::path(o).parent_path() == dir)
+					here.push_back(o);
+			for (const std::string &o : here.empty() ? it->second : here)
+				objs.insert(o);
+		}
+		return true;
 	}
 
 	bool diff_units()

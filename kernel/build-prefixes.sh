@@ -73,30 +73,24 @@ main() {
 	export PATH=/usr/lib/ccache:$PATH
 	kmake() { nice -n 19 make -C "$src" -j"$(nproc)" "$@"; }
 	# Whether the configuration builds file F (--quick): its line in its directory's Makefile,
-	# and each parent directory's line, is obj-y or obj-$(CONFIG_X) with X set (a name not found
-	# counts as built).
+	# and each parent directory's line, is obj-y or obj-$(CONFIG_X) with X set (a file the
+	# Makefile does not name is not built: it may be #included, as kernel/sched/*.c are).
 	built() {
 		python3 - "$src" "$obj/.config" "$1" <<'PY'
 import os, re, sys
 src, config, f = sys.argv[1:]
 conf = set(re.findall(r'^(CONFIG_\w+)=[ym]$', open(config).read(), re.M))
 def ok(makefile, entry):
-    for mk in (makefile + '/Makefile', makefile + '/Kbuild'):
-        p = os.path.join(src, mk)
-        if not os.path.exists(p):
-            continue
-        text = open(p).read().replace('\\\n', ' ')
-        found = False
-        for line in text.split('\n'):
-            m = re.match(r'^\s*([\w-]+?)-(y|\$\((CONFIG_\w+)\))\s*[+:]?=(.*)$', line)
-            if not m or not re.search(r'(^|\s)' + re.escape(entry) + r'(\s|$)', m.group(4)):
-                continue
-            found = True
-            if m.group(2) == 'y' or m.group(3) in conf:
-                return True
-        if found:
-            return False
-    return True
+    texts = [open(p).read() for p in (os.path.join(src, makefile, m) for m in ('Makefile', 'Kbuild'))
+             if os.path.exists(p)]
+    if not texts:
+        return True
+    for line in '\n'.join(texts).replace('\\\n', ' ').split('\n'):
+        m = re.match(r'^\s*([\w-]+?)-(y|\$\((CONFIG_\w+)\))\s*[+:]?=(.*)$', line)
+        if m and re.search(r'(^|\s)' + re.escape(entry) + r'(\s|$)', m.group(4)) and \
+                (m.group(2) == 'y' or m.group(3) in conf):
+            return True
+    return False
 d, name = os.path.split(f)
 if not ok(d, name[:-2] + '.o'):
     sys.exit(1)

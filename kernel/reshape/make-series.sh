@@ -38,7 +38,8 @@ python3 "$here/upstream.py" final "$dev" "$final"
 branch=$(basename "$new")
 git -C "$dev" worktree add -q -b "$branch" "$new" atlas-base
 new=$(cd "$new" && pwd)
-commit() { git -C "$new" -c user.name="atlas developer" -c user.email=dev@atlas.invalid commit -q "$@"; }
+# A fixed date, so that the exported patches change only where their contents do.
+commit() { GIT_AUTHOR_DATE="2026-12-07T00:00:00Z" GIT_COMMITTER_DATE="2026-12-07T00:00:00Z" git -C "$new" -c user.name="atlas developer" -c user.email=dev@atlas.invalid commit -q "$@"; }
 
 for ((P = 1; P <= last; P++)); do
 	python3 "$here/upstream.py" write "$dev" "$P" "$new" "$final" || die "patch $P: an upstream file cannot be written (above)"

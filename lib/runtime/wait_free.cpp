@@ -101,12 +101,13 @@ Report Core::run_wait_free(Operation op, std::shared_ptr<CodeChange> change, std
 	const std::int64_t started = monotonic_ns();
 	Prepared prepared = prepare_view(op, *change, identity);
 	if (!prepared.message.empty()) {
-		std::lock_guard lock(mu_);
-		patcher_busy_ = false;
 		report.outcome = prepared.outcome;
 		report.message = std::move(prepared.message);
+		// Written before mu_ is taken: an event sink may call status(), which takes it.
 		log_.emit(prepared.outcome == Outcome::failed ? "failed" : "refused",
 		          {{"change", identity}, {"message", report.message}});
+		std::lock_guard lock(mu_);
+		patcher_busy_ = false;
 		return report;
 	}
 

@@ -599,4 +599,32 @@ TEST_F(WaitFreeTest, EventsNameThreadsByTheirCurrentComm)
 	EXPECT_EQ(migrated, 1);
 }
 
+// An event sink may call back into the runtime: no event is written with the runtime's lock
+// held. A refusal before anything is published (creating the view failed) used to be.
+TEST(WaitFreeEvents, SinkReadingStatusOnARefusalDoesNotDeadlock)
+{
+	auto views = std::make_shared<FakeViewState>();
+	std::atomic<atlas::Runtime *> self{nullptr};
+	std::atomic<int> statuses{0};
+	atlas::RuntimeOptions options;
+	options.views = std::make_unique<FakeViews>(views);
+	options.events.callback = [&](std::string_view line) {
+		atlas::Runtime *runtime = self.load();
+		if (runtime && nlohmann::json::parse(line)["event"] == "refused") {
+			EXPECT_FALSE(runtime->status().transition);
+			statuses++;
+		}
+	};
+	std::unique_ptr<atlas::Runtime> rt = atlas::Runtime::create(std::move(options));
+	ASSERT_TRUE(rt);
+	exempt_existing_threads(*rt);
+	self = rt.get();
+	views->fail_create = true;
+	auto change = std::make_shared<ViewChange>(views, "fix");
+	atlas::Report r = rt->apply(change, {Mode::wait_free, 1000ms});
+	EXPECT_EQ(r.outcome, Outcome::refused) << r.message;
+	EXPECT_EQ(statuses.load(), 1);
+	self = nullptr;
+}
+
 } // namespace

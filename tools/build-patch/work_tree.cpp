@@ -61,25 +61,8 @@ Result<size_t> copy_tree(const fs::path &from, const fs::path &to)
 Result<WorkTree> WorkTree::create(const std::string &work, const std::string &source,
                                   const std::string &self_exe)
 {
-	WorkTree t;
-	t.work_ = fs::absolute(work).lexically_normal().string();
-	t.tree_ = t.work_ + "/tree";
-	t.shims_ = t.work_ + "/bin";
-	t.source_ = fs::absolute(source).lexically_normal().string();
-	while (t.source_.size() > 1 && t.source_.back() == '/')
-		t.source_.pop_back();
-	std::error_code ec;
-	if (fs::exists(t.tree_, ec))
-		return make_error(
-		    Errc::io,
-		    fmt::format("{} already exists: give an empty --work directory", t.tree_));
-	auto files = copy_tree(t.source_, t.tree_);
-	if (!files)
-		return files.error();
-	t.files_ = *files;
-	if (auto r = install_compiler_shims(t.shims_, self_exe); !r)
-		return r.error();
-	return t;
+	// A fresh tree is the source copied as is: what restore() does with a cached build.
+	return restore(work, source, source, self_exe);
 }
 
 Result<WorkTree> WorkTree::restore(const std::string &work, const std::string &built_tree,

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Build every prefix of the views series in turn (issue 13 item 3):
+# Build every prefix of the views series in turn (docs/building.md):
 #
 #   kernel/build-prefixes.sh [--from N] [--to N] [--boot] [--stop] [--quick] DEVTREE [WORKDIR]
 #

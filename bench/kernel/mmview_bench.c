@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * Cost of views on the release kernel (views-kernel.md sec. 10; results in docs/benchmarks.md):
+ * Cost of views on the release kernel (results in docs/benchmarks.md):
  *  - MMVIEW_MIGRATE round trip vs a null system call (getppid);
  *  - migrate with 1 and 8 views, and with 1 and 512 MiB resident (must not depend on either);
  *  - MMVIEW_CREATE vs fork() of the same process at 1, 64 and 512 MiB resident, and CREATE of a

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * What the views series costs a process that never creates a view (views-kernel.md sec. 10):
+ * What the views series costs a process that never creates a view (docs/benchmarks.md):
  * fork, mmap/munmap, page faults and thread creation, run on the release kernel with the
  * series and on the same configuration without it (kernel/build.sh stock); results in
  * docs/benchmarks.md. Output: one "name value unit" line per result; each is the median of

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# What a refused global apply costs a server (issue 14, item 3; docs/benchmarks.md): memcached
+# What a refused global apply costs a server (docs/benchmarks.md): memcached
 # under the preload and open-loop load; 3 s into the run, a global apply that can never finish
 # (patches/held-by-lru-maintainer: its function is on a thread's stack for good) is tried for
 # its whole deadline (3 s) and refused. Run once with the park bound (RuntimeOptions::park_bound,

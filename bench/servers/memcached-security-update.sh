@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Debian's security update of memcached (1.6.18-1+deb12u1), patch by patch, as live patches of
 # the running 1.6.18-1 build, made by `atlas build-patch` (docs/patch-builder.md, "Debian's
-# security update"; issue 15, item 5). The patches are the ones the update's debian/patches
+# security update"). The patches are the ones the update's debian/patches
 # adds over 1.6.18-1's (read from the two source packages, `apt-get source`).
 #
 #   bench/servers/memcached-security-update.sh BUILD_DIR [OUT_DIR]    (default build/servers)

@@ -81,6 +81,7 @@ int open_connection(const Options &o, std::string &error)
 struct Pending {
 	std::uint64_t intended = 0;
 	Request req;
+	bool scheduled = true; // false: the connection's opening request (Protocol::opening)
 };
 
 struct Conn {
@@ -89,7 +90,7 @@ struct Conn {
 	std::size_t out_off = 0;
 	std::string in;
 	std::size_t in_off = 0;
-	std::deque<Pending> waiting; // in the order they were queued, which is the reply order
+	std::deque<Pending> waiting; // in the order queued: the reply order unless tagged
 	bool polling_out = false;
 	std::uint64_t retry_at = 0;
 };
@@ -99,7 +100,8 @@ class Worker
 {
 public:
 	Worker(const Options &o, Protocol &p, unsigned index, unsigned conns, double rate)
-	    : o_(o), p_(p), rng_(o.seed * 0x9e3779b97f4a7c15ULL + index), rate_(rate), conns_(conns)
+	    : o_(o), p_(p), tagged_(p.tagged()), rng_(o.seed * 0x9e3779b97f4a7c15ULL + index),
+	      rate_(rate), conns_(conns)
 	{
 		const auto kinds = p_.kinds();
 		for (const auto &k : kinds)
@@ -141,14 +143,17 @@ private:
 	void flush(Conn &c, std::uint64_t now);
 	void receive(Conn &c);
 	void watch_out(Conn &c, bool on);
+	void account(const Pending &p, ReplyStatus status, const std::string &why, std::uint64_t t);
 	std::uint64_t gap_ns();
 
 	const Options &o_;
 	Protocol &p_;
+	bool tagged_; // replies matched by tag, in any order
 	std::mt19937_64 rng_;
 	double rate_;
 	std::vector<Conn> conns_;
 	std::size_t next_conn_ = 0;
+	std::uint64_t opened_ = 0; // connections opened, for Protocol::opening
 	int ep_ = -1;
 	Result r_;
 	std::uint64_t start_ = 0;
@@ -170,16 +175,27 @@ bool Worker::reopen(Conn &c, std::string &error)
 	}
 	c.fd = fd;
 	c.polling_out = false;
+	Pending opening{now_ns(), {}, false};
+	if (p_.opening(opened_++, opening.req)) {
+		c.out += opening.req.bytes;
+		c.waiting.push_back(std::move(opening));
+		flush(c, now_ns());
+		if (c.fd < 0) {
+			error = "cannot send the connection's opening request";
+			return false;
+		}
+	}
 	return true;
 }
 
 // The connection's requests are lost: count them, close it, and retry it later.
 void Worker::fail(Conn &c, const std::string &why, std::uint64_t now)
 {
-	if (!c.waiting.empty())
-		note(r_, fmt::format("connection failed ({}): {} request(s) lost", why,
-		                     c.waiting.size()));
-	r_.errors += c.waiting.size();
+	const auto lost = static_cast<std::uint64_t>(std::count_if(
+	    c.waiting.begin(), c.waiting.end(), [](const Pending &p) { return p.scheduled; }));
+	if (lost)
+		note(r_, fmt::format("connection failed ({}): {} request(s) lost", why, lost));
+	r_.errors += lost;
 	c.waiting.clear();
 	c.out.clear();
 	c.out_off = 0;
@@ -245,7 +261,39 @@ void Worker::receive(Conn &c)
 	}
 	const std::uint64_t t = now_ns(); // every reply parsed below had arrived by now
 	std::string why;
-	while (!c.waiting.empty()) {
+	while (tagged_ && c.in_off < c.in.size()) {
+		std::size_t length = 0;
+		std::uint64_t tag = 0;
+		const std::string_view in = std::string_view(c.in).substr(c.in_off);
+		auto status = p_.frame(in, length, tag, why);
+		if (status == ReplyStatus::incomplete)
+			break;
+		const auto it =
+		    status == ReplyStatus::broken
+		        ? c.waiting.end()
+		        : std::find_if(c.waiting.begin(), c.waiting.end(),
+		                       [tag](const Pending &p) { return p.req.tag == tag; });
+		if (status != ReplyStatus::broken && it == c.waiting.end()) {
+			status = ReplyStatus::broken;
+			why = fmt::format("a reply tagged {} answers no outstanding request", tag);
+		}
+		if (status != ReplyStatus::broken)
+			status = p_.feed(it->req, in.substr(0, length), why);
+		if (status == ReplyStatus::broken) {
+			note(r_, fmt::format("unparsable reply: {}", why));
+			r_.wrong++;
+			if (it != c.waiting.end())
+				c.waiting.erase(it);
+			fail(c, "unparsable reply", t);
+			return;
+		}
+		c.in_off += length;
+		if (status == ReplyStatus::incomplete)
+			continue;
+		account(*it, status, why, t);
+		c.waiting.erase(it);
+	}
+	while (!tagged_ && !c.waiting.empty()) {
 		std::size_t consumed = 0;
 		const Pending &front = c.waiting.front();
 		const auto status =
@@ -259,21 +307,7 @@ void Worker::receive(Conn &c)
 			fail(c, "unparsable reply", t);
 			return;
 		}
-		const std::uint64_t latency = t > front.intended ? t - front.intended : 0;
-		if (status == ReplyStatus::ok) {
-			r_.answered++;
-			r_.latency.record(latency);
-			if (front.req.kind < r_.kinds.size()) {
-				r_.kinds[front.req.kind].answered++;
-				r_.kinds[front.req.kind].latency.record(latency);
-			}
-			const auto slot = static_cast<std::size_t>(
-			    static_cast<double>(front.intended - start_) / 1e9 / o_.interval_s);
-			r_.intervals[std::min(slot, r_.intervals.size() - 1)].record(latency);
-		} else {
-			r_.wrong++;
-			note(r_, fmt::format("wrong reply: {}", why));
-		}
+		account(front, status, why, t);
 		c.in_off += consumed;
 		c.waiting.pop_front();
 	}
@@ -292,6 +326,28 @@ void Worker::receive(Conn &c)
 	} else if (c.in_off > (1u << 20)) {
 		c.in.erase(0, c.in_off);
 		c.in_off = 0;
+	}
+}
+
+// A complete reply (ok or wrong) that had arrived by t.
+void Worker::account(const Pending &p, ReplyStatus status, const std::string &why, std::uint64_t t)
+{
+	const std::uint64_t latency = t > p.intended ? t - p.intended : 0;
+	if (!p.scheduled && status == ReplyStatus::ok)
+		return;
+	if (status == ReplyStatus::ok) {
+		r_.answered++;
+		r_.latency.record(latency);
+		if (p.req.kind < r_.kinds.size()) {
+			r_.kinds[p.req.kind].answered++;
+			r_.kinds[p.req.kind].latency.record(latency);
+		}
+		const auto slot = static_cast<std::size_t>(
+		    static_cast<double>(p.intended - start_) / 1e9 / o_.interval_s);
+		r_.intervals[std::min(slot, r_.intervals.size() - 1)].record(latency);
+	} else {
+		r_.wrong++;
+		note(r_, fmt::format("wrong reply: {}", why));
 	}
 }
 
@@ -360,7 +416,9 @@ void Worker::run(std::uint64_t start)
 		if (!sending) {
 			std::size_t left = 0;
 			for (const auto &c : conns_)
-				left += c.waiting.size();
+				left += static_cast<std::size_t>(
+				    std::count_if(c.waiting.begin(), c.waiting.end(),
+				                  [](const Pending &p) { return p.scheduled; }));
 			if (left == 0)
 				break;
 			if (now >= drain_end) {

@@ -2,9 +2,9 @@
 // evenly spaced arrivals at the offered rate) whatever the server does; each latency is measured
 // from the request's intended send time, not from when it was written, so a server that stalls
 // shows the stall in every request that was due during it (no coordinated omission). Requests
-// are spread round-robin over the connections; a reply is matched to its request by order, so
-// the protocol must answer in order on each connection (memcached, HTTP/1.1, LDAP per message id
-// pipelined in order by the server under test).
+// are spread round-robin over the connections; a reply is matched to its request by order
+// (memcached, HTTP/1.1) or, for a protocol whose replies are tagged (Protocol::tagged(): LDAP's
+// message ids), by its tag, message by message, in whatever order the server answers.
 #ifndef ATLAS_LOADGEN_ENGINE_HPP
 #define ATLAS_LOADGEN_ENGINE_HPP
 

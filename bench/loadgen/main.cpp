@@ -1,6 +1,7 @@
 // atlas-loadgen: an open-loop load generator for the evaluation (bench/loadgen/README.md).
 #include "engine.hpp"
 #include "interval_log.hpp"
+#include "ldap.hpp"
 #include "memcache.hpp"
 
 #include <cstdio>
@@ -16,13 +17,15 @@ namespace
 {
 
 const char usage[] =
-    "usage: atlas-loadgen memcached [options]\n"
+    "usage: atlas-loadgen memcached|ldap [options]\n"
+    "       atlas-loadgen ldap --ldif [--entries N] [--suffix DN]   the directory ldap checks "
+    "against\n"
     "       atlas-loadgen merge LOG...      the runs' whole histograms merged, as JSON\n"
     "       atlas-loadgen intervals LOG     per interval: start end count p50 p99 p99.9 max "
     "(us)\n"
     "Exit status: 0, or 3 if any reply was wrong, lost or missing; 1 on failure to run, 2 on bad "
     "usage.\n"
-    "  --server HOST:PORT    server (127.0.0.1:11211)\n"
+    "  --server HOST:PORT    server (127.0.0.1:11211; ldap: 127.0.0.1:389)\n"
     "  --rate N              requests per second offered (1000)\n"
     "  --duration S          seconds of schedule (10)\n"
     "  --connections N       connections in all (8)\n"
@@ -37,6 +40,13 @@ const char usage[] =
     "  --long F              fraction of multi-key gets (0.01)\n"
     "  --long-keys N         keys per multi-key get (100)\n"
     "  --no-setup            do not store the key space first\n"
+    "ldap (the directory of --ldif, loaded into the server by slapadd):\n"
+    "  --entries N           entries uid=u00000000,ou=people,SUFFIX ... (5000)\n"
+    "  --suffix DN           the database's suffix, dc=NAME,... (dc=atlas,dc=test)\n"
+    "  --long F              fraction of substring searches (cn=*DDD*) testing every entry "
+    "(0.01)\n"
+    "  (other requests: (&(objectClass=inetOrgPerson)(uid=u...)), one entry, its cn checked;\n"
+    "  each connection first binds as an entry, a simple bind whose reply is checked)\n"
     "  --log FILE            one histogram line per interval (format: README.md)\n"
     "  --json                the result as JSON on stdout instead of the table\n";
 
@@ -164,13 +174,17 @@ int main(int argc, char **argv)
 		return merge_logs(argc, argv);
 	if (argc >= 2 && std::string(argv[1]) == "intervals")
 		return print_intervals(argc, argv);
-	if (argc < 2 || std::string(argv[1]) != "memcached") {
+	if (argc < 2 || (std::string(argv[1]) != "memcached" && std::string(argv[1]) != "ldap")) {
 		std::fputs(usage, stderr);
 		return 2;
 	}
+	const bool ldap = std::string(argv[1]) == "ldap";
 	Options o;
+	if (ldap)
+		o.port = 389;
 	MemcacheMix mix;
-	bool json = false, setup = true;
+	LdapMix lmix;
+	bool json = false, setup = true, print_ldif = false;
 	std::string log_path;
 	enum {
 		server = 256,
@@ -190,6 +204,9 @@ int main(int argc, char **argv)
 		no_setup,
 		log,
 		json_opt,
+		entries,
+		suffix,
+		ldif,
 		help
 	};
 	static const option longopts[] = {{"server", required_argument, nullptr, server},
@@ -209,6 +226,9 @@ int main(int argc, char **argv)
 	                                  {"no-setup", no_argument, nullptr, no_setup},
 	                                  {"log", required_argument, nullptr, log},
 	                                  {"json", no_argument, nullptr, json_opt},
+	                                  {"entries", required_argument, nullptr, entries},
+	                                  {"suffix", required_argument, nullptr, suffix},
+	                                  {"ldif", no_argument, nullptr, ldif},
 	                                  {"help", no_argument, nullptr, help},
 	                                  {nullptr, 0, nullptr, 0}};
 	optind = 2;
@@ -218,12 +238,12 @@ int main(int argc, char **argv)
 			std::fputs(usage, stdout);
 			return 0;
 		}
-		const bool flag = c == uniform || c == no_setup || c == json_opt;
+		const bool flag = c == uniform || c == no_setup || c == json_opt || c == ldif;
 		if (c == '?') {
 			std::fputs(usage, stderr);
 			return 2;
 		}
-		if (!flag && c != server && c != log && !parse_number(optarg, v)) {
+		if (!flag && c != server && c != log && c != suffix && !parse_number(optarg, v)) {
 			std::fprintf(stderr,
 			             "atlas-loadgen: --%s wants a non-negative number, not '%s'\n",
 			             longopts[c - server].name, optarg);
@@ -281,6 +301,16 @@ int main(int argc, char **argv)
 			break;
 		case long_f:
 			mix.long_fraction = v;
+			lmix.long_fraction = v;
+			break;
+		case entries:
+			lmix.entries = static_cast<std::uint64_t>(v);
+			break;
+		case suffix:
+			lmix.suffix = optarg;
+			break;
+		case ldif:
+			print_ldif = true;
 			break;
 		case long_keys:
 			mix.long_keys = static_cast<unsigned>(v);
@@ -296,11 +326,29 @@ int main(int argc, char **argv)
 			break;
 		}
 	}
-	if (mix.set_fraction + mix.long_fraction > 1) {
+	if (!ldap && mix.set_fraction + mix.long_fraction > 1) {
 		std::fprintf(stderr, "atlas-loadgen: --set and --long add up to more than 1\n");
 		return 2;
 	}
-	const ProtocolFactory factory = [&mix] { return std::make_unique<Memcache>(mix); };
+	if (ldap &&
+	    (!lmix.suffix.starts_with("dc=") || lmix.suffix.size() < 4 || lmix.suffix[3] == ',')) {
+		std::fprintf(
+		    stderr,
+		    "atlas-loadgen: --suffix wants a DN that starts with dc=NAME, not '%s'\n",
+		    lmix.suffix.c_str());
+		return 2;
+	}
+	if (print_ldif) {
+		if (!ldap) {
+			std::fputs("atlas-loadgen: --ldif is an option of ldap\n", stderr);
+			return 2;
+		}
+		const std::string text = Ldap(lmix).ldif();
+		return std::fwrite(text.data(), 1, text.size(), stdout) == text.size() ? 0 : 1;
+	}
+	const ProtocolFactory factory =
+	    ldap ? ProtocolFactory([&lmix] { return std::make_unique<Ldap>(lmix); })
+	         : ProtocolFactory([&mix] { return std::make_unique<Memcache>(mix); });
 	std::string error;
 	if (setup && !run_setup(o, factory, error)) {
 		std::fprintf(stderr, "atlas-loadgen: %s\n", error.c_str());

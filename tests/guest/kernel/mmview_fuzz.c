@@ -3,11 +3,11 @@
  * A random-operation fuzzer of the views kernel. A supervisor runs victim processes one after
  * another, each for a few seconds and then killed by alarm(): each victim's threads throw
  * random mmview operations (bad arguments included) mixed with random layout changes
- * (mmap, munmap, mremap, mprotect, madvise, mlock), memory accesses, fork, vfork, exec, thread
- * exit, signals, process_vm_readv/writev, /proc/self/mem and robust-futex lists, from several
- * threads in several views. Between victims the supervisor cycles THP through always, madvise
- * and never (the huge zero page on and off), so each victim starts with THP-mapped memory or
- * not, and keeps khugepaged and compaction busy.
+ * (mmap, munmap, mremap, mprotect, madvise, shmat/shmdt, mlock), memory accesses, fork, vfork,
+ * exec, thread exit, signals, process_vm_readv/writev, /proc/self/mem and robust-futex lists, from
+ * several threads in several views. Between victims the supervisor cycles THP through always,
+ * madvise and never (the huge zero page on and off), so each victim starts with THP-mapped memory
+ * or not, and keeps khugepaged and compaction busy.
  *
  * The test passes when the kernel log stays clean (guest/run fails the run on any report),
  * every victim dies within its time, and the victims did reach the code under test: views were
@@ -32,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/shm.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
@@ -43,13 +44,14 @@
 #include "views_case.h"
 
 #define HPAGE (2UL << 20)
-#define POOL (16 * HPAGE)     /* where every layout change happens */
-#define FILE_SIZE (4 * HPAGE) /* the memfd mapped shared and private */
-#define THREADS 3             /* worker threads per victim, besides its main thread */
-#define STACK (256UL << 10)   /* each worker's stack, mapped outside the pool */
-#define MAX_VIEWS 8           /* views a victim keeps at most */
-#define VICTIM_SECONDS 3      /* alarm() of each victim */
-#define GRACE_SECONDS 30      /* after the alarm, before a victim counts as stuck */
+#define POOL (16 * HPAGE)      /* where every layout change happens */
+#define FILE_SIZE (4 * HPAGE)  /* the memfd mapped shared and private */
+#define SHM_SIZE (64 * 4096UL) /* the System V segment attached and detached in the pool */
+#define THREADS 3              /* worker threads per victim, besides its main thread */
+#define STACK (256UL << 10)    /* each worker's stack, mapped outside the pool */
+#define MAX_VIEWS 8            /* views a victim keeps at most */
+#define VICTIM_SECONDS 3       /* alarm() of each victim */
+#define GRACE_SECONDS 30       /* after the alarm, before a victim counts as stuck */
 
 #ifndef MADV_COLLAPSE
 #define MADV_COLLAPSE 25
@@ -77,6 +79,7 @@ enum op {
 	OP_MREMAP,
 	OP_MPROTECT,
 	OP_MADVISE,
+	OP_SHM,
 	OP_MLOCK,
 	OP_TOUCH,
 	OP_FORK,
@@ -90,10 +93,10 @@ enum op {
 	OP_COUNT
 };
 static const char *const op_names[OP_COUNT] = {
-    "create",      "delete",     "migrate",    "current",        "unshare",     "share",
-    "switch_base", "bad mmview", "mmap",       "munmap",         "mremap",      "mprotect",
-    "madvise",     "mlock",      "touch",      "fork",           "vfork",       "exec",
-    "thread exit", "signal",     "process_vm", "/proc/self/mem", "robust list",
+    "create",      "delete",      "migrate", "current",    "unshare",        "share",
+    "switch_base", "bad mmview",  "mmap",    "munmap",     "mremap",         "mprotect",
+    "madvise",     "shmat/shmdt", "mlock",   "touch",      "fork",           "vfork",
+    "exec",        "thread exit", "signal",  "process_vm", "/proc/self/mem", "robust list",
 };
 struct stats {
 	_Atomic long tried[OP_COUNT];
@@ -104,6 +107,7 @@ static struct stats *stats;
 /* The victim's state, shared by its threads. */
 static char *pool;
 static int memfd;
+static int shm_id; /* attached outside the pool, removed: it dies with the victim */
 static _Atomic long view_ids[MAX_VIEWS]; /* 0: free slot (the base is id 0 only until a switch) */
 static char *stacks;
 static pthread_t workers[THREADS];
@@ -327,6 +331,13 @@ static bool op_layout(enum op op, unsigned long *s)
 		return mprotect(addr, len, prots[pick(s, 4)]) == 0;
 	case OP_MADVISE:
 		return madvise(addr, len, advice[pick(s, sizeof(advice) / sizeof(advice[0]))]) == 0;
+	case OP_SHM:
+		/* shmdt() unmaps a segment's VMAs itself, not through munmap (ipc/shm.c). */
+		if (pick(s, 2))
+			return shmdt(addr) == 0;
+		if (addr + SHM_SIZE > pool + POOL)
+			return false;
+		return shmat(shm_id, addr, SHM_REMAP | (pick(s, 4) ? 0 : SHM_RDONLY)) != (void *)-1;
 	default: /* OP_MLOCK */
 		switch (pick(s, 5)) {
 		case 0:
@@ -430,12 +441,12 @@ static bool one_op(unsigned long *s, bool may_exit)
 {
 	/* Weights: memory accesses and mmview operations dominate. */
 	static const unsigned char weights[OP_COUNT] = {
-	    [OP_CREATE] = 6,     [OP_DELETE] = 6,   [OP_MIGRATE] = 12,    [OP_CURRENT] = 1,
-	    [OP_UNSHARE] = 4,    [OP_SHARE] = 4,    [OP_SWITCH_BASE] = 3, [OP_BAD_MMVIEW] = 2,
-	    [OP_MMAP] = 8,       [OP_MUNMAP] = 4,   [OP_MREMAP] = 4,      [OP_MPROTECT] = 4,
-	    [OP_MADVISE] = 8,    [OP_MLOCK] = 2,    [OP_TOUCH] = 40,      [OP_FORK] = 1,
-	    [OP_VFORK] = 1,      [OP_EXEC] = 1,     [OP_THREAD_EXIT] = 1, [OP_SIGNAL] = 2,
-	    [OP_PROCESS_VM] = 2, [OP_PROC_MEM] = 2, [OP_ROBUST_LIST] = 1,
+	    [OP_CREATE] = 6,  [OP_DELETE] = 6,     [OP_MIGRATE] = 12,    [OP_CURRENT] = 1,
+	    [OP_UNSHARE] = 4, [OP_SHARE] = 4,      [OP_SWITCH_BASE] = 3, [OP_BAD_MMVIEW] = 2,
+	    [OP_MMAP] = 8,    [OP_MUNMAP] = 4,     [OP_MREMAP] = 4,      [OP_MPROTECT] = 4,
+	    [OP_MADVISE] = 8, [OP_SHM] = 2,        [OP_MLOCK] = 2,       [OP_TOUCH] = 40,
+	    [OP_FORK] = 1,    [OP_VFORK] = 1,      [OP_EXEC] = 1,        [OP_THREAD_EXIT] = 1,
+	    [OP_SIGNAL] = 2,  [OP_PROCESS_VM] = 2, [OP_PROC_MEM] = 2,    [OP_ROBUST_LIST] = 1,
 	};
 	unsigned total = 0, r;
 	enum op op;
@@ -507,6 +518,9 @@ static void victim(unsigned long seed)
 	    mmap(NULL, POOL + HPAGE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	memfd = memfd_create("mmview_fuzz", 0);
 	if (stacks == MAP_FAILED || pool == MAP_FAILED || memfd < 0 || ftruncate(memfd, FILE_SIZE))
+		_exit(5);
+	shm_id = shmget(IPC_PRIVATE, SHM_SIZE, IPC_CREAT | 0600);
+	if (shm_id < 0 || shmat(shm_id, NULL, 0) == (void *)-1 || shmctl(shm_id, IPC_RMID, NULL))
 		_exit(5);
 	pool = (char *)(((uintptr_t)pool + HPAGE - 1) & ~(HPAGE - 1));
 	/* Start with memory THP may back (or the huge zero page), touched before any view. */

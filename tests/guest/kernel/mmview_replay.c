@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
  * Layout changes with several views (docs/kernel.md, "Replays"): mmap, munmap, brk,
- * mprotect and stack growth made in any view are replayed in every view, so all views keep
+ * mprotect, stack growth and shmdt made in any view are replayed in every view, so all views keep
  * one layout (compared through /proc/thread-self/maps in each) and shared memory stays one
  * memory (contents and PFNs). Also what a real program does with views: thread creation and
  * exit beyond glibc's stack cache, malloc from several views, SWITCH_BASE after replays, and
@@ -14,6 +14,7 @@
 #include <setjmp.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <sys/shm.h>
 #include <sys/syscall.h>
 
 #include <atlas/mmview.h>
@@ -138,6 +139,48 @@ static void case_shared_mappings(void)
 	EXPECT(layouts_equal(ids, 2), "one layout");
 	unlink(path);
 	unlink(path2);
+}
+
+/* ---- System V shared memory ---- */
+
+/*
+ * shmat() maps through do_mmap(), which is replayed; shmdt() unmaps the segment's VMAs itself
+ * (ipc/shm.c), fragments left by mprotect() included, and must do so in every view.
+ */
+static void case_sysv_shm(void)
+{
+	long ids[3] = {0};
+	char *p;
+	int id;
+
+	id = shmget(IPC_PRIVATE, 8 * page, IPC_CREAT | 0600);
+	EXPECT(id >= 0, "shmget (%s)", id < 0 ? strerror(errno) : "ok");
+	if (id < 0)
+		return;
+	create_views(ids, 3);
+	mmview_migrate(ids[1]);
+	p = shmat(id, NULL, 0);
+	shmctl(id, IPC_RMID, NULL);
+	EXPECT(p != (void *)-1, "shmat from view 1 (%s)", p == (void *)-1 ? strerror(errno) : "ok");
+	if (p == (void *)-1)
+		return;
+	p[0] = 's';
+	p[7 * page] = 't';
+	EXPECT(layouts_equal(ids, 3), "one layout after shmat from view 1");
+	/* Split the segment's VMA: shmdt() then has three fragments to find. */
+	EXPECT(mprotect(p + 2 * page, 2 * page, PROT_READ) == 0, "mprotect a fragment (%s)",
+	       strerror(errno));
+	mmview_migrate(0);
+	EXPECT(p[0] == 's' && p[7 * page] == 't', "the base reads the segment view 1 wrote");
+	mmview_migrate(ids[2]);
+	EXPECT(shmdt(p) == 0, "shmdt from view 2 (%s)", strerror(errno));
+	EXPECT(!mapped(p, 8 * page), "detached in view 2");
+	EXPECT(layouts_equal(ids, 3), "one layout after shmdt from view 2");
+	mmview_migrate(ids[1]);
+	EXPECT(!mapped(p, 8 * page), "detached in view 1");
+	EXPECT(!probe(p + 6 * page, false), "view 1 faults on the detached segment");
+	mmview_migrate(0);
+	EXPECT(!mapped(p, 8 * page), "detached in the base");
 }
 
 /* ---- mprotect ---- */
@@ -543,10 +586,11 @@ int main(void)
 {
 	page = sysconf(_SC_PAGESIZE);
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	tap_plan(11);
+	tap_plan(12);
 	run_case("mmap, munmap and MAP_FIXED from views: one layout, one memory", case_mmap_munmap);
 	run_case("anonymous, /dev/zero and file mappings made in a view are one memory",
 	         case_shared_mappings);
+	run_case("System V shared memory attached in one view, detached in another", case_sysv_shm);
 	run_case("mprotect: shared ranges in every view, unshared per view, mixed EACCES",
 	         case_mprotect);
 	run_case("brk grows and shrinks in every view", case_brk);

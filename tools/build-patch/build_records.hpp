@@ -15,6 +15,9 @@ namespace atlas::build_patch
 // Environment of the wrapped compilers (set by the builder for each build).
 inline constexpr const char *env_record_dir = "ATLAS_BUILD_PATCH_RECORDS";
 inline constexpr const char *env_shim_dir = "ATLAS_BUILD_PATCH_SHIMS";
+// Set in the environment of the compiler the wrapper runs: a wrapper started with it set was
+// called by that compiler (a launcher such as ccache that found the shim in PATH).
+inline constexpr const char *env_in_compiler = "ATLAS_BUILD_PATCH_IN_COMPILER";
 inline constexpr const char *env_prefix_map = "ATLAS_BUILD_PATCH_PREFIX_MAP";
 
 struct CompileRecord {

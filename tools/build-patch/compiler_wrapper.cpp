@@ -66,6 +66,18 @@ std::string find_real(const std::string &name, const std::string &shims)
 	return {};
 }
 
+// PATH without the shim directory.
+std::string path_without(const std::string &shims)
+{
+	std::string out;
+	for (const std::string &d : path_dirs()) {
+		if (!shims.empty() && same_dir(d, shims))
+			continue;
+		out += (out.empty() ? "" : ":") + d;
+	}
+	return out;
+}
+
 std::string absolute(const std::string &cwd, const std::string &p)
 {
 	fs::path x(p);
@@ -97,12 +109,31 @@ int wrapper_main(int argc, char **argv)
 		           shims ? shims : "(no shim directory)");
 		return 127;
 	}
+	// Called again from within the compiler this wrapper ran: a compiler launcher (ccache,
+	// distcc) found later in PATH looked for the real compiler in PATH itself and found the
+	// shim; running on would recurse without end.
+	if (std::getenv(env_in_compiler)) {
+		fmt::print(
+		    stderr,
+		    "atlas build-patch: compiler wrapper: {} ran the wrapper again (a compiler "
+		    "launcher in PATH that searches PATH for the real compiler?): put the real "
+		    "compiler's directory first in the launcher's own search path (ccache: "
+		    "CCACHE_PATH)\n",
+		    real);
+		return 127;
+	}
 	std::vector<std::string> args(argv + 1, argv + argc);
 	std::vector<std::string> run = {real};
 	run.insert(run.end(), args.begin(), args.end());
 	if (const char *map = std::getenv(env_prefix_map); map && *map)
 		run.push_back(fmt::format("-ffile-prefix-map={}", map));
-	auto status = run_process(run, {});
+	RunOptions o;
+	o.env.push_back(fmt::format("{}=1", env_in_compiler));
+	// ccache in PATH (/usr/lib/ccache) runs the first compiler of its name in PATH that is
+	// not ccache: the shim. Its own search path, without the shims, leads it to the compiler.
+	if (!std::getenv("CCACHE_PATH"))
+		o.env.push_back(fmt::format("CCACHE_PATH={}", path_without(shims ? shims : "")));
+	auto status = run_process(run, o);
 	if (!status) {
 		fmt::print(stderr, "atlas build-patch: compiler wrapper: {}\n",
 		           status.error().message);

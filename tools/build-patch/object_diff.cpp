@@ -4,6 +4,8 @@
 #include "symbol_names.hpp"
 
 #include <algorithm>
+#include <cstdlib>
+#include <cxxabi.h>
 #include <elf.h>
 #include <fmt/format.h>
 #include <map>
@@ -343,6 +345,22 @@ void check_function_sections(const ObjectFile &obj, const char *which,
 	}
 }
 
+// A C++ vtable, VTT or construction vtable (Itanium ABI names).
+bool is_vtable(const std::string &name)
+{
+	return name.starts_with("_ZTV") || name.starts_with("_ZTT") || name.starts_with("_ZTC");
+}
+
+// "vtable for (anonymous namespace)::Square", or the name itself.
+std::string demangled(const std::string &name)
+{
+	int status = 0;
+	char *d = abi::__cxa_demangle(name.c_str(), nullptr, nullptr, &status);
+	std::string out = status == 0 && d ? d : name;
+	std::free(d);
+	return out;
+}
+
 std::string describe_data_change(const ObjSymbol &a, const ObjSymbol &b)
 {
 	if (a.size != b.size)
@@ -424,7 +442,21 @@ ObjectDiff diff_objects(const ObjectFile &o, const ObjectFile &p)
 		const ObjSymbol &a = o.symbols()[*ov];
 		const std::string change = describe_data_change(a, ps[v]);
 		const ObjSection &sec = p.sections()[ps[v].section];
-		if (tls)
+		if (is_vtable(ps[v].name))
+			// Objects made before the patch keep pointing at the old vtable (which has
+			// no slot for a new virtual function); objects patched code made would
+			// point at the patch's copy, gone after a revert. A changed virtual
+			// function leaves the vtable as it is (its slot names the same symbol).
+			d.refusals.push_back(
+			    {ps[v].name,
+			     fmt::format(
+			         "{} ('{}') changed: {}; the objects the program already made "
+			         "point at the old one, and objects made by patched code would "
+			         "point at the patch's copy after a revert: a live patch cannot "
+			         "add, remove or reorder virtual functions of an existing class "
+			         "(restart the program, or keep the class's virtual functions)",
+			         demangled(ps[v].name), ps[v].name, change)});
+		else if (tls)
 			d.refusals.push_back(
 			    {ps[v].name,
 			     fmt::format("thread-local variable '{}': {}; every running "

@@ -33,7 +33,9 @@ Result<size_t> copy_tree(const fs::path &from, const fs::path &to)
 		if (ec)
 			return make_error(Errc::io, fmt::format("cannot read {}: {}", from.string(),
 			                                        ec.message()));
-		const fs::path rel = fs::relative(it->path(), from);
+		// Lexically: fs::relative would follow a symlink (automake's `--add-missing`
+		// links config.sub to /usr/share/misc/config.sub) and copy to where it points.
+		const fs::path rel = it->path().lexically_relative(from);
 		const fs::path dst = to / rel;
 		auto st = it->symlink_status();
 		if (fs::is_symlink(st)) {

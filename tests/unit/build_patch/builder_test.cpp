@@ -5,102 +5,32 @@
 // instance of the target through the preload library and the atlas CLI (not under the
 // sanitizers, which cannot run LD_PRELOAD programs). Refused diffs are checked for the
 // symbol and the reason they name.
-#include "../preload/spawn.hpp"
+#include "builder_fixture.hpp"
 
-#include <cstdlib>
 #include <fstream>
-#include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
-#include <set>
-#include <string>
 
 namespace
 {
 
-struct Tool {
-	int status = -1;
-	std::string out;     // stdout + stderr
-	nlohmann::json json; // with --json: the result object
+using atlas_bp_test::make_temp_dir;
+using atlas_bp_test::Names;
+using atlas_bp_test::Tool;
+
+struct CProgram {
+	static constexpr const char *src = ATLAS_BP_PROG;
+	static constexpr const char *diffs = ATLAS_BP_DIFFS;
+	static constexpr const char *binary = "prog";
 };
 
-std::string make_temp_dir(const char *what)
+class BuildPatch : public atlas_bp_test::BuilderFixture<CProgram>
 {
-	std::string tmpl = std::string("/tmp/atlas-bp-") + what + "-XXXXXX";
-	if (!mkdtemp(tmpl.data()))
-		return {};
-	return tmpl;
-}
-
-// A build of prog/ in its own directory: `make` with the Makefile's flags or others.
-std::string build_target(const std::string &dir, const std::string &make_args = "")
-{
-	std::string out;
-	int st = atlas_test::run_command(
-	    "cp -a " ATLAS_BP_PROG "/. " + dir + "/ && make -C " + dir + " " + make_args, &out);
-	EXPECT_EQ(st, 0) << out;
-	return dir + "/prog";
-}
-
-class BuildPatch : public ::testing::Test
-{
-protected:
-	static void SetUpTestSuite()
-	{
-		target_dir_ = make_temp_dir("target");
-		target_ = build_target(target_dir_);
-	}
-	static void TearDownTestSuite()
-	{
-		std::system(("rm -rf " + target_dir_).c_str());
-	}
-	void SetUp() override
-	{
-		work_ = make_temp_dir("out");
-		ASSERT_FALSE(work_.empty());
-	}
-	void TearDown() override
-	{
-		std::system(("rm -rf " + work_).c_str());
-	}
-
-	// atlas-build-patch --json for one of the diffs; the patch goes to <work>/<diff>.patch.o.
-	Tool build(const std::string &diff, const std::string &extra = "",
-	           const std::string &target = "")
-	{
-		Tool t;
-		t.status = atlas_test::run_command(
-		    "(" + std::string(ATLAS_BUILD_PATCH) +
-		        " --json --src " ATLAS_BP_PROG " --diff " + ATLAS_BP_DIFFS "/" + diff +
-		        ".patch --target " + (target.empty() ? target_ : target) + " -o " + work_ +
-		        "/" + diff + ".patch.o " + extra + " 2>" + work_ + "/stderr.txt)",
-		    &t.out);
-		t.json = nlohmann::json::parse(t.out, nullptr, false);
-		std::string err;
-		atlas_test::run_command("cat " + work_ + "/stderr.txt", &err);
-		t.out += err;
-		return t;
-	}
-
-	static std::set<std::string> redirected(const Tool &t)
-	{
-		std::set<std::string> out;
-		for (const auto &r : t.json["redirects"])
-			out.insert(r["target"].get<std::string>());
-		return out;
-	}
-
-	std::string patch_of(const std::string &diff) const
-	{
-		return work_ + "/" + diff + ".patch.o";
-	}
-
-	static std::string target_dir_, target_;
-	std::string work_;
 };
 
-std::string BuildPatch::target_dir_, BuildPatch::target_;
-
-using Names = std::set<std::string>;
+// A build of prog/ in its own directory with other make arguments.
+std::string build_target(const std::string &dir, const std::string &make_args)
+{
+	return atlas_bp_test::build_target(ATLAS_BP_PROG, "prog", dir, make_args);
+}
 
 } // namespace
 
@@ -220,81 +150,49 @@ TEST_F(BuildPatch, TargetTheBuildDoesNotReproduceIsRefusedNamingFunctions)
 	std::system(("rm -rf " + dir).c_str());
 }
 
+// A compiler launcher in PATH that looks for the real compiler in PATH itself, as ccache does
+// from /usr/lib/ccache: it found the wrapper's shim again, which ran it again, without end.
+// The wrapper now gives it CCACHE_PATH, PATH without the shims (the launcher here honours it
+// as ccache does), and stops a launcher that still calls it back, saying why.
+TEST_F(BuildPatch, CompilerLauncherInPathLikeCcache)
+{
+	const std::string dir = make_temp_dir("launcher");
+	{
+		std::ofstream cc(dir + "/cc");
+		cc << "#!/bin/sh\n"
+		      "# the first cc in CCACHE_PATH (else PATH, or PATH with "
+		      "LAUNCHER_IGNORES_CCACHE_PATH)\n"
+		      "# that is not this script\n"
+		      "search=${CCACHE_PATH:-$PATH}; [ -n \"$LAUNCHER_IGNORES_CCACHE_PATH\" ] && "
+		      "search=$PATH\n"
+		      "IFS=:; for d in $search; do\n"
+		      "  [ \"$d/cc\" -ef \"$0\" ] && continue\n"
+		      "  [ -x \"$d/cc\" ] && exec \"$d/cc\" \"$@\"\n"
+		      "done\n"
+		      "exit 127\n";
+	}
+	ASSERT_EQ(std::system(("chmod +x " + dir + "/cc").c_str()), 0);
+	const std::string path = std::getenv("PATH");
+	setenv("PATH", (dir + ":" + path).c_str(), 1);
+	Tool t = build("one_function", "--no-cache");
+	setenv("PATH", (dir + ":" + path).c_str(), 1);
+	setenv("LAUNCHER_IGNORES_CCACHE_PATH", "1", 1); // a launcher that finds the shim
+	Tool again = build("one_function", "--no-cache");
+	unsetenv("LAUNCHER_IGNORES_CCACHE_PATH");
+	setenv("PATH", path.c_str(), 1);
+	std::system(("rm -rf " + dir).c_str());
+
+	ASSERT_EQ(t.status, 0) << t.out;
+	EXPECT_EQ(redirected(t), (Names{"classify", "compute"}));
+	EXPECT_EQ(again.status, 1) << again.out;
+	EXPECT_NE(again.out.find("ran the wrapper again"), std::string::npos) << again.out;
+}
+
 #ifdef ATLAS_BP_APPLY
 
-namespace
-{
-
-// The target running under the preload library, patched and reverted by the atlas CLI.
-class Running
-{
-public:
-	explicit Running(const std::string &target)
-	{
-		xdg_ = make_temp_dir("xdg");
-		setenv("XDG_RUNTIME_DIR", xdg_.c_str(), 1);
-		started_ = atlas_test::start_process(p_, target, {"LD_PRELOAD=" ATLAS_PRELOAD_LIB});
-		if (started_)
-			first_ = p_.line();
-	}
-	~Running()
-	{
-		p_.stop();
-		std::system(("rm -rf " + xdg_).c_str());
-	}
-	bool started() const
-	{
-		return started_;
-	}
-	const std::string &first() const
-	{
-		return first_;
-	}
-	std::string next()
-	{
-		return p_.line();
-	}
-	int cli(const std::string &args, std::string &out)
-	{
-		return atlas_test::run_command(std::string(ATLAS_CLI) + " " + args, &out);
-	}
-	std::string pid() const
-	{
-		return std::to_string(p_.pid);
-	}
-
-private:
-	atlas_test::Process p_;
-	std::string xdg_, first_;
-	bool started_ = false;
-};
-
-} // namespace
-
-// Builds `diff`, checks the state before, after apply and after revert. The state line is
-// "state <compute(3)> <grade(4)> <heavy(2)> <label(2)> <where()>".
+// The state line is "state <compute(3)> <grade(4)> <heavy(2)> <label(2)> <where()>".
 #define EXPECT_PATCHED(diff, expected_redirects, after)                                            \
-	do {                                                                                       \
-		Tool t = build(diff);                                                              \
-		ASSERT_EQ(t.status, 0) << t.out;                                                   \
-		EXPECT_EQ(redirected(t), expected_redirects) << t.out;                             \
-		Running r(target_);                                                                \
-		ASSERT_TRUE(r.started());                                                          \
-		ASSERT_EQ(r.first(), "state 107 59 47 small 17");                                  \
-		std::string out;                                                                   \
-		ASSERT_EQ(r.cli("apply " + r.pid() + " " + patch_of(diff) +                        \
-		                    " --mode global --deadline 5000",                              \
-		                out),                                                              \
-		          0)                                                                       \
-		    << out;                                                                        \
-		EXPECT_EQ(r.next(), after);                                                        \
-		ASSERT_EQ(r.cli("revert " + r.pid() + " " diff " --mode global", out), 0) << out;  \
-		EXPECT_EQ(r.next(), "state 107 59 47 small 17");                                   \
-		ASSERT_EQ(                                                                         \
-		    r.cli("apply " + r.pid() + " " + patch_of(diff) + " --mode global", out), 0)   \
-		    << out;                                                                        \
-		EXPECT_EQ(r.next(), after);                                                        \
-	} while (0)
+	EXPECT_BP_PATCHED("state 107 59 47 small 17", diff, expected_redirects, after)
 
 TEST_F(BuildPatch, AppliedOneFunctionWithAJumpTable)
 {

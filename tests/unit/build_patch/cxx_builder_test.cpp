@@ -7,97 +7,83 @@
 // and the atlas CLI in global mode while three threads call every patched function and check
 // each result, reverted, and applied again (not under the sanitizers, which cannot run
 // LD_PRELOAD programs).
-#include "../preload/spawn.hpp"
+#include "builder_fixture.hpp"
 
-#include <cstdlib>
-#include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
-#include <set>
-#include <string>
+#include <fstream>
 
 namespace
 {
 
-std::string make_temp_dir(const char *what)
-{
-	std::string tmpl = std::string("/tmp/atlas-bpcxx-") + what + "-XXXXXX";
-	if (!mkdtemp(tmpl.data()))
-		return {};
-	return tmpl;
-}
+using atlas_bp_test::Names;
+using atlas_bp_test::Tool;
 
-using Names = std::set<std::string>;
-
-class BuildPatchCxx : public ::testing::Test
-{
-protected:
-	static void SetUpTestSuite()
-	{
-		target_dir_ = make_temp_dir("target");
-		std::string out;
-		const int st = atlas_test::run_command(
-		    "cp -a " ATLAS_BP_CXXPROG "/. " + target_dir_ + "/ && make -C " + target_dir_,
-		    &out);
-		ASSERT_EQ(st, 0) << out;
-		target_ = target_dir_ + "/cxxprog";
-	}
-	static void TearDownTestSuite()
-	{
-		std::system(("rm -rf " + target_dir_).c_str());
-	}
-	void SetUp() override
-	{
-		work_ = make_temp_dir("out");
-		ASSERT_FALSE(work_.empty());
-	}
-	void TearDown() override
-	{
-		std::system(("rm -rf " + work_).c_str());
-	}
-
-	struct Tool {
-		int status = -1;
-		std::string out;
-		nlohmann::json json;
-	};
-
-	// atlas-build-patch --json for one of the diffs; the patch goes to <work>/<diff>.patch.o.
-	Tool build(const std::string &diff)
-	{
-		Tool t;
-		t.status = atlas_test::run_command(
-		    "(" + std::string(ATLAS_BUILD_PATCH) +
-		        " --json --src " ATLAS_BP_CXXPROG " --diff " + ATLAS_BP_CXXDIFFS "/" +
-		        diff + ".patch --target " + target_ + " -o " + patch_of(diff) + " 2>" +
-		        work_ + "/stderr.txt)",
-		    &t.out);
-		t.json = nlohmann::json::parse(t.out, nullptr, false);
-		std::string err;
-		atlas_test::run_command("cat " + work_ + "/stderr.txt", &err);
-		t.out += err;
-		return t;
-	}
-
-	static Names redirected(const Tool &t)
-	{
-		Names out;
-		for (const auto &r : t.json["redirects"])
-			out.insert(r["target"].get<std::string>());
-		return out;
-	}
-
-	std::string patch_of(const std::string &diff) const
-	{
-		return work_ + "/" + diff + ".patch.o";
-	}
-
-	static std::string target_dir_, target_;
-	std::string work_;
+struct CxxProgram {
+	static constexpr const char *src = ATLAS_BP_CXXPROG;
+	static constexpr const char *diffs = ATLAS_BP_CXXDIFFS;
+	static constexpr const char *binary = "cxxprog";
 };
 
-std::string BuildPatchCxx::target_dir_, BuildPatchCxx::target_;
+class BuildPatchCxx : public atlas_bp_test::BuilderFixture<CxxProgram>
+{
+};
 
 } // namespace
+
+// The refused cases (docs/patch-builder.md, "What is refused, and why") in C++: each names
+// the symbol or type and the reason, and no patch is written.
+#define EXPECT_CXX_REFUSED(diff, symbol, reason)                                                   \
+	do {                                                                                       \
+		Tool t = build(diff);                                                              \
+		EXPECT_EQ(t.status, 3) << t.out;                                                   \
+		EXPECT_EQ(t.json["outcome"], "refused") << t.out;                                  \
+		bool named = false;                                                                \
+		for (const auto &r : t.json["refusals"])                                           \
+			named = named || r["symbol"] == (symbol);                                  \
+		EXPECT_TRUE(named) << (symbol) << " not among the refusals: " << t.out;            \
+		EXPECT_NE(t.out.find(reason), std::string::npos) << t.out;                         \
+		EXPECT_FALSE(std::ifstream(patch_of(diff)).good())                                 \
+		    << "a refused patch was written";                                              \
+	} while (0)
+
+// A member added to a class the program has objects of (Square, in an anonymous namespace):
+// the objects keep the old layout.
+TEST_F(BuildPatchCxx, ChangedClassLayoutIsRefusedNamingTheType)
+{
+	EXPECT_CXX_REFUSED(
+	    "cxx_refuse_class_layout", "struct Square",
+	    "type 'struct Square' changed its layout (added border; used in shapes.cpp)");
+}
+
+// A virtual function added to Square: its vtable gets another entry, which the objects the
+// program made before the patch (pointing at the old vtable) do not have. The vtable is
+// local to shapes.cpp (an anonymous namespace), read-only data the patch would otherwise
+// carry as its own with make_square, its user: refused since the builder knows vtables.
+TEST_F(BuildPatchCxx, ChangedVtableLayoutIsRefused)
+{
+	EXPECT_CXX_REFUSED(
+	    "cxx_refuse_vtable", "_ZTVN12_GLOBAL__N_16SquareE",
+	    "vtable for (anonymous namespace)::Square ('_ZTVN12_GLOBAL__N_16SquareE') "
+	    "changed: its size changed from 40 to 48 bytes");
+}
+
+TEST_F(BuildPatchCxx, NewThreadLocalIsRefused)
+{
+	EXPECT_CXX_REFUSED("cxx_refuse_new_thread_local", "levels_parsed",
+	                   "'levels_parsed' is a new thread-local variable");
+}
+
+TEST_F(BuildPatchCxx, ChangedThreadLocalIsRefused)
+{
+	EXPECT_CXX_REFUSED("cxx_refuse_changed_thread_local", "thread_calls",
+	                   "thread-local variable 'thread_calls'");
+}
+
+// std::atomic<int> sessions{0} -> {100}: the program's instance keeps its value.
+TEST_F(BuildPatchCxx, ChangedInitialValueOfExistingDataIsRefused)
+{
+	EXPECT_CXX_REFUSED("cxx_refuse_initial_value", "_ZN12_GLOBAL__N_18sessionsE",
+	                   "its initial value changed");
+}
 
 #ifdef ATLAS_BP_APPLY
 
@@ -108,84 +94,15 @@ namespace
 // <make_scaler()(5)> <level(7)> <session_id()>".
 constexpr const char *original_state = "state 42 10 10 7 1";
 
-// cxxprog under the preload library, patched and reverted by the atlas CLI.
-class Running
-{
-public:
-	explicit Running(const std::string &target)
-	{
-		xdg_ = make_temp_dir("xdg");
-		setenv("XDG_RUNTIME_DIR", xdg_.c_str(), 1);
-		started_ = atlas_test::start_process(p_, target, {"LD_PRELOAD=" ATLAS_PRELOAD_LIB});
-		if (started_)
-			first_ = p_.line();
-	}
-	~Running()
-	{
-		p_.stop();
-		std::system(("rm -rf " + xdg_).c_str());
-	}
-	bool started() const
-	{
-		return started_;
-	}
-	const std::string &first() const
-	{
-		return first_;
-	}
-	std::string next(int timeout_ms = 10000)
-	{
-		return p_.line(timeout_ms);
-	}
-	// Stops the program; its last line ("bye" when no worker saw a wrong result since).
-	std::string stop()
-	{
-		return p_.stop();
-	}
-	int cli(const std::string &args, std::string &out)
-	{
-		return atlas_test::run_command(std::string(ATLAS_CLI) + " " + args, &out);
-	}
-	std::string pid() const
-	{
-		return std::to_string(p_.pid);
-	}
-
-private:
-	atlas_test::Process p_;
-	std::string xdg_, first_;
-	bool started_ = false;
-};
-
 } // namespace
 
 // Builds `diff`, checks the redirects, then the state before, after apply, after revert and
 // after the second apply; a worker thread that saw a result neither the original's nor the
-// fix's would have printed "error ..." in between.
+// fix's would have printed "error ..." in between, and "bye" would not be its last line.
 #define EXPECT_CXX_PATCHED(diff, expected_redirects, after)                                        \
-	do {                                                                                       \
-		Tool t = build(diff);                                                              \
-		ASSERT_EQ(t.status, 0) << t.out;                                                   \
-		EXPECT_EQ(redirected(t), expected_redirects) << t.out;                             \
-		Running r(target_);                                                                \
-		ASSERT_TRUE(r.started());                                                          \
-		ASSERT_EQ(r.first(), original_state);                                              \
-		std::string out;                                                                   \
-		ASSERT_EQ(r.cli("apply " + r.pid() + " " + patch_of(diff) +                        \
-		                    " --mode global --deadline 5000",                              \
-		                out),                                                              \
-		          0)                                                                       \
-		    << out;                                                                        \
-		EXPECT_EQ(r.next(), after);                                                        \
-		ASSERT_EQ(r.cli("revert " + r.pid() + " " diff " --mode global", out), 0) << out;  \
-		EXPECT_EQ(r.next(), original_state);                                               \
-		ASSERT_EQ(                                                                         \
-		    r.cli("apply " + r.pid() + " " + patch_of(diff) + " --mode global", out), 0)   \
-		    << out;                                                                        \
-		EXPECT_EQ(r.next(), after);                                                        \
-		EXPECT_EQ(r.next(200), "");                                                        \
-		EXPECT_EQ(r.stop(), "bye");                                                        \
-	} while (0)
+	EXPECT_BP_PATCHED(original_state, diff, expected_redirects, after,                         \
+	                  EXPECT_EQ(r.next(200), "");                                              \
+	                  EXPECT_EQ(r.stop(), "bye");)
 
 // Accumulator<int>::add, defined in the header, is instantiated in main.cpp and shapes.cpp
 // (one COMDAT group each): one redirect, the second unit's copy kept private.

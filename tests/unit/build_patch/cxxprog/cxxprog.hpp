@@ -32,3 +32,4 @@ int total_area(const Shape &s, int extra); // uses Accumulator<int> too
 std::function<int(int)> make_scaler();
 int parse_level(int x); // throws std::out_of_range above the limit
 int session_id();       // a function-local static with a dynamic initialiser
+int count_call();       // a thread_local counter

@@ -32,3 +32,11 @@ int session_id()
 	static Session s; // constructed once, on the first call; guarded
 	return s.id;
 }
+
+// Calls of this thread: a thread_local, so that the refusal tests can change one.
+thread_local int thread_calls = 0;
+
+int count_call()
+{
+	return ++thread_calls;
+}

@@ -24,7 +24,8 @@ help:
 deps:
 	@scripts/deps.sh
 
-all user: deps
+# Builds only: the packages come from `make deps` (apt), which this target never runs.
+all user:
 	@cmake -S . -B $(USER_BUILD) $(CMAKE_GEN) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 	@cmake --build $(USER_BUILD)
 
@@ -49,10 +50,10 @@ check-guest: deps
 guest-shell: kernel-debug
 	@guest/run --kernel $(BUILD)/kernel-debug/bzImage --shell
 
-demo: all kernel
+demo: deps all kernel
 	@scripts/demo.sh $(USER_BUILD) $(BUILD)/kernel/bzImage
 
-bench: all kernel kernel-stock
+bench: deps all kernel kernel-stock
 	@bench/kernel/run.sh $(USER_BUILD) $(BUILD)/kernel/bzImage $(BUILD)/kernel-stock/bzImage
 
 format:

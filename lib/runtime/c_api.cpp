@@ -2,6 +2,8 @@
 #include <atlas/atlas.h>
 #include <atlas/runtime.hpp>
 
+#include <algorithm>
+#include <cstddef>
 #include <cstdlib>
 #include <cstring>
 #include <fmt/format.h>
@@ -129,6 +131,37 @@ int guarded(F &&f) noexcept
 	}
 }
 
+
+// The fields in the first version of struct atlas_options end here; later versions only append.
+static_assert(offsetof(atlas_options, allow_unknown_threads) + sizeof(int) ==
+              ATLAS_OPTIONS_SIZE_VER0);
+static_assert(sizeof(atlas_options) == ATLAS_OPTIONS_SIZE_VER0);
+
+// Copies the caller's options into `out` (which holds the defaults) as far as the caller's
+// `size` says they go: a smaller (older) struct leaves the newer fields at their defaults, a
+// larger (newer) one is accepted when every byte this library does not know is zero. Returns
+// why the options are refused, or "".
+std::string read_options(const atlas_options &in, atlas_options &out)
+{
+	if (in.size < ATLAS_OPTIONS_SIZE_VER0)
+		return fmt::format("atlas_init: options->size is {}, less than any struct atlas_options "
+		                   "(at least {}); call atlas_options_init() on the options before "
+		                   "setting their fields",
+		                   in.size, ATLAS_OPTIONS_SIZE_VER0);
+	const auto *bytes = reinterpret_cast<const unsigned char *>(&in);
+	for (size_t i = sizeof(atlas_options); i < in.size; i++)
+		if (bytes[i] != 0)
+			return fmt::format(
+			    "atlas_init: the caller's struct atlas_options ({} bytes) sets a field at "
+			    "byte {} that this libatlas ({} bytes of options) does not know; link the "
+			    "program with the libatlas whose atlas.h it was compiled with, or leave the "
+			    "newer fields zero",
+			    in.size, i, sizeof(atlas_options));
+	std::memcpy(&out, &in, std::min(in.size, sizeof(atlas_options)));
+	out.size = sizeof(atlas_options);
+	return {};
+}
+
 } // namespace
 
 // The C++ enums are the C ones: keep them in step.
@@ -145,20 +178,16 @@ static_assert(static_cast<int>(atlas::Mode::wait_free) == ATLAS_MODE_WAIT_FREE);
 
 extern "C" {
 
-void atlas_options_init(struct atlas_options *options)
-{
-	if (!options)
-		return;
-	std::memset(options, 0, sizeof(*options));
-	options->event_fd = -1;
-}
-
 int atlas_init(const struct atlas_options *options)
 {
 	return guarded([&] {
-		atlas_options defaults;
-		atlas_options_init(&defaults);
-		const atlas_options &o = options ? *options : defaults;
+		atlas_options o;
+		atlas_options_init(&o);
+		if (options) {
+			std::string why = read_options(*options, o);
+			if (!why.empty())
+				return fail(std::move(why));
+		}
 		atlas::RuntimeOptions ro;
 		ro.events.fd = o.event_fd;
 		if (o.event_fn) {

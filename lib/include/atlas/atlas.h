@@ -12,7 +12,11 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/types.h>
+
+/* The public API: visible outside libatlas.so, whose other symbols are hidden. */
+#pragma GCC visibility push(default)
 
 #ifdef __cplusplus
 extern "C" {
@@ -38,7 +42,15 @@ enum atlas_outcome {
 /* Event-log line callback: @line is one JSON object without newline, valid during the call. */
 typedef void (*atlas_event_fn)(void *context, const char *line, size_t length);
 
+/*
+ * Options of atlas_init(). The struct may grow at its end in later versions; @size tells the
+ * library which version the caller was compiled against (docs/live-patching.md, "C API"):
+ * fields past @size take their defaults, and a caller built against a newer header runs on an
+ * older library as long as the fields this library does not know are left zero. Always start
+ * from atlas_options_init(), which sets @size.
+ */
 struct atlas_options {
+	size_t size;             /* sizeof(struct atlas_options) where the caller was compiled */
 	int event_fd;            /* JSON lines written here; -1: none */
 	atlas_event_fn event_fn; /* or/and to this callback; NULL: none */
 	void *event_context;
@@ -46,8 +58,21 @@ struct atlas_options {
 	int allow_unknown_threads;    /* nonzero: do not refuse on unregistered threads */
 };
 
-/* Set every field to its default (no log, 5 s deadline, unknown threads refused). */
-void atlas_options_init(struct atlas_options *options);
+/* The size of the first version of struct atlas_options: atlas_init() refuses less. */
+#define ATLAS_OPTIONS_SIZE_VER0 40
+
+/*
+ * Set every field to its default (no log, 5 s deadline, unknown threads refused) and @size to
+ * the size this caller sees. Inline, so that it never writes past a caller's smaller struct.
+ */
+static inline void atlas_options_init(struct atlas_options *options)
+{
+	if (!options)
+		return;
+	memset(options, 0, sizeof(*options));
+	options->size = sizeof(*options);
+	options->event_fd = -1;
+}
 
 struct atlas_address_range {
 	uintptr_t start;
@@ -119,5 +144,7 @@ const char *atlas_last_error(void);
 #ifdef __cplusplus
 }
 #endif
+
+#pragma GCC visibility pop
 
 #endif /* ATLAS_ATLAS_H */

@@ -21,6 +21,9 @@
 #include <sys/types.h>
 #include <vector>
 
+// The public API: visible outside libatlas.so, whose other symbols are hidden (lib/libatlas.cmake).
+#pragma GCC visibility push(default)
+
 namespace atlas
 {
 
@@ -308,7 +311,8 @@ struct Request {
 
 namespace detail
 {
-class Core;
+// The runtime's state (lib/runtime/core.hpp): not part of the API, so not exported.
+class __attribute__((visibility("hidden"))) Core;
 // Number of transitions in progress in this process; quiescence points only look at this.
 extern std::atomic<unsigned> transitions_in_flight;
 void quiescence_slow_path() noexcept;
@@ -386,5 +390,7 @@ void blocking_enter() noexcept;
 void blocking_exit() noexcept;
 
 } // namespace atlas
+
+#pragma GCC visibility pop
 
 #endif // ATLAS_RUNTIME_HPP

@@ -3,7 +3,9 @@
 #include "helpers.hpp"
 
 #include <atlas/atlas.h>
+#include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <gtest/gtest.h>
 
 namespace
@@ -63,6 +65,44 @@ TEST_F(CApiTest, CClientAppliesAndRevertsInGlobalMode)
 	EXPECT_TRUE(json.contains("threads"));
 	EXPECT_TRUE(json["applied"].empty());
 	EXPECT_GT(lines, 3);
+}
+
+// struct atlas_options carries its size (atlas.h): options never initialised are refused with
+// what to do, a caller compiled against a newer, larger struct is accepted while the fields this
+// library does not know are zero, and refused (naming the byte) once it sets one.
+TEST_F(CApiTest, OptionsSizeIsChecked)
+{
+	struct atlas_options unset;
+	std::memset(&unset, 0, sizeof(unset));
+	EXPECT_EQ(atlas_init(&unset), -1);
+	EXPECT_NE(std::string(atlas_last_error()).find("call atlas_options_init()"), std::string::npos)
+	    << atlas_last_error();
+	unset.size = ATLAS_OPTIONS_SIZE_VER0 - 1;
+	EXPECT_EQ(atlas_init(&unset), -1);
+
+	struct newer_options {
+		struct atlas_options known;
+		uint64_t added_later;
+	} newer;
+	std::memset(&newer, 0, sizeof(newer));
+	atlas_options_init(&newer.known);
+	newer.known.size = sizeof(newer);
+	newer.known.allow_unknown_threads = 1;
+	newer.added_later = 7;
+	EXPECT_EQ(atlas_init(&newer.known), -1);
+	EXPECT_NE(std::string(atlas_last_error()).find("does not know"), std::string::npos)
+	    << atlas_last_error();
+	newer.added_later = 0;
+	ASSERT_EQ(atlas_init(&newer.known), 0) << atlas_last_error();
+	ASSERT_EQ(atlas_shutdown(), 0);
+
+	// The first version's struct, as a caller built against it fills it.
+	struct atlas_options first;
+	atlas_options_init(&first);
+	EXPECT_EQ(first.size, sizeof(first));
+	first.size = ATLAS_OPTIONS_SIZE_VER0;
+	first.allow_unknown_threads = 1;
+	ASSERT_EQ(atlas_init(&first), 0) << atlas_last_error();
 }
 
 TEST_F(CApiTest, ApplyValidatesItsArguments)

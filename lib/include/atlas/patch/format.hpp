@@ -14,6 +14,9 @@
 #include <string_view>
 #include <vector>
 
+// The public API: visible outside libatlas.so, whose other symbols are hidden (lib/libatlas.cmake).
+#pragma GCC visibility push(default)
+
 namespace atlas::patch
 {
 
@@ -108,3 +111,5 @@ Result<std::vector<uint8_t>> encode_metadata(const Metadata &metadata);
 Result<Metadata> decode_metadata(std::span<const uint8_t> section);
 
 } // namespace atlas::patch
+
+#pragma GCC visibility pop

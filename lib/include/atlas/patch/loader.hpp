@@ -17,6 +17,9 @@
 #include <string_view>
 #include <vector>
 
+// The public API: visible outside libatlas.so, whose other symbols are hidden (lib/libatlas.cmake).
+#pragma GCC visibility push(default)
+
 namespace atlas::patch
 {
 
@@ -86,3 +89,5 @@ Result<std::shared_ptr<atlas::CodeChange>> load_patch(const std::string &path,
                                                       const LoadOptions &options = {});
 
 } // namespace atlas::patch
+
+#pragma GCC visibility pop

@@ -13,6 +13,9 @@
 #include <string>
 #include <vector>
 
+// The public API: visible outside libatlas.so, whose other symbols are hidden (lib/libatlas.cmake).
+#pragma GCC visibility push(default)
+
 namespace atlas::patch
 {
 
@@ -101,3 +104,5 @@ Result<std::vector<uint8_t>> read_file(const std::string &path);
 Result<void> seal_content_hash(std::vector<uint8_t> &patch);
 
 } // namespace atlas::patch
+
+#pragma GCC visibility pop

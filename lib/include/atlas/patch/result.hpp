@@ -8,6 +8,9 @@
 #include <utility>
 #include <variant>
 
+// The public API: visible outside libatlas.so, whose other symbols are hidden (lib/libatlas.cmake).
+#pragma GCC visibility push(default)
+
 namespace atlas::patch
 {
 
@@ -132,3 +135,5 @@ private:
 };
 
 } // namespace atlas::patch
+
+#pragma GCC visibility pop

@@ -58,6 +58,14 @@ if [ -z "${SLAPD_SRC:-}" ]; then
 else
 	src=$(cd "$SLAPD_SRC" && pwd)
 fi
+# slapd's version.c is regenerated at every link and prints __DATE__ and __TIME__ into
+# Versionstr: without a fixed date every rebuild (the patch builder's too) changes that datum,
+# and the builder refuses the patch ("read-only global 'Versionstr': its initial value
+# changed"). Debian's package builds fix the date to the changelog's (SOURCE_DATE_EPOCH, which
+# gcc uses for __DATE__ and __TIME__); so does this build.
+export SOURCE_DATE_EPOCH
+SOURCE_DATE_EPOCH=$(dpkg-parsechangelog -l "$src/debian/changelog" -STimestamp) ||
+	die "cannot read the date of $src/debian/changelog"
 echo "slapd $version: configuring and building in $src"
 start=$(date +%s)
 # -ffile-prefix-map: the objects do not name the directory they were built in, so that the

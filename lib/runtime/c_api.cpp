@@ -131,7 +131,6 @@ int guarded(F &&f) noexcept
 	}
 }
 
-
 // The fields in the first version of struct atlas_options end here; later versions only append.
 static_assert(offsetof(atlas_options, allow_unknown_threads) + sizeof(int) ==
               ATLAS_OPTIONS_SIZE_VER0);
@@ -144,19 +143,20 @@ static_assert(sizeof(atlas_options) == ATLAS_OPTIONS_SIZE_VER0);
 std::string read_options(const atlas_options &in, atlas_options &out)
 {
 	if (in.size < ATLAS_OPTIONS_SIZE_VER0)
-		return fmt::format("atlas_init: options->size is {}, less than any struct atlas_options "
-		                   "(at least {}); call atlas_options_init() on the options before "
-		                   "setting their fields",
-		                   in.size, ATLAS_OPTIONS_SIZE_VER0);
+		return fmt::format(
+		    "atlas_init: options->size is {}, less than any struct atlas_options "
+		    "(at least {}); call atlas_options_init() on the options before "
+		    "setting their fields",
+		    in.size, ATLAS_OPTIONS_SIZE_VER0);
 	const auto *bytes = reinterpret_cast<const unsigned char *>(&in);
+	static constexpr const char *unknown_field =
+	    "atlas_init: the caller's struct atlas_options ({} bytes) sets a field at byte {} "
+	    "that this libatlas ({} bytes of options) does not know; link the program with the "
+	    "libatlas whose atlas.h it was compiled with, or leave the newer fields zero";
 	for (size_t i = sizeof(atlas_options); i < in.size; i++)
 		if (bytes[i] != 0)
-			return fmt::format(
-			    "atlas_init: the caller's struct atlas_options ({} bytes) sets a field at "
-			    "byte {} that this libatlas ({} bytes of options) does not know; link the "
-			    "program with the libatlas whose atlas.h it was compiled with, or leave the "
-			    "newer fields zero",
-			    in.size, i, sizeof(atlas_options));
+			return fmt::format(fmt::runtime(unknown_field), in.size, i,
+			                   sizeof(atlas_options));
 	std::memcpy(&out, &in, std::min(in.size, sizeof(atlas_options)));
 	out.size = sizeof(atlas_options);
 	return {};

@@ -74,7 +74,8 @@ int main(void)
 	change.revert = set_one;
 	change.requires_global = 1;
 	struct atlas_report report;
-	if (atlas_apply(&change, ATLAS_MODE_GLOBAL, 5000, &report) != 0 || atomic_load(&g_value) != 2)
+	if (atlas_apply(&change, ATLAS_MODE_GLOBAL, 5000, &report) != 0 ||
+	    atomic_load(&g_value) != 2)
 		return fail("atlas_apply");
 	if (atlas_revert("hello@0/0", ATLAS_MODE_GLOBAL, 5000, &report) != 0 ||
 	    atomic_load(&g_value) != 1)

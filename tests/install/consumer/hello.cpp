@@ -63,10 +63,12 @@ int main()
 	while (!registered)
 		std::this_thread::yield();
 	auto change = std::make_shared<SetValue>();
-	atlas::Report report = runtime->apply(change, {atlas::Mode::global, std::chrono::seconds(5)});
+	atlas::Report report =
+	    runtime->apply(change, {atlas::Mode::global, std::chrono::seconds(5)});
 	if (!report.ok() || g_value != 2)
 		return fail("apply", report.message);
-	report = runtime->revert(change->identity(), {atlas::Mode::global, std::chrono::seconds(5)});
+	report =
+	    runtime->revert(change->identity(), {atlas::Mode::global, std::chrono::seconds(5)});
 	if (!report.ok() || g_value != 1)
 		return fail("revert", report.message);
 	if (runtime->status().to_json().find("\"threads\"") == std::string::npos)

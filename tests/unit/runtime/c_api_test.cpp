@@ -75,7 +75,8 @@ TEST_F(CApiTest, OptionsSizeIsChecked)
 	struct atlas_options unset;
 	std::memset(&unset, 0, sizeof(unset));
 	EXPECT_EQ(atlas_init(&unset), -1);
-	EXPECT_NE(std::string(atlas_last_error()).find("call atlas_options_init()"), std::string::npos)
+	EXPECT_NE(std::string(atlas_last_error()).find("call atlas_options_init()"),
+	          std::string::npos)
 	    << atlas_last_error();
 	unset.size = ATLAS_OPTIONS_SIZE_VER0 - 1;
 	EXPECT_EQ(atlas_init(&unset), -1);

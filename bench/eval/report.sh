@@ -5,7 +5,7 @@
 #
 # Reads OUT_DIR/raw/<threads>t/<rep>/<mode>/ (bench/eval/guest.sh) and writes OUT_DIR/report.md
 # (per thread count and mode: the latency percentiles of every repetition's requests merged,
-# their ratio to no patching, memcached's CPU time per request, errors, transitions and their
+# their ratio to no patching, the server's CPU time per request, errors, transitions and their
 # times, per-thread migration latency, the longest view call that held the mmap lock for
 # writing) and OUT_DIR/latency.{png,svg} (p99.9 per 100 ms over time, patch moments marked).
 # The last line printed is the summary over all thread counts:
@@ -22,6 +22,9 @@ die() { echo "bench/eval/report.sh: $*" >&2; exit 1; }
 command -v jq >/dev/null || die "jq missing: run 'make deps'"
 
 modes=(none preload global wait-free)
+# The server the guest ran (bench/eval/guest.sh records it; runs before slapd were memcached).
+server=$(grep -o 'server=[a-z]*' "$raw/settings" 2>/dev/null | cut -d= -f2)
+server=${server:-memcached}
 # merged MODE DIR_GLOB...: the JSON summary of the merged histograms (empty if no run).
 merged() {
 	local logs=()
@@ -38,7 +41,7 @@ errors() {
 	done
 	echo $n
 }
-# cpu_per_request DIR...: memcached's user + system time per answered request, in us (ticks of
+# cpu_per_request DIR...: the server's user + system time per answered request, in us (ticks of
 # 1/100 s, bench/eval/guest.sh), over the runs; "-" without a record.
 cpu_per_request() {
 	local ticks=0 reqs=0 d t r
@@ -206,7 +209,7 @@ if command -v gnuplot >/dev/null && [ -d "$plot_dir" ]; then
 			gnuplot <<EOF
 set terminal $term
 set output '$out/latency.$ext'
-set title "memcached, $(basename "$(dirname "$plot_dir")") workers: p99.9 latency per 100 ms (dotted: patch applied or reverted; red global, green wait-free)"
+set title "$server, $(basename "$(dirname "$plot_dir")") workers: p99.9 latency per 100 ms (dotted: patch applied or reverted; red global, green wait-free)"
 set xlabel 'seconds'
 set ylabel 'p99.9 latency (ms)'
 set logscale y

@@ -17,6 +17,14 @@
 # Debian's, from bench/servers/memcached.sh). BUILD (build/user) and KERNEL
 # (build/kernel/bzImage) name what it runs; both must be built (make, make kernel).
 #
+# EVAL_SERVER=slapd runs OpenLDAP's slapd 2.5.13 instead (bench/servers/slapd.sh, run by
+# bench/servers/slapd-run.sh as Debian's package runs it; docs/evaluation.md, "slapd"): the
+# load is LDAP searches, EVAL_THREADS defaults to "2 4" (slapd's minimum is 2), EVAL_RATE to 150,
+# and the patch is
+# a real fix of bench/servers/slapd-fixes.tsv, EVAL_FIX (default utf8-validate, on the path of
+# every equality search), made by bench/servers/slapd-fix-patch.sh from an OpenLDAP history
+# (OPENLDAP_GIT), or EVAL_PATCH and EVAL_PATCH_NAME.
+#
 # OUT_DIR/raw/ holds what the guest measured (bench/eval/guest.sh), OUT_DIR/report.md the
 # tables, OUT_DIR/latency.{png,svg} the plot (bench/eval/report.sh).
 set -euo pipefail
@@ -31,10 +39,38 @@ for f in tools/atlas/atlas tools/mkpatch/atlas-mkpatch bench/loadgen/atlas-loadg
 	[ -x "$build/$f" ] || [ -r "$build/$f" ] || die "$build/$f is missing: build user space first (make)"
 done
 [ -r "$kernel" ] || die "$kernel is missing: build the views kernel first (make kernel)"
-"$root/bench/servers/memcached.sh" "$root/build/servers" >/dev/null ||
-	die "building memcached failed (bench/servers/memcached.sh)"
-memcached=${EVAL_MEMCACHED:-$root/build/servers/memcached-1.6.18-1/memcached}
-[ -x "$memcached" ] || die "$memcached (EVAL_MEMCACHED) is not an executable"
+server=${EVAL_SERVER:-memcached}
+server_files=()
+case $server in
+memcached)
+	"$root/bench/servers/memcached.sh" "$root/build/servers" >/dev/null ||
+		die "building memcached failed (bench/servers/memcached.sh)"
+	server_bin=${EVAL_MEMCACHED:-$root/build/servers/memcached-1.6.18-1/memcached}
+	[ -x "$server_bin" ] || die "$server_bin (EVAL_MEMCACHED) is not an executable"
+	;;
+slapd)
+	"$root/bench/servers/slapd.sh" "$root/build/servers" >/dev/null ||
+		die "building slapd failed (bench/servers/slapd.sh)"
+	server_bin=$root/build/servers/slapd-2.5.13+dfsg-5/slapd
+	# What the guest needs besides the binary: its tool name for slapadd, the schema, the run
+	# script and the shared libraries slapd links (libldap, liblber and liblmdb are static).
+	server_files+=(--add "$server_bin:/atlas/bin/slapadd"
+		--add "$root/bench/servers/slapd-run.sh:/atlas/eval/slapd-run.sh")
+	for f in "$(dirname "$server_bin")"/schema/*.schema; do
+		server_files+=(--add "$f:/atlas/bin/schema/$(basename "$f")")
+	done
+	for lib in libsasl2.so.2 libuuid.so.1; do
+		path=$(readlink -f "/usr/lib/x86_64-linux-gnu/$lib") || die "$lib missing: run 'make deps'"
+		server_files+=(--add "$path:/usr/lib/x86_64-linux-gnu/$lib")
+	done
+	: "${EVAL_THREADS:=2 4}"
+	# slapd needs 3.6-3.9 ms of guest CPU per request of this mix (the smoke run of
+	# docs/evaluation.md), 4 times memcached's: 400/s saturated the 2 vCPUs (median 101 ms).
+	: "${EVAL_RATE:=150}"
+	[ -n "${EVAL_PATCH:-}" ] || : "${EVAL_FIX:=utf8-validate}"
+	;;
+*) die "EVAL_SERVER=$server: the servers are memcached and slapd" ;;
+esac
 libunwind=$(readlink -f /usr/lib/x86_64-linux-gnu/libunwind.so.8) ||
 	die "libunwind.so.8 missing: run 'make deps'"
 
@@ -47,7 +83,13 @@ if awk -v l="$load" 'BEGIN { exit !(l > 0.5) }'; then
 fi
 patch=${EVAL_PATCH:-}
 name=${EVAL_PATCH_NAME:-}
-if [ -n "${EVAL_FIX:-}" ]; then
+if [ -n "${EVAL_FIX:-}" ] && [ "$server" = slapd ]; then
+	BUILD=$build "$root/bench/servers/slapd-fix-patch.sh" "$EVAL_FIX" "$root/build/servers" \
+		>"$out/build-patch.log" 2>&1 ||
+		die "building the patch of fix $EVAL_FIX failed: see $out/build-patch.log"
+	patch=$root/build/servers/patches/slapd-$EVAL_FIX.patch.o
+	name=$EVAL_FIX
+elif [ -n "${EVAL_FIX:-}" ]; then
 	BUILD=$build "$root/bench/servers/memcached-fix-patch.sh" "$EVAL_FIX" "$root/build/servers" \
 		>"$out/build-patch.log" 2>&1 ||
 		die "building the patch of fix $EVAL_FIX failed: see $out/build-patch.log"
@@ -57,7 +99,7 @@ elif [ -z "$patch" ]; then
 	patch=$out/stats-settings.patch.o
 	name=stats-settings
 	"$build/tools/mkpatch/atlas-mkpatch" -m "$root/bench/eval/patches/stats-settings.json" \
-		--target "$memcached" -o "$patch" >/dev/null ||
+		--target "$server_bin" -o "$patch" >/dev/null ||
 		die "building the harness patch failed"
 fi
 [ -n "$name" ] || die "EVAL_PATCH needs EVAL_PATCH_NAME (the name its manifest gives)"
@@ -68,24 +110,24 @@ seconds=${EVAL_SECONDS:-20}
 modes=${EVAL_MODES:-none preload global wait-free}
 runs=$(($(wc -w <<<"$threads") * reps * $(wc -w <<<"$modes")))
 timeout=$((runs * (seconds + 45) + 300))
-echo "eval: patch $name ($(basename "$patch"))"
+echo "eval: $server, patch $name ($(basename "$patch"))"
 echo "eval: $runs runs of ${seconds}s (threads: $threads; $reps repetitions; modes: $modes) in a guest with ${EVAL_CPUS:-2} vCPUs; results in $out"
 env_line=""
 for v in EVAL_THREADS EVAL_REPS EVAL_MODES EVAL_SECONDS EVAL_RATE EVAL_CONNECTIONS \
-	EVAL_INTERVAL EVAL_DEADLINE_MS EVAL_LONG; do
+	EVAL_INTERVAL EVAL_DEADLINE_MS EVAL_LONG EVAL_ENTRIES; do
 	[ -z "${!v:-}" ] || env_line+="$v='${!v}' "
 done
 status=0
 "$root/guest/run" --kernel "$kernel" --cpus "${EVAL_CPUS:-2}" --mem 2G --timeout "$timeout" \
 	--quiet --log "$out/console.log" --out "$out/raw" \
 	--add "$root/bench/eval/guest.sh:/atlas/eval/guest.sh" \
-	--add "$memcached:/atlas/bin/memcached" \
+	--add "$server_bin:/atlas/bin/$server" "${server_files[@]}" \
 	--add "$build/lib/preload/libatlas-preload.so:/atlas/lib/libatlas-preload.so" \
 	--add "$libunwind:/usr/lib/x86_64-linux-gnu/libunwind.so.8" \
 	--add "$build/tools/atlas/atlas:/atlas/bin/atlas" \
 	--add "$build/bench/loadgen/atlas-loadgen:/atlas/bin/atlas-loadgen" \
 	--add "$patch:/atlas/eval/patch.o" \
-	-- "${env_line}sh /atlas/eval/guest.sh /atlas/bin/memcached /atlas/lib/libatlas-preload.so /atlas/bin/atlas /atlas/bin/atlas-loadgen /atlas/eval/patch.o $name" ||
+	-- "${env_line}EVAL_SERVER=$server SLAPD_RUN=/atlas/eval/slapd-run.sh sh /atlas/eval/guest.sh /atlas/bin/$server /atlas/lib/libatlas-preload.so /atlas/bin/atlas /atlas/bin/atlas-loadgen /atlas/eval/patch.o $name" ||
 	status=$?
 grep -E '^eval: ' "$out/console.log" | tr -d '\r' || true
 [ $status = 0 ] || echo "bench/eval/run.sh: the guest run failed (status $status); console log: $out/console.log" >&2

@@ -2,6 +2,7 @@
 #include "control.hpp"
 
 #include "atlas/runtime_json.hpp"
+#include "protocol.hpp"
 #include "signature.hpp"
 
 #include <algorithm>
@@ -51,12 +52,18 @@ bool write_all(int fd, std::string_view data)
 	return true;
 }
 
-std::string error_response(std::string_view verb, std::string message)
+nlohmann::json error_json(std::string_view verb, std::string message)
 {
 	nlohmann::json j = {{"ok", false}, {"error", std::move(message)}};
 	if (!verb.empty())
 		j["verb"] = verb;
-	return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+	return j;
+}
+
+std::string error_response(std::string_view verb, std::string message)
+{
+	return error_json(verb, std::move(message))
+	    .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 std::chrono::milliseconds deadline_of(const nlohmann::json &request)
@@ -71,7 +78,7 @@ nlohmann::json report_response(std::string_view verb, const Report &report)
 {
 	return {{"ok", report.ok()},
 	        {"verb", verb},
-	        {"outcome", to_string(report.outcome)},
+	        {"outcome", spec_of(report.outcome).name},
 	        {"message", report.message},
 	        {"report", to_json_value(report)}};
 }
@@ -90,6 +97,105 @@ void release_if_not_taken(std::shared_ptr<CodeChange> change, const Report &repo
 		change->unreachable();
 }
 
+// A request's fields, as its verb's row in the protocol table (protocol.hpp) names them.
+struct Args {
+	std::string patch;
+	std::string identity;
+	Request request;
+};
+
+// Reads the fields `spec` takes; an error message for the response, or "".
+std::string read_fields(const VerbSpec &spec, const nlohmann::json &request, Args &args)
+{
+	if (spec.fields & field_mode) {
+		if (auto m = request.find("mode"); m != request.end()) {
+			if (!m->is_string() ||
+			    !parse_mode(m->get<std::string>(), args.request.mode))
+				return "bad \"mode\": use auto, global or wait-free";
+		}
+	}
+	if (spec.fields & field_deadline_ms)
+		args.request.deadline = deadline_of(request);
+	auto text = [&](const char *field) {
+		auto it = request.find(field);
+		return it != request.end() && it->is_string() ? it->get<std::string>()
+		                                              : std::string();
+	};
+	if (spec.fields & field_patch) {
+		args.patch = text("patch");
+		if (args.patch.empty())
+			return "apply needs \"patch\": the patch file's path";
+	}
+	if (spec.fields & field_identity) {
+		args.identity = text("identity");
+		if (args.identity.empty())
+			return "revert needs \"identity\": the applied patch's identity (see "
+			       "status)";
+	}
+	return {};
+}
+
+// apply: load the patch, then the transition. A patch that cannot be loaded is a failed
+// outcome (nothing changed), not a malformed request.
+nlohmann::json apply(Runtime &runtime, const Loader &loader, const Args &args)
+{
+	if (!loader)
+		return error_json("apply", "this runtime has no patch loader (built without "
+		                           "atlas/patch/loader.hpp); nothing changed");
+	LoadResult loaded;
+	try {
+		loaded = loader(args.patch);
+	} catch (const std::exception &e) {
+		loaded.error = fmt::format("the loader threw: {}", e.what());
+	} catch (...) {
+		loaded.error = "the loader threw";
+	}
+	if (!loaded.change) {
+		if (loaded.error.empty())
+			loaded.error = "the loader returned no change";
+		return {{"ok", false},
+		        {"verb", "apply"},
+		        {"outcome", spec_of(Outcome::failed).name},
+		        {"message", fmt::format("loading {} failed, nothing changed: {}",
+		                                args.patch, loaded.error)}};
+	}
+	// The server loaded it, so the server releases it when the apply did not take (already
+	// applied, refused, failed): the runtime then keeps no reference and never calls
+	// unreachable() on it. A change it holds (applied, or pending/reverting: the runtime
+	// releases a reverted one) is never released here; neither is one the loader kept a
+	// reference to.
+	Report report = runtime.apply(loaded.change, args.request);
+	release_if_not_taken(std::move(loaded.change), report);
+	return report_response("apply", report);
+}
+
+nlohmann::json dispatch(const VerbSpec &spec, Runtime &runtime, const Loader &loader,
+                        const Args &args)
+{
+	switch (spec.verb) {
+	case Verb::ping:
+		return {{"ok", true},
+		        {"verb", spec.name},
+		        {"pid", getpid()},
+		        {"runtime", "atlas"},
+		        {"protocol", protocol_version}};
+	case Verb::status:
+		return {{"ok", true},
+		        {"verb", spec.name},
+		        {"pid", getpid()},
+		        {"status", to_json_value(runtime.status())}};
+	case Verb::apply:
+		return apply(runtime, loader, args);
+	case Verb::revert:
+		return report_response(spec.name, runtime.revert(args.identity, args.request));
+	case Verb::wait:
+		return report_response(spec.name, runtime.wait(args.request.deadline));
+	case Verb::revert_pending:
+		return report_response(spec.name, runtime.revert_pending(args.request.deadline));
+	}
+	return error_json(spec.name, "internal error: a verb without a handler");
+}
+
 std::string handle(Runtime &runtime, const Loader &loader, std::string_view line)
 {
 	nlohmann::json request = nlohmann::json::parse(line, nullptr, false);
@@ -98,87 +204,19 @@ std::string handle(Runtime &runtime, const Loader &loader, std::string_view line
 		                          "e.g. {\"verb\":\"ping\"}");
 	auto verb_it = request.find("verb");
 	if (verb_it == request.end() || !verb_it->is_string())
-		return error_response({},
-		                      "malformed request: missing string field \"verb\" (apply, "
-		                      "revert, status, wait, revert_pending, ping)");
+		return error_response({}, fmt::format("malformed request: missing string field "
+		                                      "\"verb\" ({})",
+		                                      verb_list()));
 	const std::string verb = verb_it->get<std::string>();
-	nlohmann::json response;
-	if (verb == "ping") {
-		response = {{"ok", true},
-		            {"verb", verb},
-		            {"pid", getpid()},
-		            {"runtime", "atlas"},
-		            {"protocol", 1}};
-	} else if (verb == "status") {
-		response = {{"ok", true},
-		            {"verb", verb},
-		            {"pid", getpid()},
-		            {"status", to_json_value(runtime.status())}};
-	} else if (verb == "apply" || verb == "revert") {
-		Request req;
-		if (auto m = request.find("mode"); m != request.end()) {
-			if (!m->is_string() || !parse_mode(m->get<std::string>(), req.mode))
-				return error_response(
-				    verb, "bad \"mode\": use auto, global or wait-free");
-		}
-		req.deadline = deadline_of(request);
-		Report report;
-		if (verb == "apply") {
-			auto p = request.find("patch");
-			if (p == request.end() || !p->is_string() || p->get<std::string>().empty())
-				return error_response(
-				    verb, "apply needs \"patch\": the patch file's path");
-			if (!loader)
-				return error_response(
-				    verb, "this runtime has no patch loader (built without "
-				          "atlas/patch/loader.hpp); nothing changed");
-			LoadResult loaded;
-			try {
-				loaded = loader(p->get<std::string>());
-			} catch (const std::exception &e) {
-				loaded.error = fmt::format("the loader threw: {}", e.what());
-			} catch (...) {
-				loaded.error = "the loader threw";
-			}
-			if (!loaded.change) {
-				if (loaded.error.empty())
-					loaded.error = "the loader returned no change";
-				response = {{"ok", false},
-				            {"verb", verb},
-				            {"outcome", "failed"},
-				            {"message",
-				             fmt::format("loading {} failed, nothing changed: {}",
-				                         p->get<std::string>(), loaded.error)}};
-				return response.dump(-1, ' ', false,
-				                     nlohmann::json::error_handler_t::replace);
-			}
-			// The server loaded it, so the server releases it when the apply did
-			// not take (already applied, refused, failed): the runtime then keeps no
-			// reference and never calls unreachable() on it. A change it holds
-			// (applied, or pending/reverting: the runtime releases a reverted one) is
-			// never released here; neither is one the loader kept a reference to.
-			report = runtime.apply(loaded.change, req);
-			release_if_not_taken(std::move(loaded.change), report);
-		} else {
-			auto id = request.find("identity");
-			if (id == request.end() || !id->is_string() ||
-			    id->get<std::string>().empty())
-				return error_response(verb,
-				                      "revert needs \"identity\": the applied "
-				                      "patch's identity (see status)");
-			report = runtime.revert(id->get<std::string>(), req);
-		}
-		response = report_response(verb, report);
-	} else if (verb == "wait") {
-		response = report_response(verb, runtime.wait(deadline_of(request)));
-	} else if (verb == "revert_pending") {
-		response = report_response(verb, runtime.revert_pending(deadline_of(request)));
-	} else {
-		return error_response(verb, fmt::format("unknown verb \"{}\": use apply, revert, "
-		                                        "status, wait, revert_pending or ping",
-		                                        verb));
-	}
-	return response.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+	const VerbSpec *spec = find_verb(verb);
+	if (!spec)
+		return error_response(
+		    verb, fmt::format("unknown verb \"{}\": use {}", verb, verb_list()));
+	Args args;
+	if (std::string error = read_fields(*spec, request, args); !error.empty())
+		return error_response(verb, std::move(error));
+	return dispatch(*spec, runtime, loader, args)
+	    .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 } // namespace
@@ -226,15 +264,12 @@ std::string socket_path(pid_t pid, const std::string &dir)
 
 bool parse_mode(std::string_view text, Mode &mode) noexcept
 {
-	if (text == "auto" || text == "automatic")
-		mode = Mode::automatic;
-	else if (text == "global")
-		mode = Mode::global;
-	else if (text == "wait-free" || text == "wait_free")
-		mode = Mode::wait_free;
-	else
-		return false;
-	return true;
+	for (const auto &m : modes)
+		if (text == m.name || text == m.alias) {
+			mode = m.mode;
+			return true;
+		}
+	return false;
 }
 
 std::string handle_request(Runtime &runtime, const Loader &loader, std::string_view line) noexcept

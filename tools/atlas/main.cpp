@@ -1,5 +1,6 @@
 // atlas: the command-line client of the control socket (docs/live-patching.md, "The atlas CLI").
 #include <control.hpp>
+#include <protocol.hpp>
 #include <signature.hpp>
 
 #include <CLI/CLI.hpp>
@@ -12,6 +13,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -20,17 +22,16 @@
 namespace
 {
 
-// Exit codes (documented in docs/live-patching.md).
-enum Exit {
-	exit_ok = 0,              // applied / reverted / done
-	exit_failed = 1,          // the change or the request failed
-	exit_usage = 2,           // bad command line
-	exit_already_applied = 3, // the same patch (identity) is applied: nothing done
-	exit_refused = 4,         // refused, the process is unchanged
-	exit_pending = 5,         // wait-free: threads still migrating (or moving back)
-	exit_reverted = 6,        // a pending transition was undone: unchanged
-	exit_unreachable = 7,     // no runtime in that process, or it cannot be reached
-};
+using atlas::control::Exit;
+using atlas::control::Verb;
+
+// Exit codes: protocol.hpp's table (docs/live-patching.md, "The atlas CLI").
+constexpr int exit_ok = static_cast<int>(Exit::ok);
+constexpr int exit_failed = static_cast<int>(Exit::failed);
+constexpr int exit_usage = static_cast<int>(Exit::usage);
+constexpr int exit_refused = static_cast<int>(Exit::refused);
+constexpr int exit_pending = static_cast<int>(Exit::pending);
+constexpr int exit_unreachable = static_cast<int>(Exit::unreachable);
 
 bool json_output = false;
 
@@ -128,29 +129,25 @@ bool resolve_identity(pid_t pid, const std::string &given, std::string &identity
 		code = exit_usage;
 	}
 	if (json_output)
-		fmt::print("{}\n",
-		           nlohmann::json{{"ok", false},
-		                          {"outcome", code == exit_refused ? "refused" : "usage"},
-		                          {"message", message}}
-		               .dump());
+		fmt::print(
+		    "{}\n",
+		    nlohmann::json{
+		        {"ok", false},
+		        {"outcome", code == exit_refused
+		                        ? atlas::control::spec_of(atlas::Outcome::refused).name
+		                        : "usage"},
+		        {"message", message}}
+		        .dump());
 	else
 		fmt::print(stderr, "atlas: {}\n", message);
 	return false;
 }
 
+// The exit code of a response: its outcome's, from the protocol's table.
 int exit_of(const nlohmann::json &resp)
 {
-	const std::string outcome = resp.value("outcome", "");
-	if (outcome == "finished")
-		return exit_ok;
-	if (outcome == "already_applied")
-		return exit_already_applied;
-	if (outcome == "refused")
-		return exit_refused;
-	if (outcome == "pending" || outcome == "reverting")
-		return exit_pending;
-	if (outcome == "reverted")
-		return exit_reverted;
+	if (const auto *outcome = atlas::control::find_outcome(resp.value("outcome", "")))
+		return static_cast<int>(outcome->exit);
 	return resp.value("ok", false) ? exit_ok : exit_failed;
 }
 
@@ -214,8 +211,17 @@ int report(const nlohmann::json &resp)
 	return code;
 }
 
-int cmd_status(pid_t pid)
+// What the command line gave (Arg): the fields of the command's request.
+struct Invocation {
+	const struct Command *command = nullptr;
+	pid_t pid = 0;
+	std::string patch, identity, mode = "auto", key_file, key_name;
+	long long deadline = 0;
+};
+
+int cmd_status(Invocation &in)
 {
+	const pid_t pid = in.pid;
 	nlohmann::json resp;
 	int code;
 	if (!request(pid, {{"verb", "status"}}, resp, code, std::chrono::seconds(30)))
@@ -292,7 +298,7 @@ int cmd_status(pid_t pid)
 	return exit_ok;
 }
 
-int cmd_ps()
+int cmd_ps(Invocation &)
 {
 	nlohmann::json list = nlohmann::json::array();
 	for (const auto &dir : socket_dirs()) {
@@ -366,6 +372,187 @@ int exec_build_patch(char **argv)
 	return exit_failed;
 }
 
+// The socket answers when the transition ends: allow its deadline and then some.
+std::chrono::milliseconds timeout_of(const Invocation &in)
+{
+	return std::chrono::milliseconds(in.deadline) + std::chrono::minutes(2);
+}
+
+int cmd_apply(Invocation &in)
+{
+	// The target resolves the path in its own working directory: send it absolute.
+	if (!in.patch.empty() && in.patch[0] != '/') {
+		char cwd[4096];
+		if (getcwd(cwd, sizeof(cwd)) && access(in.patch.c_str(), F_OK) == 0)
+			in.patch = fmt::format("{}/{}", cwd, in.patch);
+	}
+	nlohmann::json resp;
+	int code = exit_ok;
+	if (!request(in.pid,
+	             {{"verb", "apply"},
+	              {"patch", in.patch},
+	              {"mode", in.mode},
+	              {"deadline_ms", in.deadline}},
+	             resp, code, timeout_of(in)))
+		return code;
+	return report(resp);
+}
+
+int cmd_revert(Invocation &in)
+{
+	nlohmann::json resp;
+	int code = exit_ok;
+	std::string resolved;
+	if (!resolve_identity(in.pid, in.identity, resolved, code))
+		return code;
+	if (!request(in.pid,
+	             {{"verb", "revert"},
+	              {"identity", resolved},
+	              {"mode", in.mode},
+	              {"deadline_ms", in.deadline}},
+	             resp, code, timeout_of(in)))
+		return code;
+	return report(resp);
+}
+
+// wait, revert_pending: the verb with its deadline, answered by a report.
+int cmd_transition(Invocation &in);
+
+int cmd_keygen(Invocation &in)
+{
+	std::string error;
+	if (!atlas::control::generate_key(in.key_name, error)) {
+		fmt::print(stderr, "atlas: {}\n", error);
+		return exit_failed;
+	}
+	fmt::print("wrote {0}.key (private: keep it secret) and {0}.pub (add it to "
+	           "ATLAS_TRUSTED_KEYS)\n",
+	           in.key_name);
+	return exit_ok;
+}
+
+int cmd_sign(Invocation &in)
+{
+	std::string error;
+	if (!atlas::control::sign_file(in.key_file, in.patch, error)) {
+		fmt::print(stderr, "atlas: {}\n", error);
+		return exit_failed;
+	}
+	fmt::print("wrote {}.sig\n", in.patch);
+	return exit_ok;
+}
+
+// What a command takes on its command line, in this order.
+enum Arg : unsigned {
+	arg_pid = 1u << 0,
+	arg_key = 1u << 1,      // sign: the private key
+	arg_key_name = 1u << 2, // keygen: the path prefix of the pair
+	arg_patch = 1u << 3,
+	arg_patch_id = 1u << 4,
+	arg_mode = 1u << 5,
+	arg_deadline = 1u << 6,
+};
+
+// The commands, in the style of bpftool's command tables: a command that sends a protocol verb
+// takes its summary and its arguments from the verb's row (protocol.hpp); the others are the
+// CLI's own.
+struct Command {
+	std::string_view name;
+	std::optional<Verb> verb;
+	std::string_view summary; // empty: the verb's
+	unsigned args;            // besides those of the verb's fields
+	int (*run)(Invocation &);
+};
+
+const Command commands[] = {
+    {"apply", Verb::apply, {}, 0, cmd_apply},
+    {"revert", Verb::revert, {}, 0, cmd_revert},
+    {"status", Verb::status, {}, 0, cmd_status},
+    {"ps", std::nullopt, "list processes running the atlas runtime", 0, cmd_ps},
+    {"wait", Verb::wait, {}, 0, cmd_transition},
+    {"revert-pending", Verb::revert_pending, {}, 0, cmd_transition},
+    {"keygen", std::nullopt, "make an Ed25519 key pair for signed patches: NAME.key, NAME.pub",
+     arg_key_name, cmd_keygen},
+    {"sign", std::nullopt, "sign a patch: writes PATCH.sig", arg_key | arg_patch, cmd_sign},
+};
+
+int cmd_transition(Invocation &in)
+{
+	const auto &spec = atlas::control::spec_of(*in.command->verb);
+	nlohmann::json resp;
+	int code = exit_ok;
+	if (!request(in.pid, {{"verb", spec.name}, {"deadline_ms", in.deadline}}, resp, code,
+	             timeout_of(in)))
+		return code;
+	return report(resp);
+}
+
+unsigned args_of(const Command &c)
+{
+	unsigned args = c.args;
+	if (!c.verb)
+		return args;
+	const unsigned fields = atlas::control::spec_of(*c.verb).fields;
+	args |= arg_pid;
+	if (fields & atlas::control::field_patch)
+		args |= arg_patch;
+	if (fields & atlas::control::field_identity)
+		args |= arg_patch_id;
+	if (fields & atlas::control::field_mode)
+		args |= arg_mode;
+	if (fields & atlas::control::field_deadline_ms)
+		args |= arg_deadline;
+	return args;
+}
+
+void add_arg(CLI::App &c, Arg arg, Invocation &in)
+{
+	std::vector<std::string> mode_names;
+	for (const auto &m : atlas::control::modes)
+		mode_names.emplace_back(m.name);
+	switch (arg) {
+	case arg_pid:
+		c.add_option("pid", in.pid, "process id")->required()->check(CLI::PositiveNumber);
+		break;
+	case arg_key:
+		c.add_option("key", in.key_file, "private key (NAME.key from atlas keygen)")
+		    ->required();
+		break;
+	case arg_key_name:
+		c.add_option("name", in.key_name, "path prefix of the two files")->required();
+		break;
+	case arg_patch:
+		c.add_option("patch", in.patch,
+		             in.command->verb ? "patch file (a path the target process can read)"
+		                              : "patch file")
+		    ->required();
+		break;
+	case arg_patch_id:
+		c.add_option("patch-id", in.identity,
+		             "the patch: its name, its identity as `atlas status` shows it, or an "
+		             "unambiguous prefix of the identity")
+		    ->required();
+		break;
+	case arg_mode:
+		c.add_option("--mode", in.mode, fmt::format("{}", fmt::join(mode_names, ", ")))
+		    ->check(CLI::IsMember(mode_names));
+		break;
+	case arg_deadline:
+		c.add_option("--deadline", in.deadline,
+		             "milliseconds the transition may take (default: the runtime's)")
+		    ->check(CLI::NonNegativeNumber);
+		break;
+	}
+}
+
+std::string exit_code_help()
+{
+	std::vector<std::string> codes;
+	for (const auto &e : atlas::control::exits)
+		codes.push_back(fmt::format("{} {}", static_cast<int>(e.code), e.meaning));
+	return fmt::format("Exit codes: {}.", fmt::join(codes, ", "));
+}
+
 } // namespace
 
 int main(int argc, char **argv)
@@ -376,58 +563,25 @@ int main(int argc, char **argv)
 	app.require_subcommand(1);
 	app.fallthrough(); // --json also after the subcommand
 	app.add_flag("--json", json_output, "machine-readable output (one JSON object)");
-	app.footer("Exit codes: 0 done, 1 failed, 2 usage, 3 already applied, 4 refused (process "
-	           "unchanged), 5 pending, 6 reverted, 7 no reachable runtime.\n"
-	           "atlas build-patch --help: build a patch from a source diff.");
+	app.footer(exit_code_help() +
+	           "\natlas build-patch --help: build a patch from a source diff.");
 
-	pid_t pid = 0;
-	std::string patch, identity, mode = "auto";
-	long long deadline = 0;
-	auto add_pid = [&](CLI::App *c) {
-		c->add_option("pid", pid, "process id")->required()->check(CLI::PositiveNumber);
-	};
-	auto add_deadline = [&](CLI::App *c) {
-		c->add_option("--deadline", deadline,
-		              "milliseconds the transition may take (default: the runtime's)")
-		    ->check(CLI::NonNegativeNumber);
-	};
-
-	auto *apply = app.add_subcommand("apply", "apply a patch file");
-	add_pid(apply);
-	apply->add_option("patch", patch, "patch file (a path the target process can read)")
-	    ->required();
-	apply->add_option("--mode", mode, "auto, global or wait-free")
-	    ->check(CLI::IsMember({"auto", "global", "wait-free"}));
-	add_deadline(apply);
-
-	auto *revert = app.add_subcommand("revert", "revert an applied patch");
-	add_pid(revert);
-	revert
-	    ->add_option("patch-id", identity,
-	                 "the patch: its name, its identity as `atlas status` shows it, or an "
-	                 "unambiguous prefix of the identity")
-	    ->required();
-	revert->add_option("--mode", mode, "auto, global or wait-free")
-	    ->check(CLI::IsMember({"auto", "global", "wait-free"}));
-	add_deadline(revert);
-
-	auto *status = app.add_subcommand("status", "mode, threads, applied patches, timings");
-	add_pid(status);
-	auto *ps = app.add_subcommand("ps", "list processes running the atlas runtime");
-	auto *wait = app.add_subcommand("wait", "keep waiting for a pending wait-free transition");
-	add_pid(wait);
-	add_deadline(wait);
-	auto *revert_pending =
-	    app.add_subcommand("revert-pending", "undo a pending wait-free transition");
-	add_pid(revert_pending);
-	add_deadline(revert_pending);
-	std::string key_name, key_file;
-	auto *keygen = app.add_subcommand(
-	    "keygen", "make an Ed25519 key pair for signed patches: NAME.key, NAME.pub");
-	keygen->add_option("name", key_name, "path prefix of the two files")->required();
-	auto *sign = app.add_subcommand("sign", "sign a patch: writes PATCH.sig");
-	sign->add_option("key", key_file, "private key (NAME.key from atlas keygen)")->required();
-	sign->add_option("patch", patch, "patch file")->required();
+	// One Invocation per command: each binds its own options.
+	std::vector<Invocation> invocations(std::size(commands));
+	std::vector<CLI::App *> subcommands;
+	for (std::size_t i = 0; i < std::size(commands); i++) {
+		const Command &c = commands[i];
+		Invocation &in = invocations[i];
+		in.command = &c;
+		const std::string_view summary =
+		    !c.summary.empty() ? c.summary : atlas::control::spec_of(*c.verb).summary;
+		CLI::App *sub = app.add_subcommand(std::string(c.name), std::string(summary));
+		const unsigned args = args_of(c);
+		for (unsigned bit = 1; bit <= arg_deadline; bit <<= 1)
+			if (args & bit)
+				add_arg(*sub, static_cast<Arg>(bit), in);
+		subcommands.push_back(sub);
+	}
 
 	try {
 		app.parse(argc, argv);
@@ -435,67 +589,8 @@ int main(int argc, char **argv)
 		int r = app.exit(e);
 		return r == 0 ? 0 : exit_usage;
 	}
-
-	if (*keygen || *sign) {
-		std::string error;
-		if (*keygen ? atlas::control::generate_key(key_name, error)
-		            : atlas::control::sign_file(key_file, patch, error)) {
-			if (*keygen)
-				fmt::print(
-				    "wrote {0}.key (private: keep it secret) and {0}.pub (add it "
-				    "to ATLAS_TRUSTED_KEYS)\n",
-				    key_name);
-			else
-				fmt::print("wrote {}.sig\n", patch);
-			return exit_ok;
-		}
-		fmt::print(stderr, "atlas: {}\n", error);
-		return exit_failed;
-	}
-
-	// The socket answers when the transition ends: allow its deadline and then some.
-	const auto timeout = std::chrono::milliseconds(deadline) + std::chrono::minutes(2);
-	nlohmann::json resp;
-	int code = exit_ok;
-	if (*apply) {
-		// The target resolves the path in its own working directory: send it absolute.
-		if (!patch.empty() && patch[0] != '/') {
-			char cwd[4096];
-			if (getcwd(cwd, sizeof(cwd)) && access(patch.c_str(), F_OK) == 0)
-				patch = fmt::format("{}/{}", cwd, patch);
-		}
-		if (!request(pid,
-		             {{"verb", "apply"},
-		              {"patch", patch},
-		              {"mode", mode},
-		              {"deadline_ms", deadline}},
-		             resp, code, timeout))
-			return code;
-		return report(resp);
-	}
-	if (*revert) {
-		std::string resolved;
-		if (!resolve_identity(pid, identity, resolved, code))
-			return code;
-		if (!request(pid,
-		             {{"verb", "revert"},
-		              {"identity", resolved},
-		              {"mode", mode},
-		              {"deadline_ms", deadline}},
-		             resp, code, timeout))
-			return code;
-		int r = report(resp);
-		return r;
-	}
-	if (*status)
-		return cmd_status(pid);
-	if (*ps)
-		return cmd_ps();
-	if (*wait || *revert_pending) {
-		const char *verb = *wait ? "wait" : "revert_pending";
-		if (!request(pid, {{"verb", verb}, {"deadline_ms", deadline}}, resp, code, timeout))
-			return code;
-		return report(resp);
-	}
+	for (std::size_t i = 0; i < subcommands.size(); i++)
+		if (*subcommands[i])
+			return commands[i].run(invocations[i]);
 	return exit_usage;
 }

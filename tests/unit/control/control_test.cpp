@@ -3,6 +3,7 @@
 #include "../runtime/helpers.hpp"
 
 #include <control.hpp>
+#include <protocol.hpp>
 
 #include <algorithm>
 #include <gtest/gtest.h>
@@ -471,6 +472,64 @@ TEST(ControlViews, ServerThreadsFollowTheBase)
 	EXPECT_EQ(rt->status().base_view, 2);
 	server.reset();
 	std::system(("rm -rf " + dir).c_str());
+}
+
+} // namespace
+
+namespace
+{
+
+// The protocol's tables (protocol.hpp) cover every verb, outcome and mode once, with the names
+// the runtime gives outcomes and the exit codes docs/live-patching.md lists; the server answers
+// every verb in the table and names them all when it does not know one.
+TEST(ProtocolTable, EveryVerbOutcomeAndModeHasOneRow)
+{
+	using namespace atlas::control;
+	for (auto verb : {Verb::ping, Verb::status, Verb::apply, Verb::revert, Verb::wait,
+	                  Verb::revert_pending}) {
+		EXPECT_EQ(spec_of(verb).verb, verb);
+		EXPECT_EQ(find_verb(spec_of(verb).name), &spec_of(verb));
+	}
+	EXPECT_EQ(verb_list(), "apply, revert, status, wait, revert_pending or ping");
+	const std::pair<atlas::Outcome, int> exit_codes[] = {
+	    {atlas::Outcome::finished, 0}, {atlas::Outcome::already_applied, 3},
+	    {atlas::Outcome::refused, 4},  {atlas::Outcome::failed, 1},
+	    {atlas::Outcome::pending, 5},  {atlas::Outcome::reverting, 5},
+	    {atlas::Outcome::reverted, 6}};
+	for (auto [outcome, code] : exit_codes) {
+		EXPECT_EQ(spec_of(outcome).outcome, outcome);
+		EXPECT_EQ(spec_of(outcome).name, atlas::to_string(outcome));
+		EXPECT_EQ(static_cast<int>(spec_of(outcome).exit), code)
+		    << atlas::to_string(outcome);
+		EXPECT_EQ(find_outcome(spec_of(outcome).name), &spec_of(outcome));
+	}
+	EXPECT_EQ(find_outcome("usage"), nullptr);
+	for (const auto &m : modes) {
+		atlas::Mode parsed = atlas::Mode::automatic;
+		EXPECT_TRUE(parse_mode(m.name, parsed));
+		EXPECT_EQ(parsed, m.mode);
+		EXPECT_TRUE(parse_mode(m.alias, parsed));
+		EXPECT_EQ(parsed, m.mode);
+	}
+	for (std::size_t i = 0; i < exits.size(); i++)
+		EXPECT_EQ(static_cast<std::size_t>(exits[i].code), i);
+}
+
+TEST_F(ControlTest, EveryVerbInTheTableIsAnswered)
+{
+	for (const auto &spec : atlas::control::verbs) {
+		auto r =
+		    call({{"verb", spec.name}, {"identity", "nothing@0/0"}, {"deadline_ms", 10}});
+		EXPECT_EQ(r.value("verb", ""), spec.name) << r.dump();
+		if (spec.reports)
+			EXPECT_TRUE(r.contains("outcome") || r.contains("error")) << r.dump();
+		else
+			EXPECT_EQ(r["ok"], true) << r.dump();
+	}
+	auto r = call({{"verb", "dance"}});
+	EXPECT_NE(r["error"].get<std::string>().find(atlas::control::verb_list()),
+	          std::string::npos)
+	    << r.dump();
 }
 
 } // namespace

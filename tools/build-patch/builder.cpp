@@ -119,7 +119,9 @@ private:
 		std::error_code ec;
 		if (!fs::is_directory(o_.source_dir, ec))
 			return stop(Outcome::usage,
-			            fmt::format("--src {}: not a directory", o_.source_dir));
+			            fmt::format("{} {}: not a directory",
+			                        o_.prebuilt ? "--original-build" : "--src",
+			                        o_.source_dir));
 		if (!fs::is_regular_file(o_.diff, ec))
 			return stop(Outcome::usage,
 			            fmt::format("--diff {}: no such file", o_.diff));
@@ -238,7 +240,7 @@ private:
 	// The cache of original builds: the key of this tree and command, and its entry.
 	void look_up_cache()
 	{
-		if (!o_.use_cache)
+		if (!o_.use_cache || o_.prebuilt)
 			return;
 		cache_dir_ = o_.cache_dir.empty() ? default_cache_dir() : o_.cache_dir;
 		if (cache_dir_.empty()) {
@@ -267,6 +269,8 @@ private:
 
 	bool build_original()
 	{
+		if (o_.prebuilt)
+			return take_original_build();
 		if (cached_) {
 			auto r = cache_restore_records(*cached_, work_dir_);
 			if (!r)
@@ -331,6 +335,50 @@ private:
 		return true;
 	}
 
+	// --original-build: the copied tree's objects are the original build. Each is kept
+	// (the patched build overwrites those it recompiles); the link records come from the
+	// patched build's relink, which links the same objects.
+	bool take_original_build()
+	{
+		progress_.begin("build-original", fmt::format("taking the objects of {} as the "
+		                                              "original build",
+		                                              o_.source_dir));
+		const std::string records = work_dir_ + "/records/original";
+		std::error_code ec;
+		fs::create_directories(records, ec);
+		if (ec)
+			return stop(Outcome::failed,
+			            fmt::format("cannot create {}: {}", records, ec.message()));
+		size_t n = 0;
+		for (auto it = fs::recursive_directory_iterator(tree_->tree(), ec);
+		     !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+			if (!it->is_regular_file() || it->is_symlink() ||
+			    it->path().extension() != ".o")
+				continue;
+			CompileRecord r;
+			r.object = it->path().lexically_normal().string();
+			r.cwd = it->path().parent_path().string();
+			r.copy = fmt::format("{}/object-{}.o", records, n++);
+			fs::copy_file(r.object, r.copy, fs::copy_options::overwrite_existing, ec);
+			if (ec)
+				break;
+			original_.compiles.push_back(std::move(r));
+		}
+		if (ec)
+			return stop(Outcome::failed, fmt::format("reading the objects of {}: {}",
+			                                         o_.source_dir, ec.message()));
+		rep_.objects_built = 0;
+		rep_.original_build = "given";
+		progress_.end(fmt::format("{} objects", original_.compiles.size()));
+		if (original_.compiles.empty())
+			return stop(
+			    Outcome::failed,
+			    fmt::format("--original-build {} has no objects (*.o): give the "
+			                "tree the target was built in, after its build",
+			                o_.source_dir));
+		return true;
+	}
+
 	bool apply_fix()
 	{
 		progress_.begin("apply", fmt::format("applying {}", o_.diff));
@@ -369,6 +417,8 @@ private:
 		}
 		patched_ = std::move(*r);
 		const size_t temporary = drop_temporaries(patched_);
+		if (o_.prebuilt)
+			original_.links = patched_.links;
 		rep_.objects_rebuilt = patched_.compiles.size();
 		std::string list;
 		for (const CompileRecord &c : patched_.compiles)

@@ -32,6 +32,9 @@ struct BuildOptions {
 	// The cache of original builds (build_cache.hpp): empty means default_cache_dir().
 	std::string cache_dir;
 	bool use_cache = true;
+	// --original-build: source_dir is already built (the build the target came from): its
+	// objects are the original build's, only the patched build runs.
+	bool prebuilt = false;
 };
 
 // Exit statuses of atlas build-patch.
@@ -79,7 +82,7 @@ struct BuildReport {
 	size_t objects_rebuilt = 0;
 	std::string work_dir; // when kept
 	// The original build: "built" (no cache), "stored" (built, then kept in the cache),
-	// "reused" (copied from the cache); the cache entry.
+	// "reused" (copied from the cache), "given" (--original-build); the cache entry.
 	std::string original_build = "built";
 	std::string cache_entry;
 };

@@ -38,6 +38,10 @@ int main(int argc, char **argv)
 	BuildOptions o;
 	bool as_json = false, print = false;
 	app.add_option("--src", o.source_dir, "the source tree the target was built from (clean)");
+	std::string original_build;
+	app.add_option("--original-build", original_build,
+	               "instead of --src: the tree the target was built in, already built (its "
+	               "objects are the original build's; only the patched build runs)");
 	app.add_option("--diff", o.diff, "the fix: a unified diff against that tree");
 	app.add_option("--target", o.target,
 	               "the binary to patch (unstripped, or with its debug "
@@ -75,9 +79,22 @@ int main(int argc, char **argv)
 		print_flags(as_json);
 		return 0;
 	}
+	if (!original_build.empty()) {
+		if (!o.source_dir.empty()) {
+			fmt::print(stderr,
+			           "atlas build-patch: give --src (a clean tree, built here) "
+			           "or --original-build (the tree the target was built in), "
+			           "not both\n");
+			return int(Outcome::usage);
+		}
+		o.source_dir = original_build;
+		o.prebuilt = true;
+	}
 	if (o.source_dir.empty() || o.diff.empty() || o.target.empty()) {
-		fmt::print(stderr, "atlas build-patch: give --src, --diff and --target (or "
-		                   "--print-flags); --help says more\n");
+		fmt::print(
+		    stderr,
+		    "atlas build-patch: give --src (or --original-build), --diff and --target (or "
+		    "--print-flags); --help says more\n");
 		return int(Outcome::usage);
 	}
 	o.self_exe = self_path(argv[0]);

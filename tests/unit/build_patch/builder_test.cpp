@@ -61,7 +61,9 @@ TEST(BuildPatchFlags, UsageErrors)
 {
 	std::string out;
 	EXPECT_EQ(atlas_test::run_command(ATLAS_BUILD_PATCH, &out), 2) << out;
-	EXPECT_NE(out.find("give --src, --diff and --target"), std::string::npos) << out;
+	EXPECT_NE(out.find("give --src (or --original-build), --diff and --target"),
+	          std::string::npos)
+	    << out;
 	EXPECT_EQ(atlas_test::run_command(
 	              ATLAS_BUILD_PATCH " --src /nonexistent --diff x --target y", &out),
 	          2)
@@ -186,6 +188,43 @@ TEST_F(BuildPatch, CompilerLauncherInPathLikeCcache)
 	EXPECT_EQ(redirected(t), (Names{"classify", "compute"}));
 	EXPECT_EQ(again.status, 1) << again.out;
 	EXPECT_NE(again.out.find("ran the wrapper again"), std::string::npos) << again.out;
+}
+
+// --original-build: the tree the target was built in is the original build; only the
+// patched build runs (one object and the link), and the patch is the one --src gives.
+TEST_F(BuildPatch, OriginalBuildGivenBuildsOnlyThePatchedTree)
+{
+	const std::string dir = make_temp_dir("built");
+	const std::string target = build_target(dir, "");
+	Tool t;
+	t.status = atlas_test::run_command(std::string(ATLAS_BUILD_PATCH) +
+	                                       " --json --original-build " + dir + " --diff " +
+	                                       ATLAS_BP_DIFFS "/one_function.patch --target " +
+	                                       target + " -o " + patch_of("given") + " 2>&1",
+	                                   &t.out);
+	const size_t brace = t.out.find("\n{");
+	t.json = nlohmann::json::parse(brace == std::string::npos ? t.out : t.out.substr(brace),
+	                               nullptr, false);
+	ASSERT_EQ(t.status, 0) << t.out;
+	EXPECT_EQ(t.json["original_build"], "given") << t.out;
+	EXPECT_EQ(t.json["objects_rebuilt"], 1) << t.out;
+	EXPECT_EQ(redirected(t), (Names{"classify", "compute"})) << t.out;
+	EXPECT_TRUE(std::ifstream(patch_of("given")).good());
+	// The given tree itself is not touched: its calc.c is the original.
+	std::string grep;
+	EXPECT_EQ(
+	    atlas_test::run_command("cmp -s " + dir + "/calc.c " ATLAS_BP_PROG "/calc.c", &grep),
+	    0);
+
+	std::string out;
+	EXPECT_EQ(atlas_test::run_command(std::string(ATLAS_BUILD_PATCH) +
+	                                      " --src " ATLAS_BP_PROG " --original-build " + dir +
+	                                      " --diff x --target y",
+	                                  &out),
+	          2)
+	    << out;
+	EXPECT_NE(out.find("not both"), std::string::npos) << out;
+	std::system(("rm -rf " + dir).c_str());
 }
 
 #ifdef ATLAS_BP_APPLY

@@ -15,7 +15,7 @@
 // mask; only signal handlers are interposed (handler_trampoline), because a handler runs
 // application code in the middle of a blocked call.
 #include "preload.h"
-#include "simulated_views.hpp"
+#include "atlas/simulated_views.hpp"
 #include "stack_check.hpp"
 
 #include <control.hpp>
@@ -121,7 +121,7 @@ int event_log_fd = -1; // ATLAS_EVENT_LOG, opened by the first runtime of the pr
 preload::BlockedStacks *blocked_stacks = nullptr;
 std::atomic<bool> active{false};
 std::atomic<control::Loader *> test_loader{nullptr};
-preload::SimulatedViews *simulated_views = nullptr; // ATLAS_PRELOAD_TEST_SIMULATED_VIEWS=1
+SimulatedViews *simulated_views = nullptr; // ATLAS_PRELOAD_TEST_SIMULATED_VIEWS=1
 
 // Per thread, async-signal-safe (initial-exec TLS of a preloaded object needs no allocation).
 #define ATLAS_TLS_IE __attribute__((tls_model("initial-exec")))
@@ -423,13 +423,13 @@ std::unique_ptr<ViewOps> make_view_ops()
 	std::unique_ptr<ViewOps> views;
 	if (const char *sim = std::getenv("ATLAS_PRELOAD_TEST_SIMULATED_VIEWS");
 	    sim && *sim == '1') {
-		simulated_views = new (std::nothrow) preload::SimulatedViews;
+		simulated_views = new (std::nothrow) SimulatedViews;
 		if (simulated_views) {
 			// The runtime gets a forwarding handle; the simulation itself stays (the
 			// pthread_create wrapper places new threads in their creator's view).
 			struct Forward final : ViewOps {
-				preload::SimulatedViews *v;
-				explicit Forward(preload::SimulatedViews *views_) : v(views_) {}
+				SimulatedViews *v;
+				explicit Forward(SimulatedViews *views_) : v(views_) {}
 				ViewResult create() override
 				{
 					return v->create();
@@ -449,6 +449,14 @@ std::unique_ptr<ViewOps> make_view_ops()
 				ViewResult switch_base() override
 				{
 					return v->switch_base();
+				}
+				ViewResult unshare(std::uintptr_t start, std::size_t len) override
+				{
+					return v->unshare(start, len);
+				}
+				ViewResult share(std::uintptr_t start, std::size_t len) override
+				{
+					return v->share(start, len);
 				}
 			};
 			views.reset(new (std::nothrow) Forward(simulated_views));

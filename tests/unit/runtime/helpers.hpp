@@ -3,6 +3,7 @@
 #define ATLAS_TESTS_RUNTIME_HELPERS_HPP
 
 #include <atlas/runtime.hpp>
+#include <atlas/simulated_views.hpp>
 
 #include <chrono>
 #include <condition_variable>
@@ -23,131 +24,11 @@ namespace atlas_test
 
 using namespace std::chrono_literals;
 
-// Views simulated per thread: which view each thread is in, which views exist, which is the
-// base. Threads the simulation has not seen are in the view their creator was in when spawned
+// The simulated views (lib/internal/atlas/simulated_views.hpp, the model the preload's test
+// hook runs on too): which view each thread is in, which views exist, which is the base.
+// Threads the simulation has not seen are in the view their creator was in when spawned
 // through spawn(), else in the initial base view 0.
-class FakeViewState
-{
-public:
-	bool unavailable = false; // every call fails with ENOSYS
-	bool fail_create = false;
-
-	long current_of(pid_t tid)
-	{
-		std::lock_guard lock(mu_);
-		auto it = where_.find(tid);
-		return it == where_.end() ? 0 : it->second;
-	}
-	long current_of_caller()
-	{
-		return current_of(gettid());
-	}
-	void place_caller(long view)
-	{
-		std::lock_guard lock(mu_);
-		where_[gettid()] = view;
-	}
-	long base()
-	{
-		std::lock_guard lock(mu_);
-		return base_;
-	}
-	bool live(long view)
-	{
-		std::lock_guard lock(mu_);
-		return views_.count(view) && !deleted_.count(view);
-	}
-	int creates()
-	{
-		std::lock_guard lock(mu_);
-		return creates_;
-	}
-
-	atlas::ViewResult create()
-	{
-		std::lock_guard lock(mu_);
-		if (unavailable)
-			return {0, ENOSYS};
-		if (fail_create)
-			return {0, ENOMEM};
-		creates_++;
-		views_.insert(next_);
-		return {next_++, 0};
-	}
-	atlas::ViewResult remove(long id)
-	{
-		std::lock_guard lock(mu_);
-		if (unavailable)
-			return {0, ENOSYS};
-		if (id == base_)
-			return {0, EPERM};
-		if (!views_.count(id) || deleted_.count(id))
-			return {0, EINVAL};
-		deleted_.insert(id);
-		return {0, 0};
-	}
-	atlas::ViewResult migrate(long id)
-	{
-		std::lock_guard lock(mu_);
-		if (unavailable)
-			return {0, ENOSYS};
-		if (!views_.count(id) || deleted_.count(id))
-			return {0, EINVAL};
-		long &here = where_.try_emplace(gettid(), 0).first->second;
-		long previous = here;
-		here = id;
-		return {previous, 0};
-	}
-	atlas::ViewResult current()
-	{
-		if (unavailable)
-			return {0, ENOSYS};
-		return {current_of_caller(), 0};
-	}
-	atlas::ViewResult switch_base()
-	{
-		std::lock_guard lock(mu_);
-		if (unavailable)
-			return {0, ENOSYS};
-		long here = where_.try_emplace(gettid(), 0).first->second;
-		if (deleted_.count(here))
-			return {0, EINVAL};
-		base_ = here;
-		return {here, 0};
-	}
-	// MMVIEW_SHARE as the runtime's single-view probe: EPERM while more than one view is
-	// live, a deleted view still occupied by a (known, living) thread included.
-	atlas::ViewResult share()
-	{
-		std::lock_guard lock(mu_);
-		if (unavailable)
-			return {0, ENOSYS};
-		std::set<long> live;
-		for (long v : views_)
-			if (!deleted_.count(v))
-				live.insert(v);
-		for (const auto &[tid, v] : where_)
-			if (exited_.count(tid) == 0)
-				live.insert(v);
-		return live.size() > 1 ? atlas::ViewResult{0, EPERM} : atlas::ViewResult{0, 0};
-	}
-	// The calling thread exits: the view it is in no longer counts as occupied by it.
-	void forget_caller()
-	{
-		std::lock_guard lock(mu_);
-		exited_.insert(gettid());
-	}
-
-private:
-	std::mutex mu_;
-	std::map<pid_t, long> where_;
-	std::set<long> views_{0};
-	std::set<long> deleted_;
-	std::set<pid_t> exited_;
-	long base_ = 0;
-	long next_ = 1;
-	int creates_ = 0;
-};
+using FakeViewState = atlas::SimulatedViews;
 
 class FakeViews final : public atlas::ViewOps
 {
@@ -173,9 +54,13 @@ public:
 	{
 		return state_->switch_base();
 	}
-	atlas::ViewResult share(std::uintptr_t, std::size_t) override
+	atlas::ViewResult unshare(std::uintptr_t start, std::size_t len) override
 	{
-		return state_->share();
+		return state_->unshare(start, len);
+	}
+	atlas::ViewResult share(std::uintptr_t start, std::size_t len) override
+	{
+		return state_->share(start, len);
 	}
 
 private:

@@ -29,7 +29,7 @@ ElfImage::~ElfImage()
 		elf_end(elf_);
 }
 
-Result<void> ElfImage::open(std::span<const uint8_t> bytes, const char *what)
+Expected<void> ElfImage::open(std::span<const uint8_t> bytes, const char *what)
 {
 	if (!libelf_ready())
 		return make_error(Errc::internal, "libelf initialisation failed: " + elf_error());
@@ -47,8 +47,8 @@ Result<void> ElfImage::open(std::span<const uint8_t> bytes, const char *what)
 	return {};
 }
 
-Result<void> check_section_bounds(const ElfImage &image, const GElf_Shdr &shdr, size_t index,
-                                  const char *name)
+Expected<void> check_section_bounds(const ElfImage &image, const GElf_Shdr &shdr, size_t index,
+                                    const char *name)
 {
 	if (shdr.sh_type == SHT_NOBITS)
 		return {};
@@ -82,7 +82,7 @@ void put_u64(uint8_t *p, uint64_t v)
 
 } // namespace
 
-Result<ContentHash> content_hash(const ElfImage &image, size_t metadata_index)
+Expected<ContentHash> content_hash(const ElfImage &image, size_t metadata_index)
 {
 	std::unique_ptr<EVP_MD_CTX, MdCtxDeleter> ctx(EVP_MD_CTX_new());
 	if (!ctx || EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1)

@@ -2,35 +2,22 @@
 // Internals of atlas::patch shared by its translation units; not installed.
 #pragma once
 
+#include "atlas/error_util.hpp"
 #include "atlas/patch/format.hpp"
 #include "atlas/patch/result.hpp"
 
-#include <exception>
 #include <gelf.h>
 #include <libelf.h>
 #include <memory>
-#include <new>
 #include <span>
 #include <string>
 
 namespace atlas::patch::detail
 {
 
-// Runs fn and turns any exception (std::bad_alloc from a huge crafted count, a
-// std::length_error) into an Error: exceptions must never leave the library's API.
-template <class F>
-auto guard(F &&fn) noexcept -> decltype(fn())
-{
-	try {
-		return fn();
-	} catch (const std::bad_alloc &) {
-		return make_error(Errc::internal, "out of memory");
-	} catch (const std::exception &e) {
-		return make_error(Errc::internal, std::string("internal error: ") + e.what());
-	} catch (...) {
-		return make_error(Errc::internal, "internal error: unknown exception");
-	}
-}
+// The exception wall of the library's API (atlas/error_util.hpp): exceptions (std::bad_alloc
+// from a huge crafted count, a std::length_error) must never leave it.
+using atlas::detail::guard;
 
 // A symbol reference for messages: its name and whatever disambiguation it carries.
 std::string describe_symbol_ref(const SymbolRef &r);
@@ -52,7 +39,7 @@ public:
 	~ElfImage();
 
 	// Opens the image; the error names `what` (e.g. "patch", "target").
-	Result<void> open(std::span<const uint8_t> bytes, const char *what);
+	Expected<void> open(std::span<const uint8_t> bytes, const char *what);
 	Elf *elf() const noexcept
 	{
 		return elf_;
@@ -70,10 +57,10 @@ private:
 
 // The SHA-256 content hash over the patch's sections (docs/patch-format.md, "Content
 // hash"). `metadata_index` is the metadata section, whose hash field is hashed as zeros.
-Result<ContentHash> content_hash(const ElfImage &image, size_t metadata_index);
+Expected<ContentHash> content_hash(const ElfImage &image, size_t metadata_index);
 
 // Section `index` lies within the image (or is SHT_NOBITS).
-Result<void> check_section_bounds(const ElfImage &image, const GElf_Shdr &shdr, size_t index,
-                                  const char *name);
+Expected<void> check_section_bounds(const ElfImage &image, const GElf_Shdr &shdr, size_t index,
+                                    const char *name);
 
 } // namespace atlas::patch::detail

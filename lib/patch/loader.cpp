@@ -75,7 +75,7 @@ struct SectionPlace {
 // `code` holds the function's bytes as the file has them: the entry in memory may already hold
 // an earlier patch's jump, after which the rest of the first instruction would decode as
 // garbage.
-Result<void> check_redirect_site(const RedirectSite &r, const uint8_t *code)
+Expected<void> check_redirect_site(const RedirectSite &r, const uint8_t *code)
 {
 	if (r.entry + r.size < r.site + jump_size)
 		return make_error(
@@ -126,13 +126,17 @@ Result<void> check_redirect_site(const RedirectSite &r, const uint8_t *code)
 // Free address space for `size` bytes such that it and [lo, hi) fit in near_span; the
 // candidate closest to the object wins. Reserved with MAP_FIXED_NOREPLACE (PROT_NONE), so a
 // concurrent mapping is never clobbered: on EEXIST the search runs again.
-Result<uint64_t> reserve_near(uint64_t lo, uint64_t hi, uint64_t size)
+Expected<uint64_t> reserve_near(uint64_t lo, uint64_t hi, uint64_t size)
 {
 	for (int attempt = 0; attempt < 8; attempt++) {
 		FILE *f = std::fopen("/proc/self/maps", "re");
-		if (!f)
-			return make_error(Errc::io, fmt::format("cannot read /proc/self/maps: {}",
-			                                        std::strerror(errno)));
+		if (!f) {
+			const int err = errno;
+			return make_error(
+			    Errc::io,
+			    fmt::format("cannot read /proc/self/maps: {}", std::strerror(err)),
+			    err);
+		}
 		std::vector<std::pair<uint64_t, uint64_t>> maps;
 		char line[4096];
 		while (std::fgets(line, sizeof line, f)) {
@@ -180,10 +184,11 @@ Result<uint64_t> reserve_near(uint64_t lo, uint64_t hi, uint64_t size)
 			return best;
 		if (p != MAP_FAILED)
 			munmap(p, size); // an old kernel ignored the flag: try again
-		else if (errno != EEXIST)
+		else if (const int err = errno; err != EEXIST)
 			return make_error(Errc::io,
 			                  fmt::format("cannot reserve {} bytes at 0x{:x}: {}", size,
-			                              best, std::strerror(errno)));
+			                              best, std::strerror(err)),
+			                  err);
 	}
 	return make_error(Errc::io, "the address space kept changing while placing the patch");
 }
@@ -194,36 +199,36 @@ class Loader
 public:
 	Loader(const Patch &patch, const LoadOptions &options) : p_(patch), opt_(options) {}
 
-	Result<std::shared_ptr<atlas::CodeChange>> run();
+	Expected<std::shared_ptr<atlas::CodeChange>> run();
 
 private:
-	Result<void> find_target();
-	Result<void> resolve_redirects();
-	Result<const uint8_t *> file_bytes(uint64_t vaddr, uint64_t size) const;
-	Result<void> resolve_symbols();
+	Expected<void> find_target();
+	Expected<void> resolve_redirects();
+	Expected<const uint8_t *> file_bytes(uint64_t vaddr, uint64_t size) const;
+	Expected<void> resolve_symbols();
 	// The target's defined global symbols by name; the patch symbols that replace a function,
 	// with its original entry.
 	using Globals = std::map<std::string, const TargetSymbol *>;
 	using Replaced = std::map<uint32_t, uint64_t>;
 	Resolved resolve_defined(uint32_t i, const Symbol &sym, const Replaced &replaced,
 	                         const Globals &target_globals) const;
-	Result<Resolved> resolve_reference(const Symbol &sym, const Reference &ref,
-	                                   std::map<std::string, TargetSymbols> &other_syms);
+	Expected<Resolved> resolve_reference(const Symbol &sym, const Reference &ref,
+	                                     std::map<std::string, TargetSymbols> &other_syms);
 	bool resolve_in_earlier(const Symbol &sym, Resolved &out);
-	Result<void> check_tls_relocations() const;
-	Result<Resolved> resolve_in_object(const LoadedObject &o, const TargetSymbols &syms,
-	                                   const TargetSymbol &s);
+	Expected<void> check_tls_relocations() const;
+	Expected<Resolved> resolve_in_object(const LoadedObject &o, const TargetSymbols &syms,
+	                                     const TargetSymbol &s);
 	void layout();
 	uint64_t cell(CellKind kind, uint64_t a, uint64_t b);
 	uint64_t address_of(const Resolved &r) const;
-	Result<void> relocate();
-	Result<void> relocate_section(const RelocationSection &rs);
+	Expected<void> relocate();
+	Expected<void> relocate_section(const RelocationSection &rs);
 	uint64_t slot_of(const Relocation &e, const Resolved &r) const;
 	void write_cells();
-	Result<void> place_redirects();
-	Result<std::shared_ptr<atlas::CodeChange>> publish();
+	Expected<void> place_redirects();
+	Expected<std::shared_ptr<atlas::CodeChange>> publish();
 	std::shared_ptr<PatchImpl> make_patch() const;
-	Result<void> map_image();
+	Expected<void> map_image();
 	void register_unwind(PatchImpl &impl) const;
 	void for_each_array_entry(uint32_t type, const std::function<void(uint64_t)> &fn) const;
 
@@ -260,7 +265,7 @@ private:
 	std::set<uint32_t> stubs_used_;
 };
 
-Result<void> Loader::find_target()
+Expected<void> Loader::find_target()
 {
 	objects_ = loaded_objects();
 	const auto &want = p_.metadata.target_build_id;
@@ -309,7 +314,7 @@ Result<void> Loader::find_target()
 }
 
 // The file bytes of [vaddr, vaddr + size) of the target (through its PT_LOAD headers).
-Result<const uint8_t *> Loader::file_bytes(uint64_t vaddr, uint64_t size) const
+Expected<const uint8_t *> Loader::file_bytes(uint64_t vaddr, uint64_t size) const
 {
 	const auto &f = target_file_;
 	Elf64_Ehdr eh;
@@ -337,7 +342,7 @@ Result<const uint8_t *> Loader::file_bytes(uint64_t vaddr, uint64_t size) const
 	                              vaddr, size));
 }
 
-Result<void> Loader::resolve_redirects()
+Expected<void> Loader::resolve_redirects()
 {
 	for (size_t i = 0; i < p_.metadata.redirects.size(); i++) {
 		const Redirect &rd = p_.metadata.redirects[i];
@@ -367,8 +372,8 @@ Result<void> Loader::resolve_redirects()
 	return {};
 }
 
-Result<Resolved> Loader::resolve_in_object(const LoadedObject &o, const TargetSymbols &,
-                                           const TargetSymbol &s)
+Expected<Resolved> Loader::resolve_in_object(const LoadedObject &o, const TargetSymbols &,
+                                             const TargetSymbol &s)
 {
 	Resolved r;
 	if (s.type == STT_TLS) {
@@ -444,8 +449,8 @@ Resolved Loader::resolve_defined(uint32_t i, const Symbol &sym, const Replaced &
 }
 
 // An undefined symbol the metadata binds: "this symbol is that symbol of that object".
-Result<Resolved> Loader::resolve_reference(const Symbol &sym, const Reference &ref,
-                                           std::map<std::string, TargetSymbols> &other_syms)
+Expected<Resolved> Loader::resolve_reference(const Symbol &sym, const Reference &ref,
+                                             std::map<std::string, TargetSymbols> &other_syms)
 {
 	const LoadedObject *obj = target_;
 	const TargetSymbols *table = &target_syms_;
@@ -500,7 +505,7 @@ bool Loader::resolve_in_earlier(const Symbol &sym, Resolved &out)
 	return false;
 }
 
-Result<void> Loader::resolve_symbols()
+Expected<void> Loader::resolve_symbols()
 {
 	syms_.assign(p_.symbols.size(), Resolved{});
 	std::vector<bool> referenced(p_.symbols.size(), false);
@@ -581,7 +586,7 @@ Result<void> Loader::resolve_symbols()
 }
 
 // TLS references: initial- and local-exec need the block in static TLS.
-Result<void> Loader::check_tls_relocations() const
+Expected<void> Loader::check_tls_relocations() const
 {
 	for (const auto &rs : p_.relocations)
 		for (const auto &e : rs.entries) {
@@ -716,7 +721,7 @@ uint64_t Loader::slot_of(const Relocation &e, const Resolved &r) const
 	return 0;
 }
 
-Result<void> Loader::relocate()
+Expected<void> Loader::relocate()
 {
 	rx_.assign(rx_size_, 0);
 	rw_.assign(rw_size_, 0);
@@ -740,7 +745,7 @@ Result<void> Loader::relocate()
 	return place_redirects();
 }
 
-Result<void> Loader::relocate_section(const RelocationSection &rs)
+Expected<void> Loader::relocate_section(const RelocationSection &rs)
 {
 	const SectionPlace &tp = places_[rs.target];
 	if (!tp.loaded)
@@ -817,7 +822,7 @@ void Loader::write_cells()
 }
 
 // The redirect destinations, which must be reachable by a rel32 jump.
-Result<void> Loader::place_redirects()
+Expected<void> Loader::place_redirects()
 {
 	for (auto &r : redirects_) {
 		const Symbol &s = p_.symbols[r.replacement];
@@ -865,13 +870,15 @@ std::shared_ptr<PatchImpl> Loader::make_patch() const
 // Text: written into a memfd, then mapped read+execute. It is never writable and executable
 // at once, which also satisfies MemoryDenyWriteExecute (no PROT_EXEC on anonymous or writable
 // memory). On failure the reservation is unmapped: nothing is left mapped.
-Result<void> Loader::map_image()
+Expected<void> Loader::map_image()
 {
 	auto fail = [&](const std::string &what) -> Error {
 		int e = errno;
 		munmap(reinterpret_cast<void *>(base_), rx_size_ + rw_size_);
-		return make_error(Errc::io, fmt::format("{}: {}: {}; nothing was mapped", who(),
-		                                        what, std::strerror(e)));
+		return make_error(
+		    Errc::io,
+		    fmt::format("{}: {}: {}; nothing was mapped", who(), what, std::strerror(e)),
+		    e);
 	};
 	std::string memfd_name = "atlas-patch:" + p_.metadata.name;
 	int fd = memfd_create(memfd_name.c_str(), MFD_CLOEXEC);
@@ -908,7 +915,7 @@ Result<void> Loader::map_image()
 	return {};
 }
 
-Result<std::shared_ptr<atlas::CodeChange>> Loader::publish()
+Expected<std::shared_ptr<atlas::CodeChange>> Loader::publish()
 {
 	auto impl = make_patch();
 	if (auto r = map_image(); !r)
@@ -967,7 +974,7 @@ void Loader::for_each_array_entry(uint32_t type, const std::function<void(uint64
 	}
 }
 
-Result<std::shared_ptr<atlas::CodeChange>> Loader::run()
+Expected<std::shared_ptr<atlas::CodeChange>> Loader::run()
 {
 	if (auto r = find_target(); !r)
 		return r.error();
@@ -989,10 +996,10 @@ Result<std::shared_ptr<atlas::CodeChange>> Loader::run()
 
 } // namespace
 
-Result<std::shared_ptr<atlas::CodeChange>> load_patch(const std::string &path,
-                                                      const LoadOptions &options)
+Expected<std::shared_ptr<atlas::CodeChange>> load_patch(const std::string &path,
+                                                        const LoadOptions &options)
 {
-	return detail::guard([&]() -> Result<std::shared_ptr<atlas::CodeChange>> {
+	return detail::guard([&]() -> Expected<std::shared_ptr<atlas::CodeChange>> {
 		auto bytes = read_file(path);
 		if (!bytes)
 			return bytes.error();

@@ -169,9 +169,9 @@ public:
 	}
 
 	// The redirect engine (redirect.cpp).
-	atlas::Result apply() override;
-	atlas::Result revert() override;
-	atlas::Result in_effect() const override;
+	Expected<void> apply() override;
+	Expected<void> revert() override;
+	Expected<void> in_effect() const override;
 	void unreachable() noexcept override;
 
 private:

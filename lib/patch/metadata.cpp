@@ -53,7 +53,7 @@ bool valid_name_char(char c)
 
 // The checks that do not depend on the encoding: shared by encode (refuse to write a patch the
 // reader would refuse) and decode.
-Result<void> validate_fields(const Metadata &m)
+Expected<void> validate_fields(const Metadata &m)
 {
 	if (m.version != format_version)
 		return make_error(Errc::version_mismatch,
@@ -162,7 +162,7 @@ bool ref_has_nul(const SymbolRef &r)
 }
 
 // A decoded string: NUL-terminated inside the pool.
-Result<std::string> pool_string(std::span<const uint8_t> pool, uint32_t off, const char *what)
+Expected<std::string> pool_string(std::span<const uint8_t> pool, uint32_t off, const char *what)
 {
 	if (off >= pool.size())
 		return make_error(
@@ -182,8 +182,8 @@ Result<std::string> pool_string(std::span<const uint8_t> pool, uint32_t off, con
 	                   static_cast<const uint8_t *>(nul) - begin);
 }
 
-Result<SymbolRef> decode_ref(std::span<const uint8_t> rec, std::span<const uint8_t> pool,
-                             size_t name_off, const char *what)
+Expected<SymbolRef> decode_ref(std::span<const uint8_t> rec, std::span<const uint8_t> pool,
+                               size_t name_off, const char *what)
 {
 	SymbolRef r;
 	auto name = pool_string(pool, get_u32(rec, name_off), what);
@@ -244,9 +244,9 @@ std::string to_hex(std::span<const uint8_t> bytes)
 	return s;
 }
 
-Result<std::vector<uint8_t>> from_hex(std::string_view hex)
+Expected<std::vector<uint8_t>> from_hex(std::string_view hex)
 {
-	return detail::guard([&]() -> Result<std::vector<uint8_t>> {
+	return detail::guard([&]() -> Expected<std::vector<uint8_t>> {
 		if (hex.size() % 2)
 			return make_error(Errc::invalid_format,
 			                  fmt::format("hex string '{}' has an odd length", hex));
@@ -282,9 +282,9 @@ Identity identity_of(const Metadata &m)
 	return Identity{m.name, m.content_hash, m.target_build_id};
 }
 
-Result<std::vector<uint8_t>> encode_metadata(const Metadata &m)
+Expected<std::vector<uint8_t>> encode_metadata(const Metadata &m)
 {
-	return detail::guard([&]() -> Result<std::vector<uint8_t>> {
+	return detail::guard([&]() -> Expected<std::vector<uint8_t>> {
 		if (auto v = validate_fields(m); !v)
 			return v.error();
 		bool nul = has_nul(m.name) || has_nul(m.target_path);
@@ -340,9 +340,9 @@ Result<std::vector<uint8_t>> encode_metadata(const Metadata &m)
 	});
 }
 
-Result<Metadata> decode_metadata(std::span<const uint8_t> s)
+Expected<Metadata> decode_metadata(std::span<const uint8_t> s)
 {
-	return detail::guard([&]() -> Result<Metadata> {
+	return detail::guard([&]() -> Expected<Metadata> {
 		if (s.size() < metadata_header_size)
 			return make_error(
 			    Errc::invalid_format,

@@ -50,7 +50,7 @@ Error unsupported(std::string msg)
 
 // The ELF header, checked on the raw bytes before libelf sees them: libelf accepts any class,
 // machine and type, and its messages would not say what is expected.
-Result<void> check_header(std::span<const uint8_t> b)
+Expected<void> check_header(std::span<const uint8_t> b)
 {
 	if (b.size() < sizeof(Elf64_Ehdr))
 		return invalid(
@@ -109,7 +109,7 @@ class Parser
 public:
 	Parser(const ElfImage &image, Patch &patch) : image_(image), elf_(image.elf()), p_(patch) {}
 
-	Result<void> run(const ParseOptions &options)
+	Expected<void> run(const ParseOptions &options)
 	{
 		if (auto r = sections(); !r)
 			return r;
@@ -136,7 +136,7 @@ public:
 	}
 
 private:
-	Result<void> sections()
+	Expected<void> sections()
 	{
 		size_t shnum, shstrndx;
 		if (elf_getshdrnum(elf_, &shnum) != 0)
@@ -228,7 +228,7 @@ private:
 		return {};
 	}
 
-	Result<void> symbols()
+	Expected<void> symbols()
 	{
 		const Section &st = p_.sections[symtab_];
 		if (st.entsize != sizeof(Elf64_Sym) || st.size % sizeof(Elf64_Sym))
@@ -346,7 +346,7 @@ private:
 		return {};
 	}
 
-	Result<void> relocations()
+	Expected<void> relocations()
 	{
 		for (size_t i = 1; i < p_.sections.size(); i++) {
 			const Section &rs = p_.sections[i];
@@ -442,7 +442,7 @@ private:
 		return {};
 	}
 
-	Result<void> metadata()
+	Expected<void> metadata()
 	{
 		if (!p_.metadata_section)
 			return invalid(
@@ -515,7 +515,7 @@ private:
 };
 
 // Finds the metadata section's file offset in an image that parses structurally.
-Result<uint64_t> metadata_offset(const ElfImage &image, uint32_t index)
+Expected<uint64_t> metadata_offset(const ElfImage &image, uint32_t index)
 {
 	GElf_Shdr sh;
 	Elf_Scn *scn = elf_getscn(image.elf(), index);
@@ -526,8 +526,8 @@ Result<uint64_t> metadata_offset(const ElfImage &image, uint32_t index)
 
 // Checks the ELF header, opens `bytes` as `image` and parses it into `patch`; the image stays
 // open for callers that need the sections afterwards (seal_content_hash).
-Result<void> open_and_parse(std::span<const uint8_t> bytes, const ParseOptions &options,
-                            ElfImage &image, Patch &patch)
+Expected<void> open_and_parse(std::span<const uint8_t> bytes, const ParseOptions &options,
+                              ElfImage &image, Patch &patch)
 {
 	if (auto h = check_header(bytes); !h)
 		return h.error();
@@ -538,9 +538,9 @@ Result<void> open_and_parse(std::span<const uint8_t> bytes, const ParseOptions &
 
 } // namespace
 
-Result<Patch> parse_patch(std::span<const uint8_t> bytes, const ParseOptions &options)
+Expected<Patch> parse_patch(std::span<const uint8_t> bytes, const ParseOptions &options)
 {
-	return detail::guard([&]() -> Result<Patch> {
+	return detail::guard([&]() -> Expected<Patch> {
 		ElfImage image;
 		Patch patch;
 		if (auto r = open_and_parse(bytes, options, image, patch); !r)
@@ -549,9 +549,9 @@ Result<Patch> parse_patch(std::span<const uint8_t> bytes, const ParseOptions &op
 	});
 }
 
-Result<void> seal_content_hash(std::vector<uint8_t> &bytes)
+Expected<void> seal_content_hash(std::vector<uint8_t> &bytes)
 {
-	return detail::guard([&]() -> Result<void> {
+	return detail::guard([&]() -> Expected<void> {
 		ElfImage image;
 		Patch patch;
 		if (auto r = open_and_parse(bytes, ParseOptions{false}, image, patch); !r)
@@ -568,13 +568,16 @@ Result<void> seal_content_hash(std::vector<uint8_t> &bytes)
 	});
 }
 
-Result<std::vector<uint8_t>> read_file(const std::string &path)
+Expected<std::vector<uint8_t>> read_file(const std::string &path)
 {
-	return detail::guard([&]() -> Result<std::vector<uint8_t>> {
+	return detail::guard([&]() -> Expected<std::vector<uint8_t>> {
 		int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-		if (fd < 0)
-			return make_error(Errc::io, fmt::format("cannot open {}: {}", path,
-			                                        std::strerror(errno)));
+		if (fd < 0) {
+			const int err = errno;
+			return make_error(
+			    Errc::io, fmt::format("cannot open {}: {}", path, std::strerror(err)),
+			    err);
+		}
 		std::vector<uint8_t> out;
 		uint8_t buf[65536];
 		for (;;) {
@@ -584,8 +587,9 @@ Result<std::vector<uint8_t>> read_file(const std::string &path)
 			if (n < 0) {
 				int e = errno;
 				::close(fd);
-				return make_error(Errc::io, fmt::format("cannot read {}: {}", path,
-				                                        std::strerror(e)));
+				return make_error(
+				    Errc::io,
+				    fmt::format("cannot read {}: {}", path, std::strerror(e)), e);
 			}
 			if (n == 0)
 				break;

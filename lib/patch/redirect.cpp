@@ -136,49 +136,56 @@ Layers &layers()
 
 // What every redirect entry holds in the calling thread's view, for apply() and revert(); a
 // failure names the patch.
-atlas::Result read_entries(const std::string &identity, const std::vector<RedirectSite> &redirects,
-                           Mem &mem, std::vector<Jump> &entries)
+Expected<void> read_entries(const std::string &identity, const std::vector<RedirectSite> &redirects,
+                            Mem &mem, std::vector<Jump> &entries)
 {
 	if (mem.error())
-		return atlas::Result::failure(
-		    fmt::format("{}: cannot open /proc/thread-self/mem: {}", identity,
-		                std::strerror(mem.error())));
+		return make_error(Errc::system,
+		                  fmt::format("{}: cannot open /proc/thread-self/mem: {}", identity,
+		                              std::strerror(mem.error())),
+		                  mem.error());
 	entries.resize(redirects.size());
 	for (size_t i = 0; i < redirects.size(); i++)
-		if (!mem.read(redirects[i].site, entries[i].data(), jump_size))
-			return atlas::Result::failure(fmt::format(
-			    "{}: cannot read the entry of '{}' at 0x{:x}: {}", identity,
-			    redirects[i].name, redirects[i].site, std::strerror(errno)));
-	return atlas::Result::success();
+		if (!mem.read(redirects[i].site, entries[i].data(), jump_size)) {
+			const int err = errno;
+			return make_error(
+			    Errc::system,
+			    fmt::format("{}: cannot read the entry of '{}' at 0x{:x}: {}", identity,
+			                redirects[i].name, redirects[i].site, std::strerror(err)),
+			    err);
+		}
+	return Expected<void>{};
 }
 
 } // namespace
 
-atlas::Result PatchImpl::apply()
+Expected<void> PatchImpl::apply()
 {
 	std::lock_guard lock(mu_);
 	if (unmapped_)
-		return atlas::Result::failure(identity_ + ": the patch was unmapped");
+		return make_error(Errc::bad_state, identity_ + ": the patch was unmapped");
 	Mem mem;
 	std::vector<Jump> saved;
-	if (atlas::Result read = read_entries(identity_, redirects_, mem, saved); !read)
+	if (Expected<void> read = read_entries(identity_, redirects_, mem, saved); !read)
 		return read;
 	// Applied or not is a property of the caller's view: the entries tell (see mu_).
 	if (redirects_.empty() ? applied_ : all_jump_here(saved))
-		return atlas::Result::failure(identity_ + ": already applied");
+		return make_error(Errc::bad_state, identity_ + ": already applied");
 	// Stacking (also when called directly, not through the runtime): every patch whose
 	// code or data this one uses must be in effect here, or the redirects would lead
 	// into code calling a reverted or unmapped base. Bases are older: no lock cycle.
 	for (const auto &base : bases_) {
-		atlas::Result there = base->in_effect();
+		Expected<void> there = base->in_effect();
 		if (!there)
-			return atlas::Result::failure(fmt::format(
-			    "{}: stacked on {} (it uses its code or data), which is not in "
-			    "effect: {}; nothing changed. Apply {} again, then load {} "
-			    "anew "
-			    "on top of it",
-			    identity_, base->identity(), there.message(), base->identity(),
-			    identity_));
+			return make_error(
+			    Errc::bad_state,
+			    fmt::format(
+			        "{}: stacked on {} (it uses its code or data), which is not in "
+			        "effect: {}; nothing changed. Apply {} again, then load {} "
+			        "anew "
+			        "on top of it",
+			        identity_, base->identity(), there.error().message,
+			        base->identity(), identity_));
 	}
 	for (size_t i = 0; i < redirects_.size(); i++) {
 		const RedirectSite &r = redirects_[i];
@@ -188,10 +195,12 @@ atlas::Result PatchImpl::apply()
 			// Undo the redirects already written: all or nothing.
 			for (size_t k = i; k-- > 0;)
 				(void)mem.write(redirects_[k].site, saved[k].data(), jump_size);
-			return atlas::Result::failure(
+			return make_error(
+			    Errc::system,
 			    fmt::format("{}: cannot write the redirect of '{}' at 0x{:x} through "
 			                "/proc/thread-self/mem: {}; nothing was changed",
-			                identity_, r.name, r.site, std::strerror(e)));
+			                identity_, r.name, r.site, std::strerror(e)),
+			    e);
 		}
 	}
 	for (size_t i = 0; i < redirects_.size(); i++)
@@ -200,29 +209,30 @@ atlas::Result PatchImpl::apply()
 	saved_ = std::move(saved);
 	applied_ = true;
 	written_ = true;
-	return atlas::Result::success();
+	return Expected<void>{};
 }
 
-atlas::Result PatchImpl::revert()
+Expected<void> PatchImpl::revert()
 {
 	std::lock_guard lock(mu_);
 	if (!written_)
-		return atlas::Result::failure(identity_ + ": not applied");
+		return make_error(Errc::bad_state, identity_ + ": not applied");
 	Mem mem;
 	std::vector<Jump> now;
-	if (atlas::Result read = read_entries(identity_, redirects_, mem, now); !read)
+	if (Expected<void> read = read_entries(identity_, redirects_, mem, now); !read)
 		return read;
 	// Not applied in this view: every entry holds what apply() found there. The
 	// flag alone would be wrong in wait-free mode: a revert() done in a view that the
 	// runtime then deleted (revert_pending) cleared it while the base still jumps here.
 	if (redirects_.empty() ? !applied_ : now == saved_)
-		return atlas::Result::failure(identity_ + ": not applied");
+		return make_error(Errc::bad_state, identity_ + ": not applied");
 	// Last in, first out per function: each entry must still hold this patch's jump,
 	// else a later patch of that function is applied on top and must be reverted first.
 	for (size_t i = 0; i < redirects_.size(); i++) {
 		const RedirectSite &r = redirects_[i];
 		if (now[i] != make_jump(r.site, r.destination))
-			return atlas::Result::failure(
+			return make_error(
+			    Errc::bad_state,
 			    fmt::format("{}: '{}' at 0x{:x} no longer jumps to this patch: a later "
 			                "patch of "
 			                "it is applied; revert that one first (last in, first out)",
@@ -235,52 +245,64 @@ atlas::Result PatchImpl::revert()
 				Jump j = make_jump(redirects_[k].site, redirects_[k].destination);
 				(void)mem.write(redirects_[k].site, j.data(), jump_size);
 			}
-			return atlas::Result::failure(fmt::format(
-			    "{}: cannot restore the entry of '{}' at 0x{:x}: {}; "
-			    "the patch stays applied",
-			    identity_, redirects_[i].name, redirects_[i].site, std::strerror(e)));
+			return make_error(
+			    Errc::system,
+			    fmt::format("{}: cannot restore the entry of '{}' at 0x{:x}: {}; "
+			                "the patch stays applied",
+			                identity_, redirects_[i].name, redirects_[i].site,
+			                std::strerror(e)),
+			    e);
 		}
 	}
 	applied_ = false;
-	return atlas::Result::success();
+	return Expected<void>{};
 }
 
-atlas::Result PatchImpl::in_effect() const
+Expected<void> PatchImpl::in_effect() const
 {
 	std::lock_guard lock(mu_);
 	if (unmapped_)
-		return atlas::Result::failure(identity_ + " was released (reverted and unmapped)");
+		return make_error(Errc::bad_state,
+		                  identity_ + " was released (reverted and unmapped)");
 	if (!written_)
-		return atlas::Result::failure(identity_ + " was never applied");
+		return make_error(Errc::bad_state, identity_ + " was never applied");
 	if (redirects_.empty())
-		return applied_ ? atlas::Result::success()
-		                : atlas::Result::failure(identity_ + " was reverted");
+		return applied_ ? Expected<void>{}
+		                : make_error(Errc::bad_state, identity_ + " was reverted");
 	Mem mem;
 	if (mem.error())
-		return atlas::Result::failure(
+		return make_error(
+		    Errc::system,
 		    fmt::format("cannot open /proc/thread-self/mem to read the entries of {}: {}",
-		                identity_, std::strerror(mem.error())));
+		                identity_, std::strerror(mem.error())),
+		    mem.error());
 	std::vector<Jump> now(redirects_.size());
 	for (size_t i = 0; i < redirects_.size(); i++)
-		if (!mem.read(redirects_[i].site, now[i].data(), jump_size))
-			return atlas::Result::failure(fmt::format(
-			    "cannot read the entry of '{}' at 0x{:x}: {}", redirects_[i].name,
-			    redirects_[i].site, std::strerror(errno)));
+		if (!mem.read(redirects_[i].site, now[i].data(), jump_size)) {
+			const int err = errno;
+			return make_error(Errc::system,
+			                  fmt::format("cannot read the entry of '{}' at 0x{:x}: {}",
+			                              redirects_[i].name, redirects_[i].site,
+			                              std::strerror(err)),
+			                  err);
+		}
 	// In effect: every entry holds this patch's jump, or a later patch's whose jumps
 	// lead down to it (stacked on top). Every entry as apply() found it: reverted here.
 	// Another jump that does not lead here: reverted, and patched again by another
 	// patch (say another copy of this one).
 	if (now == saved_)
-		return atlas::Result::failure(identity_ + " is reverted in this view");
+		return make_error(Errc::bad_state, identity_ + " is reverted in this view");
 	for (size_t i = 0; i < redirects_.size(); i++) {
 		const RedirectSite &r = redirects_[i];
 		if (!layers().under(r.site, now[i], make_jump(r.site, r.destination)))
-			return atlas::Result::failure(fmt::format(
-			    "{} is reverted in this view: '{}' at 0x{:x} leads to another "
-			    "patch that was not applied on top of it",
-			    identity_, r.name, r.site));
+			return make_error(
+			    Errc::bad_state,
+			    fmt::format(
+			        "{} is reverted in this view: '{}' at 0x{:x} leads to another "
+			        "patch that was not applied on top of it",
+			        identity_, r.name, r.site));
 	}
-	return atlas::Result::success();
+	return Expected<void>{};
 }
 
 void PatchImpl::unreachable() noexcept

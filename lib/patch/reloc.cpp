@@ -195,7 +195,7 @@ Slot relocation_slot(uint32_t type) noexcept
 	}
 }
 
-Result<RelocationValue> compute_relocation(const RelocationInput &in)
+Expected<RelocationValue> compute_relocation(const RelocationInput &in)
 {
 	const std::string_view name = relocation_name(in.type);
 	switch (in.type) {
@@ -255,7 +255,8 @@ Result<RelocationValue> compute_relocation(const RelocationInput &in)
 	}
 }
 
-Result<void> write_relocation(std::span<uint8_t> section, uint64_t offset, const RelocationValue &v)
+Expected<void> write_relocation(std::span<uint8_t> section, uint64_t offset,
+                                const RelocationValue &v)
 {
 	if (v.width != 4 && v.width != 8)
 		return make_error(Errc::invalid_format,

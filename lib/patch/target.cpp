@@ -16,7 +16,7 @@ namespace
 
 using detail::ElfImage;
 
-Result<void> open_target(ElfImage &image, std::span<const uint8_t> bytes)
+Expected<void> open_target(ElfImage &image, std::span<const uint8_t> bytes)
 {
 	if (bytes.size() < sizeof(Elf64_Ehdr) || std::memcmp(bytes.data(), ELFMAG, SELFMAG) != 0)
 		return make_error(Errc::invalid_format, "target is not an ELF file");
@@ -105,9 +105,9 @@ SymbolRef exact_ref(const TargetSymbol &s)
 	return r;
 }
 
-Result<std::vector<uint8_t>> read_build_id(std::span<const uint8_t> bytes)
+Expected<std::vector<uint8_t>> read_build_id(std::span<const uint8_t> bytes)
 {
-	return detail::guard([&]() -> Result<std::vector<uint8_t>> {
+	return detail::guard([&]() -> Expected<std::vector<uint8_t>> {
 		ElfImage image;
 		if (auto r = open_target(image, bytes); !r)
 			return r.error();
@@ -144,9 +144,9 @@ Result<std::vector<uint8_t>> read_build_id(std::span<const uint8_t> bytes)
 	});
 }
 
-Result<TargetSymbols> read_symbols(std::span<const uint8_t> bytes)
+Expected<TargetSymbols> read_symbols(std::span<const uint8_t> bytes)
 {
-	return detail::guard([&]() -> Result<TargetSymbols> {
+	return detail::guard([&]() -> Expected<TargetSymbols> {
 		ElfImage image;
 		if (auto r = open_target(image, bytes); !r)
 			return r.error();
@@ -289,10 +289,10 @@ std::vector<const TargetSymbol *> close_candidates(const TargetSymbols &symbols,
 
 } // namespace
 
-Result<const TargetSymbol *> resolve_symbol(const TargetSymbols &symbols, const SymbolRef &ref,
-                                            SymbolKind kind)
+Expected<const TargetSymbol *> resolve_symbol(const TargetSymbols &symbols, const SymbolRef &ref,
+                                              SymbolKind kind)
 {
-	return detail::guard([&]() -> Result<const TargetSymbol *> {
+	return detail::guard([&]() -> Expected<const TargetSymbol *> {
 		std::vector<const TargetSymbol *> named, matching;
 		for (const TargetSymbol &s : symbols.symbols) {
 			if (s.name != ref.name || !s.defined() || !kind_matches(kind, s))

@@ -38,7 +38,7 @@ private:
 	int fd_;
 };
 
-Result<void> write_all(int fd, std::span<const uint8_t> b, const std::string &what)
+Expected<void> write_all(int fd, std::span<const uint8_t> b, const std::string &what)
 {
 	size_t done = 0;
 	while (done < b.size()) {
@@ -62,9 +62,10 @@ struct ElfCloser {
 
 } // namespace
 
-Result<std::vector<uint8_t>> build_patch(std::span<const uint8_t> object, const Metadata &metadata)
+Expected<std::vector<uint8_t>> build_patch(std::span<const uint8_t> object,
+                                           const Metadata &metadata)
 {
-	return detail::guard([&]() -> Result<std::vector<uint8_t>> {
+	return detail::guard([&]() -> Expected<std::vector<uint8_t>> {
 		Metadata md = metadata;
 		md.content_hash = {};
 		auto section = encode_metadata(md);
@@ -178,9 +179,9 @@ Result<std::vector<uint8_t>> build_patch(std::span<const uint8_t> object, const 
 	});
 }
 
-Result<void> write_file(const std::string &path, std::span<const uint8_t> bytes)
+Expected<void> write_file(const std::string &path, std::span<const uint8_t> bytes)
 {
-	return detail::guard([&]() -> Result<void> {
+	return detail::guard([&]() -> Expected<void> {
 		std::string tmp = path + ".tmpXXXXXX";
 		Fd fd(mkostemp(tmp.data(), O_CLOEXEC));
 		if (fd.get() < 0)

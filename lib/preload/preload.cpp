@@ -237,9 +237,9 @@ void register_thread() noexcept
 	ThreadContext &ctx = tl_context;
 	ctx.tid = gettid();
 	ctx.stack = blocked_stacks->add(ctx.tid);
-	Result r = runtime->register_current_thread();
+	Expected<void> r = runtime->register_current_thread();
 	if (!r) {
-		note(fmt::format("thread {} not registered: {}", ctx.tid, r.message()));
+		note(fmt::format("thread {} not registered: {}", ctx.tid, r.error().message));
 		blocked_stacks->remove(ctx.tid);
 		ctx.stack = nullptr;
 	}

@@ -20,6 +20,8 @@
 #include "event_log.hpp"
 #include "proc.hpp"
 
+#include "atlas/error_util.hpp"
+
 #include <condition_variable>
 #include <cstdint>
 #include <map>
@@ -75,7 +77,7 @@ enum class Phase {
 
 const char *op_name(Operation op);
 // Runs the change's apply() or revert(); an exception becomes its failure.
-Result call_change(CodeChange &change, Operation op) noexcept;
+Expected<void> call_change(CodeChange &change, Operation op) noexcept;
 // Whether the calling thread is registered (with any runtime): such a thread must not be the
 // patcher, which waits for every registered thread.
 bool on_registered_thread() noexcept;
@@ -111,11 +113,11 @@ public:
 	explicit Core(RuntimeOptions options);
 	~Core();
 
-	Result register_current_thread(std::string_view name);
-	Result unregister_current_thread();
+	Expected<void> register_current_thread(std::string_view name);
+	Expected<void> unregister_current_thread();
 	void unregister(ThreadRecord *record) noexcept;
-	Result exempt_thread(pid_t tid, bool follows_base);
-	Result follow_base();
+	Expected<void> exempt_thread(pid_t tid, bool follows_base);
+	Expected<void> follow_base();
 
 	Report apply(std::shared_ptr<CodeChange> change, Request request);
 	Report revert(std::string_view identity, Request request);
@@ -170,7 +172,7 @@ private:
 	                    std::string identity, std::int64_t started_ns, ViewId old_view,
 	                    ViewId new_view);
 	void finish_locked(Report &report); // ends the transition: tr_ reset, counters, busy
-	Result unknown_threads_check();
+	Expected<void> unknown_threads_check();
 	std::vector<ThreadInfo> lagging_locked() const;
 	void set_generation_locked(std::uint64_t gen);
 	Deadline deadline_of(std::chrono::milliseconds deadline) const;
@@ -191,8 +193,8 @@ private:
 	void refuse_gathering_locked(unsigned attempts, std::chrono::milliseconds park_bound,
 	                             Report &report, Events &events);
 	// The outcome of the applying phase (mu_ held), with its events.
-	void conclude_global_locked(const Result &known, const Result &changed, bool barrier_ok,
-	                            Report &report, Events &events);
+	void conclude_global_locked(const Expected<void> &known, const Expected<void> &changed,
+	                            bool barrier_ok, Report &report, Events &events);
 	// Lets the parked threads go and ends the transition: finished or refused.
 	void release_global_locked(bool applied, Report &report, Events &events);
 	// A registered thread's side: parks for generation `gen` until it is released.

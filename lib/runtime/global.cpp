@@ -91,8 +91,8 @@ Report Core::run_global(Operation op, std::shared_ptr<CodeChange> change, std::s
 
 	// Everyone registered is parked or blocked, and nobody can register: the authoritative
 	// check for threads outside the registry.
-	Result known = unknown_threads_check();
-	Result changed = known ? call_change(*change, op) : Result::success();
+	Expected<void> known = unknown_threads_check();
+	Expected<void> changed = known ? call_change(*change, op) : Expected<void>{};
 	bool barrier_ok = true;
 	if (known && changed && membarrier_) {
 		barrier_ok =
@@ -177,18 +177,18 @@ void Core::refuse_gathering_locked(unsigned attempts, std::chrono::milliseconds 
 	events.back().second["lagging"] = std::move(refused_threads);
 }
 
-void Core::conclude_global_locked(const Result &known, const Result &changed, bool barrier_ok,
-                                  Report &report, Events &events)
+void Core::conclude_global_locked(const Expected<void> &known, const Expected<void> &changed,
+                                  bool barrier_ok, Report &report, Events &events)
 {
 	const Operation op = tr_->op;
 	const std::string &identity = tr_->identity;
 	if (!known) {
 		report.outcome = Outcome::refused;
-		report.message = fmt::format("refused, unchanged: {}", known.message());
+		report.message = fmt::format("refused, unchanged: {}", known.error().message);
 	} else if (!changed) {
 		report.outcome = Outcome::failed;
 		report.message = fmt::format("{} of {} failed, nothing changed: {}", op_name(op),
-		                             identity, changed.message());
+		                             identity, changed.error().message);
 	} else {
 		report.outcome = Outcome::finished;
 		report.message = fmt::format("{} {}: done in global mode", op_name(op), identity);

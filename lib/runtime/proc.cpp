@@ -85,12 +85,6 @@ const char *syscall_name(long nr)
 
 } // namespace
 
-std::string errno_text(int err)
-{
-	return fmt::format("{} ({})", strerrordesc_np(err) ? strerrordesc_np(err) : "unknown",
-	                   strerrorname_np(err) ? strerrorname_np(err) : "?");
-}
-
 std::string thread_comm(pid_t tid)
 {
 	return read_small_file(fmt::format("/proc/self/task/{}/comm", tid));

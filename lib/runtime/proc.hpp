@@ -3,6 +3,8 @@
 #ifndef ATLAS_RUNTIME_PROC_HPP
 #define ATLAS_RUNTIME_PROC_HPP
 
+#include "atlas/error_util.hpp" // errno_text()
+
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -13,8 +15,6 @@
 namespace atlas::detail
 {
 
-// "No such file or directory (ENOENT)".
-std::string errno_text(int err);
 // The thread's comm (/proc/self/task/<tid>/comm); empty on error.
 std::string thread_comm(pid_t tid);
 // Thread ids in /proc/self/task; nullopt on error (the caller reports it).

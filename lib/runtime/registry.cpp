@@ -41,11 +41,12 @@ bool on_registered_thread() noexcept
 	return tl_handle.record != nullptr;
 }
 
-Result Core::register_current_thread(std::string_view name)
+Expected<void> Core::register_current_thread(std::string_view name)
 {
 	ThreadHandle &handle = tl_handle;
 	if (handle.record) {
-		return Result::failure(
+		return make_error(
+		    Errc::bad_state,
 		    fmt::format("thread {} is already registered{}; unregister it first", gettid(),
 		                handle.core.get() == this ? "" : " with another runtime"));
 	}
@@ -59,7 +60,8 @@ Result Core::register_current_thread(std::string_view name)
 		// A new thread runs in its creator's view (which may already be the target).
 		ViewResult cur = views_->current();
 		if (!cur.ok())
-			return Result::failure(
+			return system_error(
+			    cur.error,
 			    fmt::format("registering thread {}: mmview current failed: {}",
 			                record->tid, errno_text(cur.error)));
 		record->view = cur.value;
@@ -80,19 +82,20 @@ Result Core::register_current_thread(std::string_view name)
 	handle.core = shared_from_this();
 	records_.push_back(std::move(record));
 	cv_patcher_.notify_all();
-	return Result::success();
+	return {};
 }
 
-Result Core::unregister_current_thread()
+Expected<void> Core::unregister_current_thread()
 {
 	ThreadHandle &handle = tl_handle;
 	if (!handle.record || handle.core.get() != this)
-		return Result::failure(
+		return make_error(
+		    Errc::bad_state,
 		    fmt::format("thread {} is not registered with this runtime", gettid()));
 	unregister(handle.record);
 	handle.record = nullptr;
 	handle.core.reset();
-	return Result::success();
+	return {};
 }
 
 void Core::unregister(ThreadRecord *record) noexcept
@@ -113,10 +116,11 @@ void Core::unregister(ThreadRecord *record) noexcept
 	cv_patcher_.notify_all();
 }
 
-Result Core::exempt_thread(pid_t tid, bool follows_base)
+Expected<void> Core::exempt_thread(pid_t tid, bool follows_base)
 {
 	if (tid <= 0)
-		return Result::failure(fmt::format("exempt_thread: invalid thread id {}", tid));
+		return make_error(Errc::invalid_argument,
+		                  fmt::format("exempt_thread: invalid thread id {}", tid));
 	// Where it runs: known for the calling thread; another thread is taken to be in the base
 	// (a process has one view outside transitions).
 	ViewId view = base_view_;
@@ -135,27 +139,28 @@ Result Core::exempt_thread(pid_t tid, bool follows_base)
 		if (!added && tid == gettid())
 			it->second.view = view;
 	}
-	return Result::success();
+	return {};
 }
 
-Result Core::follow_base()
+Expected<void> Core::follow_base()
 {
 	if (!views_available_)
-		return Result::success();
+		return {};
 	if (tl_handle.record)
-		return Result::failure(
-		    "follow_base: called from a registered thread, which migrates "
-		    "at its quiescence points; call it from exempt threads only");
+		return make_error(Errc::bad_state,
+		                  "follow_base: called from a registered thread, which migrates "
+		                  "at its quiescence points; call it from exempt threads only");
 	// Under mu_ with no patcher busy: no transition can start (and move the base) before the
 	// migration is done.
 	std::lock_guard lock(mu_);
 	if (patcher_busy_ || tr_)
-		return Result::success(); // the base is about to change: call again afterwards
+		return {}; // the base is about to change: call again afterwards
 	ViewResult here = views_->current();
 	if (!(here.ok() && here.value == base_view_)) {
 		ViewResult moved = views_->migrate(base_view_);
 		if (!moved.ok())
-			return Result::failure(
+			return system_error(
+			    moved.error,
 			    fmt::format("follow_base: migrating thread {} into base view "
 			                "{} failed: {}",
 			                gettid(), base_view_, errno_text(moved.error)));
@@ -164,7 +169,7 @@ Result Core::follow_base()
 		outside_[gettid()].view = base_view_;
 	} catch (...) {
 	}
-	return Result::success();
+	return {};
 }
 
 void Core::handshake(ThreadRecord &record) noexcept

@@ -59,39 +59,20 @@ const char *to_string(Outcome outcome) noexcept
 namespace
 {
 
-// Turns anything thrown (in practice std::bad_alloc) into a refused report.
+// The C++ API's exception wall (detail::guard()) for transitions: anything thrown (in practice
+// std::bad_alloc) becomes a refused report.
 template <typename F>
 Report guarded(const char *what, F &&f) noexcept
 {
+	Expected<Report> done = detail::guard([&]() -> Expected<Report> { return f(); });
+	if (done)
+		return std::move(done).value();
+	Report r;
 	try {
-		return f();
-	} catch (const std::exception &e) {
-		Report r;
-		try {
-			r.message =
-			    fmt::format("{}: internal error: {}; nothing changed", what, e.what());
-		} catch (...) {
-		}
-		return r;
-	} catch (...) {
-		return Report{};
-	}
-}
-
-template <typename F>
-Result guarded_result(const char *what, F &&f) noexcept
-{
-	try {
-		return f();
-	} catch (const std::exception &e) {
-		try {
-			return Result::failure(
-			    fmt::format("{}: internal error: {}", what, e.what()));
-		} catch (...) {
-		}
+		r.message = fmt::format("{}: {}; nothing changed", what, done.error().message);
 	} catch (...) {
 	}
-	return Result::failure({});
+	return r;
 }
 
 } // namespace
@@ -175,36 +156,36 @@ std::string StatusSnapshot::to_json() const
 
 std::unique_ptr<Runtime> Runtime::create(RuntimeOptions options) noexcept
 {
-	try {
-		return std::unique_ptr<Runtime>(
-		    new Runtime(std::make_shared<detail::Core>(std::move(options))));
-	} catch (...) {
-		return nullptr;
-	}
+	Expected<std::unique_ptr<Runtime>> rt =
+	    detail::guard([&]() -> Expected<std::unique_ptr<Runtime>> {
+		    return std::unique_ptr<Runtime>(
+		        new Runtime(std::make_shared<detail::Core>(std::move(options))));
+	    });
+	return rt ? std::move(rt).value() : nullptr;
 }
 
 Runtime::Runtime(std::shared_ptr<detail::Core> core) : core_(std::move(core)) {}
 
 Runtime::~Runtime() = default;
 
-Result Runtime::register_current_thread(std::string_view name) noexcept
+Expected<void> Runtime::register_current_thread(std::string_view name) noexcept
 {
-	return guarded_result("register", [&] { return core_->register_current_thread(name); });
+	return detail::guard([&] { return core_->register_current_thread(name); });
 }
 
-Result Runtime::unregister_current_thread() noexcept
+Expected<void> Runtime::unregister_current_thread() noexcept
 {
-	return guarded_result("unregister", [&] { return core_->unregister_current_thread(); });
+	return detail::guard([&] { return core_->unregister_current_thread(); });
 }
 
-Result Runtime::exempt_thread(pid_t tid, bool follows_base) noexcept
+Expected<void> Runtime::exempt_thread(pid_t tid, bool follows_base) noexcept
 {
-	return guarded_result("exempt", [&] { return core_->exempt_thread(tid, follows_base); });
+	return detail::guard([&] { return core_->exempt_thread(tid, follows_base); });
 }
 
-Result Runtime::follow_base() noexcept
+Expected<void> Runtime::follow_base() noexcept
 {
-	return guarded_result("follow_base", [&] { return core_->follow_base(); });
+	return detail::guard([&] { return core_->follow_base(); });
 }
 
 Report Runtime::apply(std::shared_ptr<CodeChange> change, Request request) noexcept
@@ -229,20 +210,17 @@ Report Runtime::revert_pending(std::chrono::milliseconds deadline) noexcept
 
 StatusSnapshot Runtime::status() const noexcept
 {
-	try {
-		return core_->status();
-	} catch (...) {
-		return StatusSnapshot{};
-	}
+	Expected<StatusSnapshot> s =
+	    detail::guard([&]() -> Expected<StatusSnapshot> { return core_->status(); });
+	return s ? std::move(s).value() : StatusSnapshot{};
 }
 
 std::vector<std::shared_ptr<CodeChange>> Runtime::applied_changes() const noexcept
 {
-	try {
-		return core_->applied_changes();
-	} catch (...) {
-		return {};
-	}
+	using Changes = std::vector<std::shared_ptr<CodeChange>>;
+	Expected<Changes> c =
+	    detail::guard([&]() -> Expected<Changes> { return core_->applied_changes(); });
+	return c ? std::move(c).value() : Changes{};
 }
 
 } // namespace atlas

@@ -17,15 +17,23 @@ const char *op_name(Operation op)
 	return op == Operation::apply ? "apply" : "revert";
 }
 
-Result call_change(CodeChange &change, Operation op) noexcept
+Expected<void> call_change(CodeChange &change, Operation op) noexcept
 {
+	// The change is the caller's code: what it throws stops at the wall (guard()).
+	bool returned = false;
+	Expected<void> done = guard([&] {
+		Expected<void> r = op == Operation::apply ? change.apply() : change.revert();
+		returned = true;
+		return r;
+	});
+	if (done || returned)
+		return done;
+	Error thrown = done.error();
 	try {
-		return op == Operation::apply ? change.apply() : change.revert();
-	} catch (const std::exception &e) {
-		return Result::failure(fmt::format("the change threw: {}", e.what()));
+		thrown.message = "the change threw: " + thrown.message;
 	} catch (...) {
-		return Result::failure("the change threw a non-standard exception");
 	}
+	return thrown;
 }
 
 Report Core::start(Operation op, std::shared_ptr<CodeChange> change, std::string identity,
@@ -51,9 +59,9 @@ Report Core::start(Operation op, std::shared_ptr<CodeChange> change, std::string
 	                      {"deadline_ms", std::chrono::duration_cast<std::chrono::milliseconds>(
 	                                          deadline - std::chrono::steady_clock::now())
 	                                          .count()}});
-	Result known = unknown_threads_check();
+	Expected<void> known = unknown_threads_check();
 	if (!known) {
-		report.message = fmt::format("refused, unchanged: {}", known.message());
+		report.message = fmt::format("refused, unchanged: {}", known.error().message);
 		log_.emit("refused", {{"change", identity}, {"reason", report.message}});
 		std::lock_guard lock(mu_);
 		patcher_busy_ = false;
@@ -230,10 +238,10 @@ std::vector<ThreadInfo> Core::lagging_locked() const
 	return lagging;
 }
 
-Result Core::unknown_threads_check()
+Expected<void> Core::unknown_threads_check()
 {
 	if (!options_.refuse_unknown_threads)
-		return Result::success();
+		return {};
 	// A thread that has just unregistered on its way out is still listed for a moment;
 	// only threads that stay listed are unknown. No notification exists for that: poll.
 	std::vector<pid_t> unknown;
@@ -247,26 +255,30 @@ Result Core::unknown_threads_check()
 		}
 		known.insert(gettid());
 		auto tids = task_ids();
-		if (!tids)
-			return Result::failure(
-			    fmt::format("cannot list /proc/self/task: {}; is /proc mounted?",
-			                errno_text(errno)));
+		if (!tids) {
+			const int err = errno;
+			return system_error(
+			    err, fmt::format("cannot list /proc/self/task: {}; is /proc mounted?",
+			                     errno_text(err)));
+		}
 		unknown.clear();
 		for (pid_t tid : *tids)
 			if (!known.count(tid))
 				unknown.push_back(tid);
 		if (unknown.empty())
-			return Result::success();
+			return {};
 		std::this_thread::sleep_for(std::chrono::milliseconds(5));
 	}
 	std::vector<std::string> names;
 	for (pid_t tid : unknown)
 		names.push_back(fmt::format("{} ({})", tid, thread_comm(tid)));
-	return Result::failure(fmt::format(
-	    "/proc/self/task lists threads the runtime does not know: {}; register them "
-	    "(atlas_thread_register) or, if they never run code a change replaces, exempt them "
-	    "(atlas_thread_exempt)",
-	    fmt::join(names, ", ")));
+	return make_error(
+	    Errc::refused,
+	    fmt::format(
+	        "/proc/self/task lists threads the runtime does not know: {}; register them "
+	        "(atlas_thread_register) or, if they never run code a change replaces, exempt them "
+	        "(atlas_thread_exempt)",
+	        fmt::join(names, ", ")));
 }
 
 } // namespace atlas::detail

@@ -80,14 +80,14 @@ Core::Prepared Core::prepare_view(Operation op, CodeChange &change, const std::s
 		return out;
 	}
 	// Only this thread runs in the new view: its private text copy is ours to write.
-	Result changed = call_change(change, op);
+	Expected<void> changed = call_change(change, op);
 	if (!changed) {
 		// Nothing outside the new view was touched: drop it.
 		views_->migrate(base_view_);
 		views_->remove(fresh);
 		out.outcome = Outcome::failed;
 		out.message = fmt::format("{} of {} failed in view {}, nothing changed: {}",
-		                          op_name(op), identity, fresh, changed.message());
+		                          op_name(op), identity, fresh, changed.error().message);
 		return out;
 	}
 	log_.emit("change_applied", {{"op", op_name(op)}, {"change", identity}, {"view", fresh}});

@@ -3,8 +3,10 @@
  * atlas/atlas.h - C API of the live-patching runtime (docs/live-patching.md).
  *
  * One runtime per process, created by atlas_init(). Functions returning int return 0 on
- * success and -1 on failure; atlas_last_error() then describes what failed and what to do (a
- * per-thread string, valid until the thread's next atlas call). Nothing here exits, aborts or
+ * success and -1 on failure (those returning a pointer: NULL); atlas_last_error_code() then
+ * says what kind of failure it was (enum atlas_error), atlas_last_error() what failed and what
+ * to do (a per-thread string, valid until the thread's next atlas call) and
+ * atlas_last_error_errno() which errno a failed system call gave. Nothing here exits, aborts or
  * lets a C++ exception escape. Valid C11 and C++.
  */
 #ifndef ATLAS_ATLAS_H
@@ -37,6 +39,37 @@ enum atlas_outcome {
 	    4, /* wait-free: threads still migrating; atlas_wait or atlas_revert_pending */
 	ATLAS_REVERTING = 5, /* wait-free: threads still moving back; atlas_wait */
 	ATLAS_REVERTED = 6,  /* wait-free: a pending transition was undone; nothing changed */
+};
+
+/*
+ * What kind of failure the calling thread's last failed call met (atlas_last_error_code()).
+ * The values are stable: none is ever renumbered or reused, new ones are appended. They are
+ * the C++ API's atlas::Errc (atlas/error.hpp); some arise only there (the patch loader's).
+ */
+enum atlas_error {
+	ATLAS_OK = 0,                   /* no call of this thread has failed yet */
+	ATLAS_ERR_INTERNAL = 1,         /* a bug, or a library call failed unexpectedly */
+	ATLAS_ERR_NO_MEMORY = 2,        /* an allocation failed */
+	ATLAS_ERR_INVALID_ARGUMENT = 3, /* e.g. a NULL identity, a bad options->size */
+	ATLAS_ERR_BAD_STATE = 4,        /* not now: not initialised, already registered, ... */
+	ATLAS_ERR_SYSTEM = 5,           /* a system call failed: atlas_last_error_errno() */
+	ATLAS_ERR_IO = 6,               /* reading or writing a file failed */
+	ATLAS_ERR_UNSUPPORTED = 7,      /* outside what atlas supports */
+	ATLAS_ERR_REFUSED = 8,          /* a transition was refused (ATLAS_REFUSED); unchanged */
+	ATLAS_ERR_CHANGE_FAILED = 9,    /* the change failed (ATLAS_FAILED); nothing changed */
+	ATLAS_ERR_IN_PROGRESS = 10,     /* ATLAS_PENDING or ATLAS_REVERTING: atlas_wait() */
+	ATLAS_ERR_BUSY = 11,            /* retry later */
+	ATLAS_ERR_TIMEOUT = 12,
+	ATLAS_ERR_NOT_PERMITTED = 13, /* an untrusted peer or patch signature */
+	/* The patch format and loader (atlas/patch/). */
+	ATLAS_ERR_INVALID_FORMAT = 14,
+	ATLAS_ERR_VERSION_MISMATCH = 15,
+	ATLAS_ERR_HASH_MISMATCH = 16,
+	ATLAS_ERR_NOT_FOUND = 17,
+	ATLAS_ERR_AMBIGUOUS = 18,
+	ATLAS_ERR_OUT_OF_RANGE = 19,
+	ATLAS_ERR_NEEDS_BRANCH_STUB = 20,
+	ATLAS_ERR_NEEDS_GOT_SLOT = 21,
 };
 
 /* Event-log line callback: @line is one JSON object without newline, valid during the call. */
@@ -127,7 +160,8 @@ void atlas_blocking_exit(void);
 
 /*
  * Transitions; call from an unregistered thread. Return 0 when the outcome is finished,
- * already applied or reverted, -1 otherwise; @report (may be NULL) says which.
+ * already applied or reverted, -1 otherwise; @report (may be NULL) says which, and so does
+ * atlas_last_error_code(): ATLAS_ERR_REFUSED, ATLAS_ERR_CHANGE_FAILED or ATLAS_ERR_IN_PROGRESS.
  */
 int atlas_apply(const struct atlas_change *change, int mode, unsigned deadline_ms,
                 struct atlas_report *report);
@@ -139,7 +173,15 @@ int atlas_revert_pending(unsigned deadline_ms, struct atlas_report *report);
 char *atlas_status_json(void);
 void atlas_free(void *pointer);
 
+/* The calling thread's last failure: its message ("" before any), its code (enum
+ * atlas_error; ATLAS_OK before any) and the errno of the system call that failed (0: none
+ * did). A successful call leaves them as they were. */
 const char *atlas_last_error(void);
+int atlas_last_error_code(void);
+int atlas_last_error_errno(void);
+/* A few words on @code (enum atlas_error), a static string: "unknown error" for values this
+ * library does not know. */
+const char *atlas_error_string(int code);
 
 #ifdef __cplusplus
 }

@@ -5,9 +5,12 @@
 // and a JSON-lines event log. Threads take part through cheap quiescence points.
 //
 // Error handling: nothing here throws into the caller or terminates the process; every failure
-// comes back as a Result or Report whose message names what failed and what to do.
+// comes back as an Expected<void> (atlas/error.hpp) or a Report whose message names what
+// failed and what to do.
 #ifndef ATLAS_RUNTIME_HPP
 #define ATLAS_RUNTIME_HPP
+
+#include "atlas/error.hpp"
 
 #include <atomic>
 #include <cerrno>
@@ -29,39 +32,6 @@ namespace atlas
 
 using ViewId = long;
 
-// Success, or a failure with a message that says what failed and what to do.
-class [[nodiscard]] Result
-{
-public:
-	static Result success()
-	{
-		return Result{};
-	}
-	static Result failure(std::string message)
-	{
-		Result r;
-		r.ok_ = false;
-		r.message_ = std::move(message);
-		return r;
-	}
-	bool ok() const noexcept
-	{
-		return ok_;
-	}
-	explicit operator bool() const noexcept
-	{
-		return ok_;
-	}
-	const std::string &message() const noexcept
-	{
-		return message_;
-	}
-
-private:
-	bool ok_ = true;
-	std::string message_;
-};
-
 struct AddressRange {
 	std::uintptr_t start = 0;
 	std::uintptr_t end = 0; // exclusive
@@ -79,8 +49,8 @@ public:
 	virtual ~CodeChange() = default;
 	// Name + content hash + target build-id: two changes with equal identity are the same.
 	virtual std::string identity() const = 0;
-	virtual Result apply() = 0;
-	virtual Result revert() = 0;
+	virtual Expected<void> apply() = 0;
+	virtual Expected<void> revert() = 0;
 	// The change alters a protocol between threads (lock order, meaning of shared data): old
 	// and new code must never run concurrently, so it is always applied in global mode.
 	virtual bool requires_global() const
@@ -109,6 +79,9 @@ public:
 };
 
 // Result of a view operation, in the convention of atlas/mmview.h: value >= 0, or error = errno.
+// Not an Expected (atlas/error.hpp): this is the system call's own convention, and the runtime
+// branches on the errno (ENOSYS: no views; EPERM from share(): several views live) before it
+// words any message, so a string would only be built to be dropped.
 struct ViewResult {
 	long value = 0;
 	int error = 0;
@@ -334,8 +307,8 @@ public:
 
 	// Register the calling thread (name empty: its comm). A thread is registered with at most
 	// one runtime; it is unregistered automatically when it exits.
-	Result register_current_thread(std::string_view name = {}) noexcept;
-	Result unregister_current_thread() noexcept;
+	Expected<void> register_current_thread(std::string_view name = {}) noexcept;
+	Expected<void> unregister_current_thread() noexcept;
 	// Declare a thread that is not registered but never runs code a change replaces (a
 	// sanitizer's or library's helper thread), so that unknown-thread checks accept it.
 	// Nobody migrates an exempt thread: with views, after a wait-free transition it is still
@@ -343,7 +316,7 @@ public:
 	// threads_left_behind; the report's message names it). `follows_base`: the thread calls
 	// follow_base() whenever it wakes (the control server's threads), so it is listed in
 	// status while behind but not named in reports and events.
-	Result exempt_thread(pid_t tid, bool follows_base = false) noexcept;
+	Expected<void> exempt_thread(pid_t tid, bool follows_base = false) noexcept;
 	// With views, on an exempt (unregistered) thread: move into the base view. A wait-free
 	// transition deletes the old view once every registered thread left it, but a view is
 	// freed only when its last thread leaves: an exempt thread still there keeps it live (and
@@ -351,7 +324,7 @@ public:
 	// control server's threads do after every connection). Does nothing without views or
 	// while a transition is in progress (the base is about to change); refused on a
 	// registered thread (those migrate at their quiescence points).
-	Result follow_base() noexcept;
+	Expected<void> follow_base() noexcept;
 
 	// Transitions run on the calling thread (the patcher), which must not be registered.
 	Report apply(std::shared_ptr<CodeChange> change, Request request = {}) noexcept;

@@ -20,15 +20,15 @@ public:
 	{
 		return "hello-cpp@0/0";
 	}
-	atlas::Result apply() override
+	atlas::Expected<void> apply() override
 	{
 		g_value = 2;
-		return atlas::Result::success();
+		return {};
 	}
-	atlas::Result revert() override
+	atlas::Expected<void> revert() override
 	{
 		g_value = 1;
-		return atlas::Result::success();
+		return {};
 	}
 	bool requires_global() const override
 	{

@@ -238,7 +238,8 @@ TEST(Loader, StackedPatchesRevertLastInFirstOut)
 	auto stacked = bytes_at(reinterpret_cast<void *>(lib.add));
 	auto r = first->revert();
 	EXPECT_FALSE(r) << "reverting the lower patch first must be refused";
-	EXPECT_NE(r.message().find("last in, first out"), std::string::npos) << r.message();
+	EXPECT_NE(r.error().message.find("last in, first out"), std::string::npos)
+	    << r.error().message;
 	EXPECT_EQ(bytes_at(reinterpret_cast<void *>(lib.add)), stacked);
 	EXPECT_EQ(lib.fmt(7), "v2:7");
 
@@ -700,7 +701,7 @@ TEST(Loader, StackedPatchApplyRefusesWithoutItsBaseWhenCalledDirectly)
 	auto base_patch = std::dynamic_pointer_cast<const LoadedPatch>(base);
 	EXPECT_FALSE(base_patch->in_effect().ok()) << "loaded, never applied";
 	ASSERT_TRUE(base->apply().ok());
-	EXPECT_TRUE(base_patch->in_effect().ok()) << base_patch->in_effect().message();
+	EXPECT_TRUE(base_patch->in_effect().ok()) << base_patch->in_effect().error().message;
 	LoadOptions opt;
 	opt.earlier.push_back(base_patch);
 	auto top = must_load("lib_on_fix", opt);
@@ -716,12 +717,13 @@ TEST(Loader, StackedPatchApplyRefusesWithoutItsBaseWhenCalledDirectly)
 	EXPECT_FALSE(base_patch->in_effect().ok());
 
 	// Base reverted: refused, nothing written.
-	atlas::Result r = top->apply();
+	atlas::Expected<void> r = top->apply();
 	ASSERT_FALSE(r.ok()) << "applied on top of a reverted base";
 	for (const std::string &word :
 	     {top->identity(), base->identity(), std::string("stacked on"), std::string("reverted"),
 	      std::string("nothing changed")})
-		EXPECT_NE(r.message().find(word), std::string::npos) << word << ": " << r.message();
+		EXPECT_NE(r.error().message.find(word), std::string::npos)
+		    << word << ": " << r.error().message;
 	EXPECT_EQ(bytes_at(reinterpret_cast<void *>(lib.add)), original) << "nothing written";
 	EXPECT_EQ(lib.add(1, 2), 3);
 	EXPECT_FALSE(top->revert().ok()) << "nothing to revert";
@@ -731,7 +733,7 @@ TEST(Loader, StackedPatchApplyRefusesWithoutItsBaseWhenCalledDirectly)
 	ASSERT_TRUE(base->apply().ok());
 	ASSERT_TRUE(top->apply().ok());
 	EXPECT_EQ(lib.add(1, 2), 1003);
-	EXPECT_TRUE(base_patch->in_effect().ok()) << base_patch->in_effect().message();
+	EXPECT_TRUE(base_patch->in_effect().ok()) << base_patch->in_effect().error().message;
 	EXPECT_FALSE(top->apply().ok()) << "already applied";
 	ASSERT_TRUE(top->revert().ok());
 
@@ -741,7 +743,7 @@ TEST(Loader, StackedPatchApplyRefusesWithoutItsBaseWhenCalledDirectly)
 	ASSERT_TRUE(add2);
 	ASSERT_TRUE(add2->apply().ok());
 	EXPECT_EQ(lib.add(1, 2), 203);
-	EXPECT_TRUE(base_patch->in_effect().ok()) << base_patch->in_effect().message();
+	EXPECT_TRUE(base_patch->in_effect().ok()) << base_patch->in_effect().error().message;
 	ASSERT_TRUE(top->apply().ok());
 	EXPECT_EQ(lib.add(1, 2), 1003);
 	ASSERT_TRUE(top->revert().ok());
@@ -759,7 +761,7 @@ TEST(Loader, StackedPatchApplyRefusesWithoutItsBaseWhenCalledDirectly)
 	EXPECT_FALSE(base_patch->in_effect().ok());
 	r = top->apply();
 	ASSERT_FALSE(r.ok()) << "applied on top of another copy of its base";
-	EXPECT_NE(r.message().find("reverted"), std::string::npos) << r.message();
+	EXPECT_NE(r.error().message.find("reverted"), std::string::npos) << r.error().message;
 	EXPECT_EQ(bytes_at(reinterpret_cast<void *>(lib.add)), with_copy) << "nothing written";
 	ASSERT_TRUE(copy->revert().ok());
 	copy->unreachable();
@@ -771,7 +773,7 @@ TEST(Loader, StackedPatchApplyRefusesWithoutItsBaseWhenCalledDirectly)
 	EXPECT_FALSE(mapped(base_text));
 	r = top->apply();
 	ASSERT_FALSE(r.ok());
-	EXPECT_NE(r.message().find("released"), std::string::npos) << r.message();
+	EXPECT_NE(r.error().message.find("released"), std::string::npos) << r.error().message;
 	EXPECT_EQ(bytes_at(reinterpret_cast<void *>(lib.add)), original) << "nothing written";
 	EXPECT_EQ(lib.add(1, 2), 3);
 	top->unreachable();

@@ -57,14 +57,14 @@ public:
 	{
 		return id_;
 	}
-	atlas::Result apply() override
+	atlas::Expected<void> apply() override
 	{
 		applies++;
-		return atlas::Result::success();
+		return {};
 	}
-	atlas::Result revert() override
+	atlas::Expected<void> revert() override
 	{
-		return atlas::Result::success();
+		return {};
 	}
 	std::vector<atlas::AddressRange> replaced_functions() const override
 	{

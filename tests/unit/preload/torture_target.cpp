@@ -91,13 +91,13 @@ public:
 	{
 		return id_;
 	}
-	atlas::Result apply() override
+	atlas::Expected<void> apply() override
 	{
-		return atlas::Result::success();
+		return {};
 	}
-	atlas::Result revert() override
+	atlas::Expected<void> revert() override
 	{
-		return atlas::Result::success();
+		return {};
 	}
 
 private:

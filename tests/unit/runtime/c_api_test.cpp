@@ -3,10 +3,14 @@
 #include "helpers.hpp"
 
 #include <atlas/atlas.h>
+#include <atlas/error.hpp>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <gtest/gtest.h>
+#include <set>
+#include <string>
 
 namespace
 {
@@ -114,6 +118,73 @@ TEST_F(CApiTest, ApplyValidatesItsArguments)
 	EXPECT_NE(std::string(atlas_last_error()).find("identity"), std::string::npos);
 	EXPECT_EQ(atlas_wait(10, nullptr), -1);
 	EXPECT_NE(std::string(atlas_last_error()).find("no pending"), std::string::npos);
+}
+
+// Each failure says its kind through atlas_last_error_code(), as atlas.h documents it; a
+// success leaves the last error as it was.
+TEST_F(CApiTest, FailedCallsSetTheirErrorCode)
+{
+	EXPECT_EQ(atlas_thread_register("x"), -1);
+	EXPECT_EQ(atlas_last_error_code(), ATLAS_ERR_BAD_STATE) << atlas_last_error();
+	EXPECT_EQ(atlas_last_error_errno(), 0);
+	struct atlas_options options;
+	atlas_options_init(&options);
+	options.size = 8;
+	EXPECT_EQ(atlas_init(&options), -1);
+	EXPECT_EQ(atlas_last_error_code(), ATLAS_ERR_INVALID_ARGUMENT) << atlas_last_error();
+	atlas_options_init(&options);
+	options.allow_unknown_threads = 1;
+	ASSERT_EQ(atlas_init(&options), 0) << atlas_last_error();
+	EXPECT_EQ(atlas_last_error_code(), ATLAS_ERR_INVALID_ARGUMENT);
+	EXPECT_EQ(atlas_init(&options), -1);
+	EXPECT_EQ(atlas_last_error_code(), ATLAS_ERR_BAD_STATE) << atlas_last_error();
+	EXPECT_EQ(atlas_thread_exempt(-1), -1);
+	EXPECT_EQ(atlas_last_error_code(), ATLAS_ERR_INVALID_ARGUMENT) << atlas_last_error();
+	struct atlas_change change = {};
+	EXPECT_EQ(atlas_apply(&change, ATLAS_MODE_GLOBAL, 100, nullptr), -1);
+	EXPECT_EQ(atlas_last_error_code(), ATLAS_ERR_INVALID_ARGUMENT) << atlas_last_error();
+	// A refused transition: nothing to revert.
+	struct atlas_report report;
+	EXPECT_EQ(atlas_revert("never-applied", ATLAS_MODE_GLOBAL, 100, &report), -1);
+	EXPECT_EQ(report.outcome, ATLAS_REFUSED);
+	EXPECT_EQ(atlas_last_error_code(), ATLAS_ERR_REFUSED) << atlas_last_error();
+	EXPECT_STREQ(atlas_last_error(), report.message);
+	// A change whose callback fails.
+	change.identity = "c-api-test-failing";
+	change.apply = [](void *, char *error, size_t size) {
+		std::snprintf(error, size, "no such thing");
+		return -1;
+	};
+	EXPECT_EQ(atlas_apply(&change, ATLAS_MODE_GLOBAL, 1000, &report), -1);
+	EXPECT_EQ(report.outcome, ATLAS_FAILED);
+	EXPECT_EQ(atlas_last_error_code(), ATLAS_ERR_CHANGE_FAILED) << atlas_last_error();
+	EXPECT_NE(std::string(atlas_last_error()).find("no such thing"), std::string::npos);
+}
+
+// Every atlas::Errc is an enum atlas_error value (the same number, from 1 to errc_last without
+// gaps) with a name and a description of its own; other values are "unknown error".
+TEST(ErrorCodes, EveryErrcHasADistinctCValueAndMessage)
+{
+	std::set<std::string> names, descriptions;
+	const int last = static_cast<int>(atlas::errc_last);
+	for (int code = 1; code <= last; code++) {
+		const auto errc = static_cast<atlas::Errc>(code);
+		const std::string name = atlas::to_string(errc);
+		EXPECT_NE(name, "?") << code;
+		EXPECT_TRUE(names.insert(name).second) << name;
+		const std::string text = atlas_error_string(code);
+		EXPECT_EQ(text, atlas::describe(errc));
+		EXPECT_NE(text, "unknown error") << name;
+		EXPECT_TRUE(descriptions.insert(text).second) << name << ": " << text;
+	}
+	EXPECT_EQ(names.size(), static_cast<size_t>(last));
+	EXPECT_STREQ(atlas_error_string(ATLAS_OK), "no error");
+	EXPECT_STREQ(atlas_error_string(last + 1), "unknown error");
+	EXPECT_STREQ(atlas_error_string(-1), "unknown error");
+	EXPECT_STREQ(atlas::to_string(static_cast<atlas::Errc>(last + 1)), "?");
+	// The first and last of the C enum, spelled out: renumbering breaks this.
+	EXPECT_EQ(ATLAS_ERR_INTERNAL, static_cast<int>(atlas::Errc::internal));
+	EXPECT_EQ(ATLAS_ERR_NEEDS_GOT_SLOT, last);
 }
 
 } // namespace

@@ -41,21 +41,21 @@ public:
 	{
 		return name_;
 	}
-	atlas::Result apply() override
+	atlas::Expected<void> apply() override
 	{
 		if (fail_apply)
-			return atlas::Result::failure("injected failure");
+			return atlas::make_error(atlas::Errc::change_failed, "injected failure");
 		if (during_apply)
 			during_apply();
 		write(version_two, 2);
 		applies++;
-		return atlas::Result::success();
+		return {};
 	}
-	atlas::Result revert() override
+	atlas::Expected<void> revert() override
 	{
 		write(version_one, 1);
 		reverts++;
-		return atlas::Result::success();
+		return {};
 	}
 	bool requires_global() const override
 	{
@@ -124,19 +124,19 @@ public:
 	{
 		return name_;
 	}
-	atlas::Result apply() override
+	atlas::Expected<void> apply() override
 	{
 		if (fail_apply)
-			return atlas::Result::failure("injected failure");
+			return atlas::make_error(atlas::Errc::change_failed, "injected failure");
 		patched_view.store(views_->current_of_caller());
 		applies++;
-		return atlas::Result::success();
+		return {};
 	}
-	atlas::Result revert() override
+	atlas::Expected<void> revert() override
 	{
 		unpatched_view.store(views_->current_of_caller());
 		reverts++;
-		return atlas::Result::success();
+		return {};
 	}
 	void unreachable() noexcept override
 	{

@@ -62,11 +62,11 @@ TEST(RegistryTest, DoubleRegistrationIsAnError)
 	auto other = make_runtime(std::make_shared<FakeViewState>());
 	std::thread t([&] {
 		ASSERT_TRUE(rt->register_current_thread("a"));
-		atlas::Result again = rt->register_current_thread("a");
+		atlas::Expected<void> again = rt->register_current_thread("a");
 		EXPECT_FALSE(again);
-		EXPECT_NE(again.message().find("already registered"), std::string::npos);
-		atlas::Result elsewhere = other->register_current_thread("a");
-		EXPECT_NE(elsewhere.message().find("another runtime"), std::string::npos);
+		EXPECT_NE(again.error().message.find("already registered"), std::string::npos);
+		atlas::Expected<void> elsewhere = other->register_current_thread("a");
+		EXPECT_NE(elsewhere.error().message.find("another runtime"), std::string::npos);
 	});
 	t.join();
 }

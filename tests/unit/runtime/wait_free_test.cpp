@@ -332,9 +332,9 @@ TEST_F(WaitFreeTest, ExemptThreadFollowsTheBaseSoOneViewIsLeft)
 			if (quit)
 				break;
 			lock.unlock();
-			atlas::Result r = rt->follow_base();
+			atlas::Expected<void> r = rt->follow_base();
 			lock.lock();
-			last_error = r.ok() ? "" : r.message();
+			last_error = r.ok() ? "" : r.error().message;
 			answered++;
 			cv.notify_all();
 		}
@@ -371,8 +371,8 @@ TEST_F(WaitFreeTest, ExemptThreadFollowsTheBaseSoOneViewIsLeft)
 	std::string refused;
 	spawn(views, [&] {
 		(void)rt->register_current_thread("registered");
-		atlas::Result f = rt->follow_base();
-		refused = f.ok() ? "" : f.message();
+		atlas::Expected<void> f = rt->follow_base();
+		refused = f.ok() ? "" : f.error().message;
 		(void)rt->unregister_current_thread();
 		views->forget_caller();
 	}).join();
@@ -405,9 +405,9 @@ public:
 				if (quit_)
 					break;
 				lock.unlock();
-				atlas::Result r = rt_.follow_base();
+				atlas::Expected<void> r = rt_.follow_base();
 				lock.lock();
-				error_ = r.ok() ? "" : r.message();
+				error_ = r.ok() ? "" : r.error().message;
 				answered_++;
 				cv_.notify_all();
 			}

@@ -104,11 +104,11 @@ Identity identity_of(const Metadata &metadata);
 // Lower-case hex of bytes.
 std::string to_hex(std::span<const uint8_t> bytes);
 // Inverse of to_hex; an error names the offending character.
-Result<std::vector<uint8_t>> from_hex(std::string_view hex);
+Expected<std::vector<uint8_t>> from_hex(std::string_view hex);
 
 // Encode (validating every field first) and decode (validating every byte) the section.
-Result<std::vector<uint8_t>> encode_metadata(const Metadata &metadata);
-Result<Metadata> decode_metadata(std::span<const uint8_t> section);
+Expected<std::vector<uint8_t>> encode_metadata(const Metadata &metadata);
+Expected<Metadata> decode_metadata(std::span<const uint8_t> section);
 
 } // namespace atlas::patch
 

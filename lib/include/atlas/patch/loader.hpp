@@ -65,7 +65,7 @@ public:
 	// patch's on top of it). Success, or a failure saying why not. apply() checks it for
 	// every patch it stacks on (stacked_on()) before writing anything, so that a patch applied
 	// directly, without the runtime, never jumps into a base that was reverted or unmapped.
-	virtual atlas::Result in_effect() const = 0;
+	virtual Expected<void> in_effect() const = 0;
 };
 
 struct LoadOptions {
@@ -85,8 +85,8 @@ struct LoadOptions {
 // .eh_frame, runs its .init_array; writes no redirect. Every check (build-id, symbols, redirect
 // sites) happens before anything is mapped. The change's apply() writes the redirects through
 // /proc/thread-self/mem, revert() restores the bytes it overwrote, unreachable() unmaps.
-Result<std::shared_ptr<atlas::CodeChange>> load_patch(const std::string &path,
-                                                      const LoadOptions &options = {});
+Expected<std::shared_ptr<atlas::CodeChange>> load_patch(const std::string &path,
+                                                        const LoadOptions &options = {});
 
 } // namespace atlas::patch
 

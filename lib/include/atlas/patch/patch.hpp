@@ -94,14 +94,14 @@ struct ParseOptions {
 	bool verify_content_hash = true;
 };
 
-Result<Patch> parse_patch(std::span<const uint8_t> bytes, const ParseOptions &options = {});
+Expected<Patch> parse_patch(std::span<const uint8_t> bytes, const ParseOptions &options = {});
 
 // Reads a whole file (patches and targets are read into memory before parsing).
-Result<std::vector<uint8_t>> read_file(const std::string &path);
+Expected<std::vector<uint8_t>> read_file(const std::string &path);
 
 // Recomputes the content hash of a patch image whose metadata section is present and stores it
 // in that section. Used by the writer (writer.hpp) and by tests that craft patches.
-Result<void> seal_content_hash(std::vector<uint8_t> &patch);
+Expected<void> seal_content_hash(std::vector<uint8_t> &patch);
 
 } // namespace atlas::patch
 

@@ -53,10 +53,10 @@ struct RelocationValue {
 // what bridges the distance: needs_branch_stub (PLT32: retry with S = a stub near P),
 // needs_got_slot (the slot or tls_index is too far from P: allocate it near P) or out_of_range
 // (nothing can: a direct data reference or a TLS offset that does not fit).
-Result<RelocationValue> compute_relocation(const RelocationInput &in);
+Expected<RelocationValue> compute_relocation(const RelocationInput &in);
 
 // Stores a computed value at `offset` of `section`, checking bounds.
-Result<void> write_relocation(std::span<uint8_t> section, uint64_t offset,
-                              const RelocationValue &value);
+Expected<void> write_relocation(std::span<uint8_t> section, uint64_t offset,
+                                const RelocationValue &value);
 
 } // namespace atlas::patch

@@ -17,7 +17,7 @@ namespace atlas::patch
 
 // The NT_GNU_BUILD_ID note of an ELF64 x86-64 file (from SHT_NOTE sections, or PT_NOTE
 // segments when the section headers are gone).
-Result<std::vector<uint8_t>> read_build_id(std::span<const uint8_t> elf);
+Expected<std::vector<uint8_t>> read_build_id(std::span<const uint8_t> elf);
 
 struct TargetSymbol {
 	uint32_t index = 0; // in the table it was read from
@@ -41,7 +41,7 @@ struct TargetSymbols {
 };
 
 // Reads .symtab (or .dynsym when the object is stripped) of an ET_EXEC/ET_DYN x86-64 object.
-Result<TargetSymbols> read_symbols(std::span<const uint8_t> elf);
+Expected<TargetSymbols> read_symbols(std::span<const uint8_t> elf);
 
 enum class SymbolKind {
 	function, // STT_FUNC
@@ -51,8 +51,8 @@ enum class SymbolKind {
 // The one defined symbol `ref` denotes. `ref.file` matches a symbol's file exactly, or its
 // base name when `ref.file` contains no '/'. Not found and ambiguous are errors listing the
 // candidates with the disambiguation that would select each.
-Result<const TargetSymbol *> resolve_symbol(const TargetSymbols &symbols, const SymbolRef &ref,
-                                            SymbolKind kind);
+Expected<const TargetSymbol *> resolve_symbol(const TargetSymbols &symbols, const SymbolRef &ref,
+                                              SymbolKind kind);
 
 // The SymbolRef that selects `sym` exactly: name, file (for locals), index and address.
 SymbolRef exact_ref(const TargetSymbol &sym);

@@ -17,9 +17,10 @@ namespace atlas::patch
 // object (with libelf, leaving the compiler's sections untouched), computes and stores the
 // content hash (metadata.content_hash is ignored), and parses the result with every check of
 // parse_patch(): what this returns is a valid patch, or an error saying why it would not be.
-Result<std::vector<uint8_t>> build_patch(std::span<const uint8_t> object, const Metadata &metadata);
+Expected<std::vector<uint8_t>> build_patch(std::span<const uint8_t> object,
+                                           const Metadata &metadata);
 
 // Writes bytes to `path` atomically (a temporary file in the same directory, then rename).
-Result<void> write_file(const std::string &path, std::span<const uint8_t> bytes);
+Expected<void> write_file(const std::string &path, std::span<const uint8_t> bytes);
 
 } // namespace atlas::patch

@@ -1,6 +1,7 @@
 // The control socket server and client (control.hpp).
 #include "control.hpp"
 
+#include "atlas/error_util.hpp"
 #include "atlas/runtime_json.hpp"
 #include "protocol.hpp"
 #include "signature.hpp"
@@ -31,12 +32,8 @@ namespace atlas::control
 namespace
 {
 
-std::string errno_text(int err)
-{
-	const char *desc = strerrordesc_np(err);
-	const char *name = strerrorname_np(err);
-	return fmt::format("{} ({})", desc ? desc : "unknown error", name ? name : "?");
-}
+using detail::errno_text;
+using detail::system_error;
 
 // Writes all of `data`; false on error (the peer went away).
 bool write_all(int fd, std::string_view data)
@@ -142,30 +139,25 @@ nlohmann::json apply(Runtime &runtime, const Loader &loader, const Args &args)
 	if (!loader)
 		return error_json("apply", "this runtime has no patch loader (built without "
 		                           "atlas/patch/loader.hpp); nothing changed");
-	LoadResult loaded;
-	try {
-		loaded = loader(args.patch);
-	} catch (const std::exception &e) {
-		loaded.error = fmt::format("the loader threw: {}", e.what());
-	} catch (...) {
-		loaded.error = "the loader threw";
-	}
-	if (!loaded.change) {
-		if (loaded.error.empty())
-			loaded.error = "the loader returned no change";
+	// The loader is the caller's code: what it throws is a failed load (the wall, guard()).
+	Loaded loaded = detail::guard([&] { return loader(args.patch); });
+	if (loaded && !*loaded)
+		loaded = make_error(Errc::internal, "the loader returned no change");
+	if (!loaded)
 		return {{"ok", false},
 		        {"verb", "apply"},
 		        {"outcome", spec_of(Outcome::failed).name},
+		        {"code", to_string(loaded.error().code)},
 		        {"message", fmt::format("loading {} failed, nothing changed: {}",
-		                                args.patch, loaded.error)}};
-	}
+		                                args.patch, loaded.error().message)}};
 	// The server loaded it, so the server releases it when the apply did not take (already
 	// applied, refused, failed): the runtime then keeps no reference and never calls
 	// unreachable() on it. A change it holds (applied, or pending/reverting: the runtime
 	// releases a reverted one) is never released here; neither is one the loader kept a
 	// reference to.
-	Report report = runtime.apply(loaded.change, args.request);
-	release_if_not_taken(std::move(loaded.change), report);
+	std::shared_ptr<CodeChange> change = std::move(loaded).value();
+	Report report = runtime.apply(change, args.request);
+	release_if_not_taken(std::move(change), report);
 	return report_response("apply", report);
 }
 
@@ -274,16 +266,16 @@ bool parse_mode(std::string_view text, Mode &mode) noexcept
 
 std::string handle_request(Runtime &runtime, const Loader &loader, std::string_view line) noexcept
 {
-	try {
-		return handle(runtime, loader, line);
-	} catch (const std::exception &e) {
-		try {
-			return error_response({}, fmt::format("internal error: {}", e.what()));
-		} catch (...) {
-		}
-	} catch (...) {
-	}
-	return R"({"ok":false,"error":"internal error"})";
+	// The server's exception wall: a request that throws (out of memory) is answered with
+	// the error, or, when even that cannot be built, with a constant.
+	Expected<std::string> response =
+	    detail::guard([&]() -> Expected<std::string> { return handle(runtime, loader, line); });
+	if (!response)
+		response = detail::guard([&]() -> Expected<std::string> {
+			return error_response({}, response.error().message);
+		});
+	return response ? std::move(response).value()
+	                : std::string(R"({"ok":false,"error":"internal error"})");
 }
 
 class Server::Impl
@@ -299,7 +291,7 @@ public:
 		unlink_socket();
 	}
 
-	bool start(std::string &error);
+	Expected<void> start();
 	void stop() noexcept;
 	void unlink_socket() noexcept
 	{
@@ -317,7 +309,7 @@ private:
 	// wait-free transition the last connection ran may have retired the view they are in.
 	void rebase_all() noexcept;
 	void serve(int fd) noexcept;
-	bool peer_allowed(int fd, std::string &why) const;
+	Expected<void> peer_allowed(int fd) const;
 
 	int listen_fd_ = -1;
 	int stop_pipe_[2] = {-1, -1};
@@ -338,85 +330,85 @@ namespace
 {
 
 // Creates `dir` (0700) if missing; refuses one that is not a directory owned by us.
-bool prepare_dir(const std::string &dir, std::string &error)
+Expected<void> prepare_dir(const std::string &dir)
 {
 	if (mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
-		error = fmt::format("cannot create the control socket directory {}: {}; set "
-		                    "XDG_RUNTIME_DIR to a writable directory or create {} (mode "
-		                    "0700)",
-		                    dir, errno_text(errno), dir);
-		return false;
+		const int e = errno;
+		return system_error(e,
+		                    fmt::format("cannot create the control socket directory {}: "
+		                                "{}; set XDG_RUNTIME_DIR to a writable directory "
+		                                "or create {} (mode 0700)",
+		                                dir, errno_text(e), dir));
 	}
 	struct stat st;
-	if (lstat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
-		error = fmt::format("{} is not a directory; remove it or set XDG_RUNTIME_DIR", dir);
-		return false;
-	}
-	if (st.st_uid != geteuid()) {
-		error = fmt::format("{} belongs to uid {}, not to this process's uid {}: another "
-		                    "user could replace the socket; use a directory of your own "
-		                    "(XDG_RUNTIME_DIR)",
-		                    dir, st.st_uid, geteuid());
-		return false;
-	}
-	return true;
+	if (lstat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+		return make_error(Errc::bad_state,
+		                  fmt::format("{} is not a directory; remove it or set "
+		                              "XDG_RUNTIME_DIR",
+		                              dir));
+	if (st.st_uid != geteuid())
+		return make_error(Errc::not_permitted,
+		                  fmt::format("{} belongs to uid {}, not to this process's uid {}: "
+		                              "another user could replace the socket; use a "
+		                              "directory of your own (XDG_RUNTIME_DIR)",
+		                              dir, st.st_uid, geteuid()));
+	return {};
 }
 
 } // namespace
 
-bool Server::Impl::start(std::string &error)
+Expected<void> Server::Impl::start()
 {
 	if (options_.path.empty())
 		options_.path = socket_path(getpid(), default_socket_dir());
 	if (!options_.trusted_keys) {
 		if (const char *keys = std::getenv("ATLAS_TRUSTED_KEYS")) {
-			if (!*keys) {
-				error =
-				    "ATLAS_TRUSTED_KEYS is set but empty; the control socket is "
-				    "not "
-				    "started (it would load unsigned patches): name a key file or "
-				    "directory, or unset it";
-				return false;
-			}
+			if (!*keys)
+				return make_error(
+				    Errc::invalid_argument,
+				    "ATLAS_TRUSTED_KEYS is set but empty; the control socket "
+				    "is not started (it would load unsigned patches): name a "
+				    "key file or directory, or unset it");
 			options_.trusted_keys = keys;
 		}
 	}
 	if (options_.trusted_keys && !options_.trusted_keys->empty()) {
 		// Refuse to run unprotected: the keys were asked for.
-		std::string key_error;
-		auto keys = TrustedKeys::load(*options_.trusted_keys, key_error);
+		auto keys = TrustedKeys::load(*options_.trusted_keys);
 		if (!keys) {
-			error =
-			    fmt::format("ATLAS_TRUSTED_KEYS: {}; the control socket is not started "
-			                "(it would load unsigned patches): fix the key file or "
-			                "unset ATLAS_TRUSTED_KEYS",
-			                key_error);
-			return false;
+			Error e = keys.error();
+			e.message =
+			    fmt::format("ATLAS_TRUSTED_KEYS: {}; the control socket is not "
+			                "started (it would load unsigned patches): fix the key "
+			                "file or unset ATLAS_TRUSTED_KEYS",
+			                e.message);
+			return e;
 		}
 		if (options_.loader)
-			options_.loader =
-			    signature_checking_loader(std::move(keys), std::move(options_.loader));
+			options_.loader = signature_checking_loader(std::move(keys).value(),
+			                                            std::move(options_.loader));
 	}
 	if (options_.workers == 0)
 		options_.workers = 1;
 	sockaddr_un addr{};
 	addr.sun_family = AF_UNIX;
-	if (options_.path.size() >= sizeof(addr.sun_path)) {
-		error = fmt::format("control socket path {} is longer than {} bytes; use a shorter "
-		                    "XDG_RUNTIME_DIR",
-		                    options_.path, sizeof(addr.sun_path) - 1);
-		return false;
-	}
+	if (options_.path.size() >= sizeof(addr.sun_path))
+		return make_error(
+		    Errc::invalid_argument,
+		    fmt::format("control socket path {} is longer than {} bytes; use a "
+		                "shorter XDG_RUNTIME_DIR",
+		                options_.path, sizeof(addr.sun_path) - 1));
 	std::memcpy(addr.sun_path, options_.path.c_str(), options_.path.size() + 1);
 	const auto slash = options_.path.rfind('/');
-	if (slash != std::string::npos && slash > 0 &&
-	    !prepare_dir(options_.path.substr(0, slash), error))
-		return false;
+	if (slash != std::string::npos && slash > 0)
+		if (Expected<void> dir = prepare_dir(options_.path.substr(0, slash)); !dir)
+			return dir;
 
 	listen_fd_ = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (listen_fd_ < 0) {
-		error = fmt::format("control socket: socket() failed: {}", errno_text(errno));
-		return false;
+		const int e = errno;
+		return system_error(
+		    e, fmt::format("control socket: socket() failed: {}", errno_text(e)));
 	}
 	// The path names a pid: a file there is left over from a dead process with this pid.
 	::unlink(options_.path.c_str());
@@ -425,29 +417,24 @@ bool Server::Impl::start(std::string &error)
 	int bound = bind(listen_fd_, reinterpret_cast<sockaddr *>(&addr), sizeof(addr));
 	int bind_errno = errno;
 	umask(old_mask);
-	if (bound != 0) {
-		error = fmt::format("control socket: bind({}) failed: {}", options_.path,
-		                    errno_text(bind_errno));
-		return false;
-	}
+	if (bound != 0)
+		return system_error(bind_errno, fmt::format("control socket: bind({}) failed: {}",
+		                                            options_.path, errno_text(bind_errno)));
 	unlinked_ = false;
 	if (listen(listen_fd_, 16) != 0 || pipe2(stop_pipe_, O_CLOEXEC) != 0 ||
 	    pipe2(wake_pipe_, O_CLOEXEC | O_NONBLOCK) != 0) {
-		error = fmt::format("control socket: listen/pipe failed: {}", errno_text(errno));
-		return false;
+		const int e = errno;
+		return system_error(
+		    e, fmt::format("control socket: listen/pipe failed: {}", errno_text(e)));
 	}
-	try {
-		threads_.emplace_back([this] { accept_loop(); });
-		for (unsigned i = 0; i < options_.workers; i++)
-			threads_.emplace_back([this] { worker_loop(); });
-	} catch (const std::exception &e) {
-		error = fmt::format("control socket: starting threads failed: {}", e.what());
-		return false;
-	}
+	// std::system_error from std::thread: the caller's wall (Server::start()) reports it.
+	threads_.emplace_back([this] { accept_loop(); });
+	for (unsigned i = 0; i < options_.workers; i++)
+		threads_.emplace_back([this] { worker_loop(); });
 	// Every server thread is exempt before the first request can start a transition.
 	std::unique_lock lock(exempt_mu_);
 	exempt_cv_.wait(lock, [&] { return exempted_ == threads_.size(); });
-	return true;
+	return {};
 }
 
 void Server::Impl::stop() noexcept
@@ -572,26 +559,26 @@ void Server::Impl::rebase_all() noexcept
 		(void)!::write(wake_pipe_[1], &c, 1);
 }
 
-bool Server::Impl::peer_allowed(int fd, std::string &why) const
+Expected<void> Server::Impl::peer_allowed(int fd) const
 {
-	PeerFacts facts;
-	if (!probe_peer(fd, facts, why))
-		return false;
+	Expected<PeerFacts> facts = probe_peer(fd);
+	if (!facts)
+		return facts.error();
 	if (options_.adjust_peer_facts)
-		options_.adjust_peer_facts(facts);
-	PeerDecision decision = decide_peer(facts);
+		options_.adjust_peer_facts(*facts);
+	PeerDecision decision = decide_peer(*facts);
 	if (!decision.allowed)
-		why = std::move(decision.message);
-	return decision.allowed;
+		return make_error(Errc::not_permitted, std::move(decision.message));
+	return {};
 }
 
 void Server::Impl::serve(int fd) noexcept
 {
-	try {
-		std::string why;
-		if (!peer_allowed(fd, why)) {
-			(void)write_all(fd, error_response({}, why) + "\n");
-			return;
+	// Out of memory while buffering (the wall, guard()): drop this connection, keep serving.
+	(void)detail::guard([&]() -> Expected<void> {
+		if (Expected<void> allowed = peer_allowed(fd); !allowed) {
+			(void)write_all(fd, error_response({}, allowed.error().message) + "\n");
+			return {};
 		}
 		std::string buffer;
 		char chunk[4096];
@@ -605,7 +592,7 @@ void Server::Impl::serve(int fd) noexcept
 				if (!line.empty() &&
 				    !write_all(fd, handle_request(runtime_, options_.loader, line) +
 				                       "\n"))
-					return;
+					return {};
 				buffer.erase(0, nl + 1);
 			}
 			if (buffer.size() > options_.max_line) {
@@ -615,14 +602,14 @@ void Server::Impl::serve(int fd) noexcept
 				                                   "bytes; closing the connection",
 				                                   options_.max_line)) +
 				        "\n");
-				return;
+				return {};
 			}
 			pollfd pfd[2] = {{fd, POLLIN, 0}, {stop_pipe_[0], POLLIN, 0}};
 			int ready = poll(pfd, 2, static_cast<int>(options_.idle_timeout.count()));
 			if (ready < 0 && errno == EINTR)
 				continue;
 			if (ready <= 0 || pfd[1].revents)
-				return; // idle too long, or stopping
+				return {}; // idle too long, or stopping
 			ssize_t n = recv(fd, chunk, sizeof(chunk), 0);
 			if (n < 0 && errno == EINTR)
 				continue;
@@ -632,32 +619,44 @@ void Server::Impl::serve(int fd) noexcept
 					(void)write_all(
 					    fd, handle_request(runtime_, options_.loader, buffer) +
 					            "\n");
-				return;
+				return {};
 			}
 			buffer.append(chunk, static_cast<std::size_t>(n));
 		}
-	} catch (...) {
-		// Out of memory while buffering: drop this connection, keep serving.
-	}
+	});
 }
 
 Server::Server(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 Server::~Server() = default;
 
+Expected<std::unique_ptr<Server>> Server::start(Runtime &runtime, ServerOptions options) noexcept
+{
+	// The wall of the server's setup (guard()): std::bad_alloc, std::system_error from
+	// std::thread.
+	Expected<std::unique_ptr<Server>> server =
+	    detail::guard([&]() -> Expected<std::unique_ptr<Server>> {
+		    auto impl = std::make_unique<Impl>(runtime, std::move(options));
+		    if (Expected<void> started = impl->start(); !started)
+			    return started.error();
+		    return std::unique_ptr<Server>(new Server(std::move(impl)));
+	    });
+	if (!server && server.error().code == Errc::internal) {
+		Error e = server.error();
+		e.message.replace(0, std::string_view("internal error").size(), "control socket");
+		return e;
+	}
+	return server;
+}
+
 std::unique_ptr<Server> Server::start(Runtime &runtime, ServerOptions options,
                                       std::string &error) noexcept
 {
+	Expected<std::unique_ptr<Server>> server = start(runtime, std::move(options));
+	if (server)
+		return std::move(server).value();
 	try {
-		auto impl = std::make_unique<Impl>(runtime, std::move(options));
-		if (!impl->start(error))
-			return nullptr;
-		return std::unique_ptr<Server>(new Server(std::move(impl)));
-	} catch (const std::exception &e) {
-		try {
-			error = fmt::format("control socket: {}", e.what());
-		} catch (...) {
-		}
+		error = server.error().message;
 	} catch (...) {
 	}
 	return nullptr;
@@ -673,20 +672,19 @@ void Server::unlink_socket() noexcept
 	impl_->unlink_socket();
 }
 
-bool call(const std::string &path, const nlohmann::json &request, nlohmann::json &response,
-          std::string &error, std::chrono::milliseconds timeout)
+Expected<nlohmann::json> call(const std::string &path, const nlohmann::json &request,
+                              std::chrono::milliseconds timeout)
 {
 	sockaddr_un addr{};
 	addr.sun_family = AF_UNIX;
-	if (path.size() >= sizeof(addr.sun_path)) {
-		error = fmt::format("socket path {} is too long", path);
-		return false;
-	}
+	if (path.size() >= sizeof(addr.sun_path))
+		return make_error(Errc::invalid_argument,
+		                  fmt::format("socket path {} is too long", path));
 	std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
-		error = fmt::format("socket() failed: {}", errno_text(errno));
-		return false;
+		const int e = errno;
+		return system_error(e, fmt::format("socket() failed: {}", errno_text(e)));
 	}
 	struct Closer {
 		int fd;
@@ -696,13 +694,14 @@ bool call(const std::string &path, const nlohmann::json &request, nlohmann::json
 		}
 	} closer{fd};
 	if (connect(fd, reinterpret_cast<sockaddr *>(&addr), sizeof(addr)) != 0) {
-		error = fmt::format("connecting to {} failed: {}", path, errno_text(errno));
-		return false;
+		const int e = errno;
+		return system_error(
+		    e, fmt::format("connecting to {} failed: {}", path, errno_text(e)));
 	}
 	if (!write_all(fd, request.dump() + "\n")) {
-		error =
-		    fmt::format("sending the request to {} failed: {}", path, errno_text(errno));
-		return false;
+		const int e = errno;
+		return system_error(
+		    e, fmt::format("sending the request to {} failed: {}", path, errno_text(e)));
 	}
 	std::string buffer;
 	const auto end = std::chrono::steady_clock::now() + timeout;
@@ -710,35 +709,37 @@ bool call(const std::string &path, const nlohmann::json &request, nlohmann::json
 	while (buffer.find('\n') == std::string::npos) {
 		auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
 		    end - std::chrono::steady_clock::now());
-		if (left.count() <= 0) {
-			error =
-			    fmt::format("no response from {} within {} ms", path, timeout.count());
-			return false;
-		}
+		if (left.count() <= 0)
+			return make_error(
+			    Errc::timeout,
+			    fmt::format("no response from {} within {} ms", path, timeout.count()));
 		pollfd pfd{fd, POLLIN, 0};
 		int ready =
 		    poll(&pfd, 1, static_cast<int>(std::min<long long>(left.count(), 1000)));
 		if (ready < 0 && errno != EINTR) {
-			error = fmt::format("poll failed: {}", errno_text(errno));
-			return false;
+			const int e = errno;
+			return system_error(e, fmt::format("poll failed: {}", errno_text(e)));
 		}
 		if (ready <= 0)
 			continue;
 		ssize_t n = recv(fd, chunk, sizeof(chunk), 0);
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n <= 0) {
-			error = fmt::format("{} closed the connection without a response", path);
-			return false;
-		}
+		if (n <= 0)
+			return make_error(Errc::io,
+			                  fmt::format("{} closed the connection without a "
+			                              "response",
+			                              path),
+			                  n < 0 ? errno : 0);
 		buffer.append(chunk, static_cast<std::size_t>(n));
 	}
-	response = nlohmann::json::parse(buffer.substr(0, buffer.find('\n')), nullptr, false);
-	if (response.is_discarded() || !response.is_object()) {
-		error = fmt::format("{} answered something that is not a JSON object", path);
-		return false;
-	}
-	return true;
+	nlohmann::json response =
+	    nlohmann::json::parse(buffer.substr(0, buffer.find('\n')), nullptr, false);
+	if (response.is_discarded() || !response.is_object())
+		return make_error(
+		    Errc::invalid_format,
+		    fmt::format("{} answered something that is not a JSON object", path));
+	return response;
 }
 
 } // namespace atlas::control

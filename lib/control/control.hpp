@@ -10,6 +10,7 @@
 
 #include "peer_policy.hpp"
 
+#include <atlas/error.hpp>
 #include <atlas/runtime.hpp>
 
 #include <chrono>
@@ -25,17 +26,27 @@
 namespace atlas::control
 {
 
-// A loaded patch, or why loading failed (error non-empty; nothing was changed).
+// A loaded patch, or why loading failed (nothing was changed).
+using Loaded = Expected<std::shared_ptr<CodeChange>>;
+// The loaders' former return type, a change or an error message: still accepted (it converts
+// to Loaded, with Errc::change_failed) while tests/integration/server.cpp returns it.
 struct LoadResult {
 	std::shared_ptr<CodeChange> change;
 	std::string error;
+	operator Loaded() const
+	{
+		if (change)
+			return change;
+		return make_error(Errc::change_failed, error);
+	}
 };
 // Turns a patch file into a CodeChange (atlas::patch::load_patch in the preload library; a test
-// loader in tests). Called on a server thread; must not throw (a throw is reported as failure).
+// loader in tests). Called on a server thread, inside the server's exception wall (a throw is
+// reported as a failed apply).
 // When the apply ends already_applied, refused or failed, the server calls the change's
 // unreachable() (a loaded patch is unmapped) unless someone besides it still holds the change:
 // a loader that keeps a reference of its own releases such a change itself.
-using Loader = std::function<LoadResult(const std::string &path)>;
+using Loader = std::function<Loaded(const std::string &path)>;
 
 // Where a process of this effective uid puts its socket: $XDG_RUNTIME_DIR/atlas when
 // XDG_RUNTIME_DIR is absolute and belongs to this uid; else /run/atlas for root and
@@ -67,7 +78,11 @@ class Server
 {
 public:
 	// Creates the directory (0700) if missing, binds the socket (0600), starts the threads and
-	// exempts them from `runtime`'s registry. Null on failure, with `error` saying why.
+	// exempts them from `runtime`'s registry. Never null on success.
+	static Expected<std::unique_ptr<Server>> start(Runtime &runtime,
+	                                               ServerOptions options) noexcept;
+	// The former form, null with `error` on failure: kept while tests/integration/server.cpp
+	// calls it.
 	static std::unique_ptr<Server> start(Runtime &runtime, ServerOptions options,
 	                                     std::string &error) noexcept;
 	// Stops the threads and removes the socket.
@@ -87,7 +102,7 @@ private:
 	std::unique_ptr<Impl> impl_;
 };
 
-// One request line to one response (no newline). Never throws.
+// One request line to one response (no newline). The server's exception wall: never throws.
 std::string handle_request(Runtime &runtime, const Loader &loader, std::string_view line) noexcept;
 
 // Parses a mode name: auto|automatic, global, wait-free|wait_free.
@@ -95,10 +110,11 @@ bool parse_mode(std::string_view text, Mode &mode) noexcept;
 
 nlohmann::json report_to_json(const Report &report);
 
-// Client side (the CLI and tests): connect to `path`, send one request, read one response.
-// On failure returns false with `error` naming what failed and what to do.
-bool call(const std::string &path, const nlohmann::json &request, nlohmann::json &response,
-          std::string &error, std::chrono::milliseconds timeout = std::chrono::minutes(10));
+// Client side (the CLI and tests): connect to `path`, send one request, read one response (a
+// JSON object). The error names what failed: Errc::system with the errno (no such socket,
+// connection refused, ...), timeout, or invalid_format for an answer that is not JSON.
+Expected<nlohmann::json> call(const std::string &path, const nlohmann::json &request,
+                              std::chrono::milliseconds timeout = std::chrono::minutes(10));
 
 } // namespace atlas::control
 

@@ -1,6 +1,8 @@
 // Who may use the control socket: the kernel's ptrace attach rules (peer_policy.hpp).
 #include "peer_policy.hpp"
 
+#include "atlas/error_util.hpp"
+
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -25,12 +27,8 @@ namespace
 
 constexpr int cap_sys_ptrace = 19;
 
-std::string errno_text(int err)
-{
-	const char *desc = strerrordesc_np(err);
-	const char *name = strerrorname_np(err);
-	return fmt::format("{} ({})", desc ? desc : "unknown error", name ? name : "?");
-}
+using detail::errno_text;
+using detail::system_error;
 
 bool read_small_file(const std::string &path, std::string &out, int &err)
 {
@@ -239,36 +237,37 @@ PeerDecision decide_peer(const PeerFacts &f)
 	return d;
 }
 
-int read_ptrace_scope(std::string &error)
+Expected<int> read_ptrace_scope()
 {
 	std::string text;
 	int err = 0;
 	if (!read_small_file("/proc/sys/kernel/yama/ptrace_scope", text, err)) {
 		if (err == ENOENT)
 			return 0; // no Yama: the classic rules
-		error = fmt::format("cannot read /proc/sys/kernel/yama/ptrace_scope: {}",
-		                    errno_text(err));
-		return -1;
+		return system_error(
+		    err, fmt::format("cannot read /proc/sys/kernel/yama/ptrace_scope: {}",
+		                     errno_text(err)));
 	}
 	while (!text.empty() && (text.back() == '\n' || text.back() == ' '))
 		text.pop_back();
 	long long v = parse_int(text);
-	if (v < 0 || v > 3) {
-		error =
-		    fmt::format("/proc/sys/kernel/yama/ptrace_scope holds \"{}\", not 0-3", text);
-		return -1;
-	}
+	if (v < 0 || v > 3)
+		return make_error(
+		    Errc::invalid_format,
+		    fmt::format("/proc/sys/kernel/yama/ptrace_scope holds \"{}\", not 0-3", text));
 	return static_cast<int>(v);
 }
 
-bool probe_peer(int fd, PeerFacts &f, std::string &error)
+Expected<PeerFacts> probe_peer(int fd)
 {
+	PeerFacts f;
 	ucred cred{};
 	socklen_t len = sizeof(cred);
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
-		error = fmt::format("refused: cannot read the peer's credentials (SO_PEERCRED): {}",
-		                    errno_text(errno));
-		return false;
+		const int e = errno;
+		return system_error(
+		    e, fmt::format("refused: cannot read the peer's credentials (SO_PEERCRED): {}",
+		                   errno_text(e)));
 	}
 	f.peer_pid = cred.pid;
 	f.peer_uid = cred.uid;
@@ -276,25 +275,25 @@ bool probe_peer(int fd, PeerFacts &f, std::string &error)
 	f.peer_is_self = cred.pid == getpid();
 	if (getresuid(&f.uid[0], &f.uid[1], &f.uid[2]) != 0 ||
 	    getresgid(&f.gid[0], &f.gid[1], &f.gid[2]) != 0) {
-		error =
-		    fmt::format("refused: cannot read this process's ids: {}", errno_text(errno));
-		return false;
+		const int e = errno;
+		return system_error(
+		    e, fmt::format("refused: cannot read this process's ids: {}", errno_text(e)));
 	}
 	f.dumpable = prctl(PR_GET_DUMPABLE, 0, 0, 0, 0) == 1;
-	std::string scope_error;
-	f.ptrace_scope = read_ptrace_scope(scope_error);
+	// Unreadable: -1, a scope decide_peer() refuses.
+	const Expected<int> scope = read_ptrace_scope();
+	f.ptrace_scope = scope ? *scope : -1;
 
 	std::string self;
 	int err = 0;
 	if (!read_small_file("/proc/self/status", self, err) ||
-	    !parse_hex(field(self, "CapPrm"), f.cap_permitted)) {
-		error = fmt::format("refused: cannot read this process's capabilities from "
-		                    "/proc/self/status: {}; is /proc mounted?",
-		                    errno_text(err ? err : EINVAL));
-		return false;
-	}
+	    !parse_hex(field(self, "CapPrm"), f.cap_permitted))
+		return system_error(err ? err : EINVAL,
+		                    fmt::format("refused: cannot read this process's capabilities "
+		                                "from /proc/self/status: {}; is /proc mounted?",
+		                                errno_text(err ? err : EINVAL)));
 	if (f.peer_is_self)
-		return true;
+		return f;
 
 	// Pin the peer: with a pidfd, facts read while it is still alive are its own.
 	int pidfd = -1;
@@ -307,11 +306,10 @@ bool probe_peer(int fd, PeerFacts &f, std::string &error)
 		pollfd p{pidfd, POLLIN, 0};
 		return poll(&p, 1, 0) > 0 && (p.revents & (POLLIN | POLLHUP)) != 0;
 	};
-	auto fail = [&](std::string message) {
+	auto fail = [&](std::string message, int e = 0) -> Error {
 		if (pidfd >= 0)
 			::close(pidfd);
-		error = std::move(message);
-		return false;
+		return system_error(e, std::move(message), e ? Errc::system : Errc::refused);
 	};
 	if (gone())
 		return fail(fmt::format("refused: the peer (pid {}) exited before its credentials "
@@ -322,7 +320,8 @@ bool probe_peer(int fd, PeerFacts &f, std::string &error)
 		return fail(fmt::format("refused: cannot read /proc/{}/status for the peer's "
 		                        "capabilities: {}; if /proc is mounted with hidepid, run "
 		                        "atlas as root",
-		                        cred.pid, errno_text(err)));
+		                        cred.pid, errno_text(err)),
+		            err);
 	std::uint64_t eff = 0;
 	if (!parse_hex(field(peer, "CapEff"), eff) ||
 	    !parse_hex(field(peer, "CapPrm"), f.peer_cap_permitted))
@@ -340,7 +339,7 @@ bool probe_peer(int fd, PeerFacts &f, std::string &error)
 		                        cred.pid));
 	if (pidfd >= 0)
 		::close(pidfd);
-	return true;
+	return f;
 }
 
 } // namespace atlas::control

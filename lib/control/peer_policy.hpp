@@ -7,6 +7,8 @@
 #ifndef ATLAS_CONTROL_PEER_POLICY_HPP
 #define ATLAS_CONTROL_PEER_POLICY_HPP
 
+#include <atlas/error.hpp>
+
 #include <cstdint>
 #include <string>
 #include <sys/types.h>
@@ -41,16 +43,16 @@ struct PeerDecision {
 // The kernel's rules (kernel/ptrace.c __ptrace_may_access, security/commoncap.c, Yama).
 PeerDecision decide_peer(const PeerFacts &facts);
 
-// /proc/sys/kernel/yama/ptrace_scope; a missing file (no Yama) is 0. -1 with `error` when it
-// cannot be read.
-int read_ptrace_scope(std::string &error);
+// /proc/sys/kernel/yama/ptrace_scope; a missing file (no Yama) is 0. An error when it cannot
+// be read (Errc::system) or holds something else than 0-3 (Errc::invalid_format).
+Expected<int> read_ptrace_scope();
 
 // Fills `facts` for the peer of the connected socket `fd`, and this process. The peer is
 // pinned with SO_PEERPIDFD where the kernel has it (Linux 6.5+): facts read from /proc are
 // only used if the peer was still alive after reading them, so a reused pid cannot lend its
 // capabilities. Older kernels fall back to SO_PEERCRED's pid (a window: the peer exits and
 // its pid is reused by a privileged process between connect and this check).
-bool probe_peer(int fd, PeerFacts &facts, std::string &error);
+Expected<PeerFacts> probe_peer(int fd);
 
 } // namespace atlas::control
 

@@ -24,8 +24,7 @@ public:
 	// *.pub and *.pem files are such files. Null with `error` naming the bad file if any file
 	// cannot be read or parsed, holds a key that is not Ed25519, is writable by others than
 	// its owner (or belongs to neither root nor this uid), or if no key is found.
-	static std::shared_ptr<const TrustedKeys> load(const std::string &path,
-	                                               std::string &error) noexcept;
+	static Expected<std::shared_ptr<const TrustedKeys>> load(const std::string &path) noexcept;
 	~TrustedKeys();
 	TrustedKeys(const TrustedKeys &) = delete;
 	TrustedKeys &operator=(const TrustedKeys &) = delete;
@@ -58,10 +57,10 @@ Loader signature_checking_loader(std::shared_ptr<const TrustedKeys> keys, Loader
 
 // Tooling (atlas keygen, atlas sign). Writes <name>.key (private, mode 0600, PKCS#8 PEM) and
 // <name>.pub (public, PEM); refuses to overwrite either.
-bool generate_key(const std::string &name, std::string &error) noexcept;
+Expected<void> generate_key(const std::string &name) noexcept;
 // Writes <file>.sig: the Ed25519 signature of the file's bytes with the private key in
 // `key_path`.
-bool sign_file(const std::string &key_path, const std::string &file, std::string &error) noexcept;
+Expected<void> sign_file(const std::string &key_path, const std::string &file) noexcept;
 
 } // namespace atlas::control
 

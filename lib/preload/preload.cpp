@@ -15,6 +15,7 @@
 // mask; only signal handlers are interposed (handler_trampoline), because a handler runs
 // application code in the middle of a blocked call.
 #include "preload.h"
+#include "atlas/error_util.hpp"
 #include "atlas/simulated_views.hpp"
 #include "stack_check.hpp"
 
@@ -146,8 +147,26 @@ thread_local bool tl_creating_internal = false;
 void note(const std::string &message) noexcept
 {
 	// stderr only: the application's stdout is not ours.
-	std::string line = fmt::format("atlas-preload[{}]: {}\n", getpid(), message);
-	(void)!::write(STDERR_FILENO, line.data(), line.size());
+	Expected<std::string> line = atlas::detail::guard([&]() -> Expected<std::string> {
+		return fmt::format("atlas-preload[{}]: {}\n", getpid(), message);
+	});
+	const std::string_view text =
+	    line ? std::string_view(*line) : std::string_view("atlas-preload: out of memory\n");
+	(void)!::write(STDERR_FILENO, text.data(), text.size());
+}
+
+// The preload's exception wall: its entry points (the constructor, the child after fork(), a
+// new thread's start) run their setup in it. The program is not ours to stop: what fails, a
+// throw included (out of memory), is noted and the program runs on, unpatched if need be.
+template <typename F>
+void walled(const char *what, F &&body) noexcept
+{
+	Expected<void> done = atlas::detail::guard([&]() -> Expected<void> {
+		body();
+		return {};
+	});
+	if (!done)
+		note(fmt::format("{}: {}", what, done.error().message)); // note() is its own wall
 }
 
 template <typename T>
@@ -229,8 +248,9 @@ void ensure_real() noexcept
 		std::call_once(once, [] { real_ok = resolve_all(); });
 }
 
-// Registers the calling thread with the runtime and records where its blocked stacks go.
-void register_thread() noexcept
+// Registers the calling thread with the runtime and records where its blocked stacks go. Runs
+// in an entry point's wall (walled()).
+void register_thread()
 {
 	if (!runtime || !blocked_stacks)
 		return;
@@ -328,7 +348,7 @@ void *start_trampoline(void *p)
 	delete static_cast<StartArgs *>(p);
 	if (simulated_views)
 		simulated_views->place_caller(args.view);
-	register_thread();
+	walled("registering a new thread", register_thread);
 	return args.start(args.arg);
 }
 
@@ -368,7 +388,7 @@ std::vector<AddressRange> ranges_of(const CodeChange &change)
 	return ranges;
 }
 
-control::LoadResult load(const std::string &path)
+control::Loaded load(const std::string &path)
 {
 	if (control::Loader *l = test_loader.load(std::memory_order_acquire))
 		return (*l)(path);
@@ -381,12 +401,9 @@ control::LoadResult load(const std::string &path)
 	for (const auto &c : runtime->applied_changes())
 		if (auto lp = std::dynamic_pointer_cast<const atlas::patch::LoadedPatch>(c))
 			options.earlier.push_back(std::move(lp));
-	auto loaded = atlas::patch::load_patch(path, options);
-	if (!loaded)
-		return {nullptr, loaded.error().message};
 	// No reference kept here: the control server releases the change if its apply does not
 	// take it, the runtime keeps it while applied.
-	return {std::move(loaded).value(), {}};
+	return atlas::patch::load_patch(path, options);
 }
 
 // Creates the runtime, registers the calling thread and starts the control socket.
@@ -479,18 +496,20 @@ void start_control_server()
 	if (const char *path = std::getenv("ATLAS_CONTROL_SOCKET"); path && *path)
 		server_options.path = path;
 	server_options.loader = [](const std::string &path) { return load(path); };
-	std::string error;
 	tl_creating_internal = true;
-	server = control::Server::start(*runtime, std::move(server_options), error).release();
+	auto started = control::Server::start(*runtime, std::move(server_options));
 	tl_creating_internal = false;
 	server_pid = getpid();
-	if (!server)
+	if (started)
+		server = std::move(started).value().release();
+	else
 		note(fmt::format("control socket not started: {}; the program runs, but cannot be "
 		                 "patched from outside",
-		                 error));
+		                 started.error().message));
 }
 
-void start_runtime() noexcept
+// Runs in an entry point's wall (walled()).
+void start_runtime()
 {
 	RuntimeOptions options;
 	options_from_environment(options);
@@ -535,7 +554,7 @@ void after_fork_in_child()
 	simulated_views = nullptr; // leaked with the parent's runtime
 	// The patches stay mapped (the child inherited them) but belong to the leaked runtime.
 	unsetenv("ATLAS_CONTROL_SOCKET");
-	start_runtime();
+	walled("starting the runtime in the child of fork()", start_runtime);
 }
 
 __attribute__((constructor)) void preload_init()
@@ -549,7 +568,7 @@ __attribute__((constructor)) void preload_init()
 	std::string unwind_error;
 	if (!preload::init_unwinder(&unwind_error))
 		note(unwind_error);
-	start_runtime();
+	walled("starting the runtime", start_runtime);
 	// A daemonizing server forks: the child gets a runtime and a socket of its own.
 	pthread_atfork(nullptr, nullptr, after_fork_in_child);
 }

@@ -82,11 +82,12 @@ bool request(pid_t pid, const nlohmann::json &req, nlohmann::json &resp, int &co
 		    pid, fmt::format("no control socket at {}", fmt::join(tried, " or ")));
 		return false;
 	}
-	std::string error;
-	if (!atlas::control::call(path, req, resp, error, timeout)) {
-		code = unreachable(pid, error);
+	auto answer = atlas::control::call(path, req, timeout);
+	if (!answer) {
+		code = unreachable(pid, answer.error().message);
 		return false;
 	}
+	resp = std::move(answer).value();
 	return true;
 }
 
@@ -317,11 +318,10 @@ int cmd_ps(Invocation &)
 				unlink(path.c_str());
 				continue;
 			}
-			nlohmann::json resp;
-			std::string error;
-			bool alive = atlas::control::call(path, {{"verb", "ping"}}, resp, error,
-			                                  std::chrono::seconds(2)) &&
-			             resp.value("ok", false);
+			auto resp =
+			    atlas::control::call(path, {{"verb", "ping"}}, std::chrono::seconds(2));
+			bool alive = resp && resp->value("ok", false);
+			const std::string error = resp ? "" : resp.error().message;
 			std::string comm;
 			if (FILE *f = std::fopen(fmt::format("/proc/{}/comm", pid).c_str(), "r")) {
 				char buf[64] = {};
@@ -420,9 +420,8 @@ int cmd_transition(Invocation &in);
 
 int cmd_keygen(Invocation &in)
 {
-	std::string error;
-	if (!atlas::control::generate_key(in.key_name, error)) {
-		fmt::print(stderr, "atlas: {}\n", error);
+	if (auto made = atlas::control::generate_key(in.key_name); !made) {
+		fmt::print(stderr, "atlas: {}\n", made.error().message);
 		return exit_failed;
 	}
 	fmt::print("wrote {0}.key (private: keep it secret) and {0}.pub (add it to "
@@ -433,9 +432,8 @@ int cmd_keygen(Invocation &in)
 
 int cmd_sign(Invocation &in)
 {
-	std::string error;
-	if (!atlas::control::sign_file(in.key_file, in.patch, error)) {
-		fmt::print(stderr, "atlas: {}\n", error);
+	if (auto signed_ = atlas::control::sign_file(in.key_file, in.patch); !signed_) {
+		fmt::print(stderr, "atlas: {}\n", signed_.error().message);
 		return exit_failed;
 	}
 	fmt::print("wrote {}.sig\n", in.patch);

@@ -81,10 +81,9 @@ struct ControlTest : ::testing::Test {
 	}
 	nlohmann::json call(const nlohmann::json &req)
 	{
-		nlohmann::json resp;
-		std::string error;
-		EXPECT_TRUE(atlas::control::call(server->path(), req, resp, error)) << error;
-		return resp;
+		auto resp = atlas::control::call(server->path(), req);
+		EXPECT_TRUE(resp) << (resp ? "" : resp.error().message);
+		return resp ? *resp : nlohmann::json();
 	}
 	int connect_raw()
 	{
@@ -295,6 +294,19 @@ TEST_F(ControlTest, ErrorsAreAnswered)
 	EXPECT_EQ(program.entry, nullptr);
 }
 
+// A load that fails says why as a code the CLI can branch on (atlas::Errc's name): the loader's
+// own (a LoadResult's error is change_failed), or internal for one that threw.
+TEST_F(ControlTest, LoadFailuresCarryTheirCode)
+{
+	auto r = call({{"verb", "apply"}, {"patch", "missing"}});
+	EXPECT_EQ(r["outcome"], "failed");
+	EXPECT_EQ(r["code"], "change_failed") << r.dump();
+	r = call({{"verb", "apply"}, {"patch", "throw"}});
+	EXPECT_EQ(r["outcome"], "failed");
+	EXPECT_EQ(r["code"], "internal") << r.dump();
+	EXPECT_EQ(program.entry, nullptr);
+}
+
 TEST_F(ControlTest, GarbageHugeAndHalfClosed)
 {
 	// Several lines on one connection, garbage among them; then a half-close with a last
@@ -360,9 +372,10 @@ TEST_F(ControlTest, PeerRulesOnThisMachine)
 {
 	if (geteuid() != 0)
 		GTEST_SKIP() << "needs root to setuid() to nobody";
-	std::string error;
-	const int scope = atlas::control::read_ptrace_scope(error);
-	ASSERT_GE(scope, 0) << error;
+	const auto read_scope = atlas::control::read_ptrace_scope();
+	ASSERT_TRUE(read_scope) << read_scope.error().message;
+	const int scope = *read_scope;
+	ASSERT_GE(scope, 0);
 	EXPECT_EQ(call({{"verb", "ping"}})["ok"], true); // this process itself
 	EXPECT_EQ(run_peer("0", scope == 3 ? "ptrace_scope is 3" : "\"ok\":true"), 0);
 	EXPECT_EQ(run_peer("65534", scope == 3 ? "ptrace_scope is 3"
@@ -462,8 +475,9 @@ TEST(ControlViews, ServerThreadsFollowTheBase)
 			req["patch"] = "p";
 		else
 			req["identity"] = "p@1";
-		nlohmann::json resp;
-		ASSERT_TRUE(atlas::control::call(server->path(), req, resp, error)) << error;
+		auto answer = atlas::control::call(server->path(), req);
+		ASSERT_TRUE(answer) << answer.error().message;
+		nlohmann::json resp = std::move(answer).value();
 		ASSERT_EQ(resp["outcome"], "finished") << resp.dump();
 		EXPECT_FALSE(views->live(0)) << "the first base was retired";
 		EXPECT_TRUE(eventually([&] { return all_in_base(); }, 5s))

@@ -50,9 +50,10 @@ struct SignatureTest : ::testing::Test {
 		o.views = std::make_unique<FakeViews>(views);
 		rt = atlas::Runtime::create(std::move(o));
 		exempt_existing_threads(*rt);
-		std::string error;
-		ASSERT_TRUE(atlas::control::generate_key(dir + "/trusted", error)) << error;
-		ASSERT_TRUE(atlas::control::generate_key(dir + "/other", error)) << error;
+		auto made = atlas::control::generate_key(dir + "/trusted");
+		ASSERT_TRUE(made) << made.error().message;
+		made = atlas::control::generate_key(dir + "/other");
+		ASSERT_TRUE(made) << made.error().message;
 	}
 	void TearDown() override
 	{
@@ -83,22 +84,18 @@ struct SignatureTest : ::testing::Test {
 	}
 	nlohmann::json apply(const std::string &patch)
 	{
-		nlohmann::json resp;
-		std::string error;
-		EXPECT_TRUE(atlas::control::call(
-		    server->path(), {{"verb", "apply"}, {"patch", patch}, {"mode", "global"}}, resp,
-		    error))
-		    << error;
-		return resp;
+		auto resp = atlas::control::call(
+		    server->path(), {{"verb", "apply"}, {"patch", patch}, {"mode", "global"}});
+		EXPECT_TRUE(resp) << (resp ? "" : resp.error().message);
+		return resp ? *resp : nlohmann::json();
 	}
 	std::string patch(const std::string &name, const std::string &data, const char *key)
 	{
 		const std::string p = dir + "/" + name;
 		spit(p, data);
-		std::string error;
 		if (key) {
-			EXPECT_TRUE(atlas::control::sign_file(dir + "/" + key + ".key", p, error))
-			    << error;
+			auto signed_ = atlas::control::sign_file(dir + "/" + key + ".key", p);
+			EXPECT_TRUE(signed_) << (signed_ ? "" : signed_.error().message);
 		}
 		return p;
 	}
@@ -118,8 +115,9 @@ TEST_F(SignatureTest, KeygenWritesPemFiles)
 	EXPECT_EQ(st.st_mode & 0777, 0600u);
 	EXPECT_NE(slurp(dir + "/trusted.pub").find("-----BEGIN PUBLIC KEY-----"),
 	          std::string::npos);
-	std::string error;
-	EXPECT_FALSE(atlas::control::generate_key(dir + "/trusted", error));
+	auto again = atlas::control::generate_key(dir + "/trusted");
+	EXPECT_FALSE(again);
+	const std::string error = again ? "" : again.error().message;
 	EXPECT_NE(error.find("File exists"), std::string::npos) << error;
 	const std::string p = patch("x.patch", "x", "trusted");
 	EXPECT_EQ(slurp(p + ".sig").size(), 64u);

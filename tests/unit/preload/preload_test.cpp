@@ -47,10 +47,9 @@ struct PreloadTest : ::testing::Test {
 	}
 	nlohmann::json call(const nlohmann::json &req)
 	{
-		nlohmann::json resp;
-		std::string error;
-		EXPECT_TRUE(atlas::control::call(target.socket, req, resp, error)) << error;
-		return resp;
+		auto resp = atlas::control::call(target.socket, req);
+		EXPECT_TRUE(resp) << (resp ? "" : resp.error().message);
+		return resp ? *resp : nlohmann::json();
 	}
 	bool eventually_threads(std::size_t n)
 	{
@@ -213,10 +212,9 @@ TEST(PreloadFork, ChildServesItsOwnSocket)
 	ASSERT_TRUE(atlas_test::start_process(
 	    target, ATLAS_PRELOAD_TARGET, {"LD_PRELOAD=" ATLAS_PRELOAD_LIB, "ATLAS_TEST_FORK=1"}));
 	auto call = [](const std::string &path, const nlohmann::json &req) {
-		nlohmann::json resp;
-		std::string error;
-		EXPECT_TRUE(atlas::control::call(path, req, resp, error)) << error;
-		return resp;
+		auto resp = atlas::control::call(path, req);
+		EXPECT_TRUE(resp) << (resp ? "" : resp.error().message);
+		return resp ? *resp : nlohmann::json();
 	};
 	auto ping = call(target.socket, {{"verb", "ping"}});
 	const pid_t child = ping.value("pid", 0);
@@ -451,10 +449,9 @@ TEST(PreloadSimulatedViews, DlopenWhileTwoViewsExistIsNotedInStatus)
 	                                       "ATLAS_PRELOAD_TEST_SIMULATED_VIEWS=1",
 	                                       "ATLAS_TEST_DLOPEN=" ATLAS_DLOPEN_PROBE}));
 	auto call = [&](const nlohmann::json &req) {
-		nlohmann::json resp;
-		std::string error;
-		EXPECT_TRUE(atlas::control::call(target.socket, req, resp, error)) << error;
-		return resp;
+		auto resp = atlas::control::call(target.socket, req);
+		EXPECT_TRUE(resp) << (resp ? "" : resp.error().message);
+		return resp ? *resp : nlohmann::json();
 	};
 	bool all = false;
 	for (int i = 0; i < 500 && !all; i++) {

@@ -38,10 +38,9 @@ TEST(PreloadTorture, BlockedThreadsNeverHoldUpATransitionNorSeeIt)
 	    target, ATLAS_TORTURE_TARGET,
 	    {"LD_PRELOAD=" ATLAS_PRELOAD_LIB, "ATLAS_PRELOAD_TEST_SIMULATED_VIEWS=1"}));
 	auto call = [&](const nlohmann::json &req) {
-		nlohmann::json resp;
-		std::string error;
-		EXPECT_TRUE(atlas::control::call(target.socket, req, resp, error)) << error;
-		return resp;
+		auto resp = atlas::control::call(target.socket, req);
+		EXPECT_TRUE(resp) << (resp ? "" : resp.error().message);
+		return resp ? *resp : nlohmann::json();
 	};
 	// main + 24 threads, all in place.
 	bool all = false;

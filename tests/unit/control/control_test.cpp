@@ -70,9 +70,9 @@ struct ControlTest : ::testing::Test {
 			released.push_back(0);
 			return {change, {}};
 		};
-		std::string error;
-		server = atlas::control::Server::start(*rt, so, error);
-		ASSERT_TRUE(server) << error;
+		auto started = atlas::control::Server::start(*rt, so);
+		ASSERT_TRUE(started) << started.error().message;
+		server = std::move(started).value();
 	}
 	void TearDown() override
 	{
@@ -454,9 +454,9 @@ TEST(ControlViews, ServerThreadsFollowTheBase)
 	so.loader = [&](const std::string &path) -> atlas::control::LoadResult {
 		return {std::make_shared<SwapChange>(program, path + "@1"), {}};
 	};
-	std::string error;
-	auto server = atlas::control::Server::start(*rt, so, error);
-	ASSERT_TRUE(server) << error;
+	auto started = atlas::control::Server::start(*rt, so);
+	ASSERT_TRUE(started) << started.error().message;
+	auto server = std::move(started).value();
 	std::vector<pid_t> mine;
 	for (pid_t t : rt->status().exempt_threads)
 		if (std::find(before.begin(), before.end(), t) == before.end())

@@ -78,9 +78,9 @@ struct SignatureTest : ::testing::Test {
 	}
 	void start(const std::string &keys)
 	{
-		std::string error;
-		server = atlas::control::Server::start(*rt, options(keys), error);
-		ASSERT_TRUE(server) << error;
+		auto started = atlas::control::Server::start(*rt, options(keys));
+		ASSERT_TRUE(started) << started.error().message;
+		server = std::move(started).value();
 	}
 	nlohmann::json apply(const std::string &patch)
 	{
@@ -101,10 +101,9 @@ struct SignatureTest : ::testing::Test {
 	}
 	std::string start_error(const std::string &keys)
 	{
-		std::string error;
-		auto s = atlas::control::Server::start(*rt, options(keys), error);
+		auto s = atlas::control::Server::start(*rt, options(keys));
 		EXPECT_FALSE(s) << "started with keys " << keys;
-		return error;
+		return s ? std::string() : s.error().message;
 	}
 };
 
@@ -227,18 +226,21 @@ TEST_F(SignatureTest, EnvironmentVariable)
 {
 	auto so = options(dir + "/trusted.pub");
 	so.trusted_keys.reset();
-	std::string error;
 	setenv("ATLAS_TRUSTED_KEYS", (dir + "/nonexistent").c_str(), 1);
-	auto s = atlas::control::Server::start(*rt, so, error);
+	auto s = atlas::control::Server::start(*rt, so);
 	EXPECT_FALSE(s);
+	std::string error = s ? "" : s.error().message;
 	EXPECT_NE(error.find("ATLAS_TRUSTED_KEYS"), std::string::npos) << error;
 	setenv("ATLAS_TRUSTED_KEYS", "", 1);
-	EXPECT_FALSE(atlas::control::Server::start(*rt, so, error));
+	s = atlas::control::Server::start(*rt, so);
+	EXPECT_FALSE(s);
+	error = s ? "" : s.error().message;
 	EXPECT_NE(error.find("set but empty"), std::string::npos) << error;
 	setenv("ATLAS_TRUSTED_KEYS", (dir + "/trusted.pub").c_str(), 1);
-	server = atlas::control::Server::start(*rt, so, error);
+	s = atlas::control::Server::start(*rt, so);
 	unsetenv("ATLAS_TRUSTED_KEYS");
-	ASSERT_TRUE(server) << error;
+	ASSERT_TRUE(s) << s.error().message;
+	server = std::move(s).value();
 	EXPECT_EQ(apply(patch("e.patch", "e", nullptr))["outcome"], "failed");
 	EXPECT_EQ(apply(patch("f.patch", "f", "trusted"))["outcome"], "finished");
 }

@@ -295,12 +295,12 @@ int main()
 	if (const char *p = std::getenv("ATLAS_CONTROL_SOCKET"))
 		so.path = p;
 	so.loader = test_loader;
-	std::string error;
-	auto *server = atlas::control::Server::start(*runtime, so, error).release();
-	if (!server) {
-		std::fprintf(stderr, "server: %s\n", error.c_str());
+	auto started = atlas::control::Server::start(*runtime, so);
+	if (!started) {
+		std::fprintf(stderr, "server: %s\n", started.error().message.c_str());
 		return 1;
 	}
+	auto *server = std::move(started).value().release();
 	socket_path = server->path().c_str();
 #else
 	auto set_loader =

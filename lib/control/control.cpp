@@ -649,19 +649,6 @@ Expected<std::unique_ptr<Server>> Server::start(Runtime &runtime, ServerOptions 
 	return server;
 }
 
-std::unique_ptr<Server> Server::start(Runtime &runtime, ServerOptions options,
-                                      std::string &error) noexcept
-{
-	Expected<std::unique_ptr<Server>> server = start(runtime, std::move(options));
-	if (server)
-		return std::move(server).value();
-	try {
-		error = server.error().message;
-	} catch (...) {
-	}
-	return nullptr;
-}
-
 const std::string &Server::path() const noexcept
 {
 	return impl_->options_.path;

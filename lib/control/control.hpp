@@ -28,18 +28,6 @@ namespace atlas::control
 
 // A loaded patch, or why loading failed (nothing was changed).
 using Loaded = Expected<std::shared_ptr<CodeChange>>;
-// The loaders' former return type, a change or an error message: still accepted (it converts
-// to Loaded, with Errc::change_failed) while tests/integration/server.cpp returns it.
-struct LoadResult {
-	std::shared_ptr<CodeChange> change;
-	std::string error;
-	operator Loaded() const
-	{
-		if (change)
-			return change;
-		return make_error(Errc::change_failed, error);
-	}
-};
 // Turns a patch file into a CodeChange (atlas::patch::load_patch in the preload library; a test
 // loader in tests). Called on a server thread, inside the server's exception wall (a throw is
 // reported as a failed apply).
@@ -81,10 +69,6 @@ public:
 	// exempts them from `runtime`'s registry. Never null on success.
 	static Expected<std::unique_ptr<Server>> start(Runtime &runtime,
 	                                               ServerOptions options) noexcept;
-	// The former form, null with `error` on failure: kept while tests/integration/server.cpp
-	// calls it.
-	static std::unique_ptr<Server> start(Runtime &runtime, ServerOptions options,
-	                                     std::string &error) noexcept;
 	// Stops the threads and removes the socket.
 	~Server();
 	Server(const Server &) = delete;

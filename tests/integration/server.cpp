@@ -214,16 +214,13 @@ void acceptor(int listener)
 // The real patch loader, stacking: the applied patches are passed as `earlier`, oldest first,
 // and no reference is kept (as libatlas-preload.so does): the control server releases a patch
 // whose apply did not take it.
-atlas::control::LoadResult load(const std::string &path)
+atlas::control::Loaded load(const std::string &path)
 {
 	atlas::patch::LoadOptions options;
 	for (const auto &c : runtime->applied_changes())
 		if (auto lp = std::dynamic_pointer_cast<const atlas::patch::LoadedPatch>(c))
 			options.earlier.push_back(std::move(lp));
-	auto result = atlas::patch::load_patch(path, options);
-	if (!result)
-		return {nullptr, result.error().message};
-	return {std::move(result).value(), {}};
+	return atlas::patch::load_patch(path, options);
 }
 #endif
 
@@ -273,12 +270,13 @@ int main()
 	if (const char *p = std::getenv("ATLAS_CONTROL_SOCKET"))
 		so.path = p;
 	so.loader = load;
-	std::string error;
-	auto *server = atlas::control::Server::start(*runtime, so, error).release();
-	if (!server) {
-		std::fprintf(stderr, "integ_server: control socket: %s\n", error.c_str());
+	auto started = atlas::control::Server::start(*runtime, so);
+	if (!started) {
+		std::fprintf(stderr, "integ_server: control socket: %s\n",
+		             started.error().message.c_str());
 		return 1;
 	}
+	auto *server = std::move(started).value().release();
 	control_path = server->path();
 #else
 	auto get_path = reinterpret_cast<const char *(*)(void)>(

@@ -54,12 +54,13 @@ struct ControlTest : ::testing::Test {
 			if (adjust)
 				adjust(f);
 		};
-		so.loader = [this](const std::string &path) -> atlas::control::LoadResult {
+		so.loader = [this](const std::string &path) -> atlas::control::Loaded {
 			loads++;
 			if (path == "throw")
 				throw std::runtime_error("boom");
 			if (path == "missing")
-				return {nullptr, "no such patch"};
+				return atlas::make_error(atlas::Errc::change_failed,
+				                         "no such patch");
 			auto change = std::make_shared<SwapChange>(program, path + "@1");
 			change->fail_apply = path == "fail";
 			std::lock_guard lock(released_mu);
@@ -68,7 +69,7 @@ struct ControlTest : ::testing::Test {
 				released[i]++;
 			};
 			released.push_back(0);
-			return {change, {}};
+			return std::shared_ptr<atlas::CodeChange>(change);
 		};
 		auto started = atlas::control::Server::start(*rt, so);
 		ASSERT_TRUE(started) << started.error().message;
@@ -295,7 +296,7 @@ TEST_F(ControlTest, ErrorsAreAnswered)
 }
 
 // A load that fails says why as a code the CLI can branch on (atlas::Errc's name): the loader's
-// own (a LoadResult's error is change_failed), or internal for one that threw.
+// own (change_failed in these tests' loader), or internal for one that threw.
 TEST_F(ControlTest, LoadFailuresCarryTheirCode)
 {
 	auto r = call({{"verb", "apply"}, {"patch", "missing"}});
@@ -451,8 +452,9 @@ TEST(ControlViews, ServerThreadsFollowTheBase)
 	Target program;
 	atlas::control::ServerOptions so;
 	so.path = dir + "/test.sock";
-	so.loader = [&](const std::string &path) -> atlas::control::LoadResult {
-		return {std::make_shared<SwapChange>(program, path + "@1"), {}};
+	so.loader = [&](const std::string &path) -> atlas::control::Loaded {
+		return std::shared_ptr<atlas::CodeChange>(
+		    std::make_shared<SwapChange>(program, path + "@1"));
 	};
 	auto started = atlas::control::Server::start(*rt, so);
 	ASSERT_TRUE(started) << started.error().message;

@@ -65,14 +65,15 @@ struct SignatureTest : ::testing::Test {
 		atlas::control::ServerOptions so;
 		so.path = dir + "/s/test.sock";
 		so.trusted_keys = keys;
-		so.loader = [this](const std::string &path) -> atlas::control::LoadResult {
+		so.loader = [this](const std::string &path) -> atlas::control::Loaded {
 			std::lock_guard lock(mu);
 			if (before_read)
 				before_read(path);
 			std::string bytes = slurp(path);
 			paths.push_back(path);
 			contents.push_back(bytes);
-			return {std::make_shared<SwapChange>(program, bytes + "@1"), {}};
+			return std::shared_ptr<atlas::CodeChange>(
+			    std::make_shared<SwapChange>(program, bytes + "@1"));
 		};
 		return so;
 	}

@@ -96,20 +96,19 @@ __attribute__((noinline, section("atlas_test_blocking"))) void blocking_function
 namespace
 {
 
-atlas::control::Loader test_loader = [](const std::string &path) -> atlas::control::LoadResult {
+atlas::control::Loader test_loader = [](const std::string &path) -> atlas::control::Loaded {
 	if (path == "ok" || path == "ok2")
-		return {std::make_shared<TestChange>(path + "@test",
-		                                     std::vector<atlas::AddressRange>{}),
-		        {}};
+		return std::shared_ptr<atlas::CodeChange>(std::make_shared<TestChange>(
+		    path + "@test", std::vector<atlas::AddressRange>{}));
 	if (path == "stack") {
 		atlas::AddressRange r{reinterpret_cast<std::uintptr_t>(__start_atlas_test_blocking),
 		                      reinterpret_cast<std::uintptr_t>(__stop_atlas_test_blocking),
 		                      {}};
-		return {
-		    std::make_shared<TestChange>("stack@test", std::vector<atlas::AddressRange>{r}),
-		    {}};
+		return std::shared_ptr<atlas::CodeChange>(std::make_shared<TestChange>(
+		    "stack@test", std::vector<atlas::AddressRange>{r}));
 	}
-	return {nullptr, "test loader: no such test patch: " + path};
+	return atlas::make_error(atlas::Errc::change_failed,
+	                         "test loader: no such test patch: " + path);
 };
 
 #ifdef ATLAS_EXPLICIT

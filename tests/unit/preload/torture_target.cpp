@@ -104,10 +104,11 @@ private:
 	std::string id_;
 };
 
-atlas::control::Loader test_loader = [](const std::string &path) -> atlas::control::LoadResult {
+atlas::control::Loader test_loader = [](const std::string &path) -> atlas::control::Loaded {
 	if (path == "ok")
-		return {std::make_shared<NopChange>("ok@test"), {}};
-	return {nullptr, "torture loader: no such test patch: " + path};
+		return std::shared_ptr<atlas::CodeChange>(std::make_shared<NopChange>("ok@test"));
+	return atlas::make_error(atlas::Errc::change_failed,
+	                         "torture loader: no such test patch: " + path);
 };
 
 void block_all_signals()
